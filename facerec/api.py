@@ -1,0 +1,131 @@
+"""The library's verbs, composed by the CLI: train a workspace from a folder dataset, and the demo.
+
+Functions here take paths and options and return plain dict reports; they never parse argv or
+print (progress bars go to stderr and can be switched off).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from .data.folder import load_face_folder
+from .data.split import make_split
+from .device import resolve_device
+from .models import DEFAULT_MODEL, create_model, get_config
+from .train import TrainConfig, top1_accuracy, train_model
+from .workspace import Workspace
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def train_workspace(
+    data_dir: str | os.PathLike,
+    workspace: str | os.PathLike,
+    *,
+    model_name: str = DEFAULT_MODEL,
+    config: TrainConfig = TrainConfig(),
+    min_images: int | None = None,
+    max_images: int | None = None,
+    test_per_identity: int = 2,
+    device: str | None = None,
+    restart: bool = False,
+    show_progress: bool = True,
+) -> dict:
+    """Load a folder dataset, split it, train a model, measure held-out top-1, save the workspace.
+
+    An unfinished run of the same model, data and config in ``workspace`` is resumed from its
+    last completed epoch unless ``restart`` is set.
+
+    Returns:
+        A report: ``top1`` (held-out, 0..1), ``seconds`` (training), ``identities``, ``images``,
+        ``model``, ``model_version`` and details of the data and run.
+    """
+    t_start = time.perf_counter()
+    get_config(model_name)  # an unknown model name fails before any data is read
+    dev = resolve_device(device)
+    ws = Workspace(workspace)
+    if ws.exists():
+        ws.manifest()  # refuses a workspace from a newer facerec before anything is overwritten
+    folder = load_face_folder(data_dir, min_images=min_images, max_images=max_images)
+    split = make_split(folder.files_by_identity(), test_per_identity, config.seed)
+    train_x, train_y = folder.select(split.paths("train"))
+    test_x, test_y = folder.select(split.paths("test"))
+
+    torch.manual_seed(config.seed)
+    model = create_model(model_name, len(folder.identities))
+    fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), folder.identities, split.to_dict())
+    if restart:
+        ws.train_state_path.unlink(missing_ok=True)
+    result = train_model(model, train_x, train_y, config, device=dev, state_path=ws.train_state_path,
+                         fingerprint=fingerprint, show_progress=show_progress)
+    top1 = top1_accuracy(model, test_x, test_y, dev)
+    train_top1 = top1_accuracy(model, train_x, train_y, dev)
+
+    data_info = {"root": str(Path(data_dir).resolve()), "identities": len(folder.identities),
+                 "images": int(len(folder.paths)), "skipped_unreadable": folder.skipped,
+                 "dropped_identities": len(folder.dropped_identities),
+                 "min_images": min_images, "max_images": max_images}
+    training = {"config": config.to_dict(), "device": str(dev), "seconds": round(result.seconds, 2),
+                "top1": top1, "train_top1": train_top1, "final_loss": result.final_loss,
+                "resumed_from_epoch": result.resumed_from}
+    version = ws.save(model.cpu(), model_name=model_name, identities=folder.identities, split=split,
+                      data=data_info, training=training)
+    ws.train_state_path.unlink(missing_ok=True)
+    return {
+        "top1": top1,
+        "train_top1": train_top1,
+        "seconds": round(result.seconds, 2),
+        "total_seconds": round(time.perf_counter() - t_start, 2),
+        "identities": len(folder.identities),
+        "images": int(len(folder.paths)),
+        "train_images": int(len(train_x)),
+        "test_images": int(len(test_x)),
+        "skipped_unreadable": len(folder.skipped),
+        "dropped_identities": len(folder.dropped_identities),
+        "model": model_name,
+        "model_version": version,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "epochs": config.epochs,
+        "resumed_from_epoch": result.resumed_from,
+        "device": str(dev),
+        "workspace": str(ws.root),
+    }
+
+
+def run_demo(
+    workspace: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    identities: int = 100,
+    images_per_identity: int = 10,
+    model_name: str = DEFAULT_MODEL,
+    config: TrainConfig = TrainConfig(),
+    device: str | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """Train on ``data_dir``, or with none on synthetic identities generated into the workspace."""
+    from .data import synthetic
+    from .progress import progress_bar
+
+    if data_dir is None:
+        data_dir = Path(workspace) / "synthetic-data"
+        with progress_bar(identities * images_per_identity, "generate", enabled=show_progress, unit="img") as bar:
+            synthetic.generate_dataset(data_dir, identities, images_per_identity, seed=config.seed, progress=bar.update)
+        source = "synthetic"
+    else:
+        source = str(Path(data_dir).resolve())
+    train = train_workspace(data_dir, workspace, model_name=model_name, config=config, device=device,
+                            show_progress=show_progress)
+    return {
+        "data": {"source": source, "identities": train["identities"], "images": train["images"], "root": str(data_dir)},
+        "train": train,
+    }

@@ -1,0 +1,55 @@
+"""Named model configurations and the one constructor, ``create_model``."""
+
+from __future__ import annotations
+
+from ..errors import UnknownModelError
+from .vit import FaceViT, FaceViTConfig
+
+_CONFIGS: dict[str, FaceViTConfig] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_config(name: str, config: FaceViTConfig, description: str) -> None:
+    if name in _CONFIGS:
+        raise ValueError(f"model {name!r} is registered twice")
+    _CONFIGS[name] = config
+    _DESCRIPTIONS[name] = description
+
+
+def list_models() -> dict[str, str]:
+    """Registered model names with a one-line description each."""
+    return dict(_DESCRIPTIONS)
+
+
+def get_config(name: str, **overrides) -> FaceViTConfig:
+    """The registered configuration of ``name``, with ``overrides`` that are not None applied."""
+    if name not in _CONFIGS:
+        raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(sorted(_CONFIGS))}")
+    base = _CONFIGS[name].to_dict()
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return FaceViTConfig.from_dict(base)
+
+
+def create_model(name: str, num_classes: int, **overrides) -> FaceViT:
+    """Build the face ViT registered as ``name`` with an identity head of ``num_classes`` rows."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    return FaceViT(get_config(name, **overrides), num_classes)
+
+
+register_config(
+    "vit-face-cpu",
+    FaceViTConfig(patch_size=16, width=192, depth=4, num_heads=3, embedding_dim=512, stem="conv"),
+    "CPU default: 112x112, conv stem to 7x7 tokens, width 192, depth 4; trains on 2 CPU cores in minutes",
+)
+register_config(
+    "face-transformer",
+    FaceViTConfig(patch_size=8, width=512, depth=6, num_heads=8, mlp_ratio=4.0, qkv_bias=False,
+                  embedding_dim=512, dropout=0.1),
+    "GS-LoRA paper's Face Transformer: 112x112, patch 8, width 512, depth 6, 8 heads, MLP 2048 (19.1 M)",
+)
+register_config(
+    "vit-face-test",
+    FaceViTConfig(patch_size=16, width=32, depth=2, num_heads=2, embedding_dim=32, stem="conv"),
+    "tiny model for tests: conv stem to 7x7 tokens, width 32, depth 2",
+)

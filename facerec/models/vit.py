@@ -1,0 +1,130 @@
+"""Face ViT: timm's ``VisionTransformer`` with a face-embedding neck and a cosine identity head.
+
+The backbone is timm's ViT unchanged (pre-norm blocks, class token, learned position
+embedding), so LoRA can later target ``blocks[i].mlp.fc1`` / ``fc2`` by name. On top of timm's
+contract ``forward_features -> forward_head(pre_logits)``:
+
+- ``pre_logits`` is the face embedding: the class token, normalised, then an optional linear
+  projection to ``embedding_dim`` (the paper's Face Transformer has none: width = embedding = 512);
+- ``forward_head`` without ``pre_logits`` gives the identity head's cosines (``heads.py``);
+- ``embed()`` is the one path that returns L2-normalised embeddings for galleries, verification
+  and forgetting.
+
+The Face Transformer configuration follows Zhao et al., "Continual Forgetting for Pre-trained
+Vision Models" (CVPR 2024), §A2 of the project spec: 112x112 input, 8x8 patches, width 512,
+depth 6, 8 heads, MLP 2048, no qkv bias, dropout 0.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._compat import import_timm
+from .heads import CosineHead
+
+_timm = import_timm()
+VisionTransformer = _timm.models.vision_transformer.VisionTransformer
+PatchEmbed = _timm.layers.PatchEmbed
+
+
+class ConvStemPatchEmbed(PatchEmbed):
+    """timm's PatchEmbed with its single strided conv replaced by a stack of 3x3 stride-2 convs.
+
+    "Early Convolutions Help Transformers See Better" (Xiao et al., NeurIPS 2021): a small conv
+    stem gives a ViT the locality bias it otherwise has to learn from data, which is what makes a
+    from-scratch face ViT trainable on a few hundred images. The token grid is the same as the
+    plain patch embedding's (stride = patch_size), so everything downstream is unchanged.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        patch = self.patch_size[0]
+        stages = patch.bit_length() - 1  # number of stride-2 convs
+        if patch != self.patch_size[1] or patch != 2 ** stages or stages < 1:
+            raise ValueError(f"a conv stem needs a square power-of-two patch size, got {self.patch_size}")
+        in_chans, embed_dim = self.proj.in_channels, self.proj.out_channels
+        widths = [max(16, embed_dim >> (stages - i)) for i in range(1, stages + 1)]  # doubling to embed_dim/2
+        layers, prev = [], in_chans
+        for width in widths:
+            layers += [nn.Conv2d(prev, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            prev = width
+        layers.append(nn.Conv2d(prev, embed_dim, 1))  # (N, embed_dim, H/patch, W/patch)
+        self.proj = nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class FaceViTConfig:
+    """Architecture of a face ViT; stored in every workspace so the model can be rebuilt."""
+
+    img_size: int = 112  # square input side, pixels
+    patch_size: int = 16  # non-overlapping patches of patch_size x patch_size
+    width: int = 192  # token dimension (timm's embed_dim)
+    depth: int = 6  # Transformer blocks
+    num_heads: int = 3
+    mlp_ratio: float = 4.0  # FFN hidden = width * mlp_ratio
+    qkv_bias: bool = True
+    embedding_dim: int = 512  # face embedding; a linear projection is added when != width
+    dropout: float = 0.0  # after position embedding, attention projection and FFN
+    drop_path: float = 0.0  # stochastic depth, reaching this rate at the last block
+    stem: str = "patch"  # "patch": one strided conv (plain ViT); "conv": a 3x3 conv stem (ConvStemPatchEmbed)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FaceViTConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+class FaceViT(VisionTransformer):
+    """timm ViT whose pre-logits are a face embedding and whose head is a cosine classifier."""
+
+    def __init__(self, config: FaceViTConfig, num_classes: int):
+        super().__init__(
+            img_size=config.img_size,
+            patch_size=config.patch_size,
+            num_classes=0,
+            global_pool="token",
+            embed_dim=config.width,
+            depth=config.depth,
+            num_heads=config.num_heads,
+            mlp_ratio=config.mlp_ratio,
+            qkv_bias=config.qkv_bias,
+            pos_drop_rate=config.dropout,
+            proj_drop_rate=config.dropout,
+            drop_path_rate=config.drop_path,
+            embed_layer=ConvStemPatchEmbed if config.stem == "conv" else PatchEmbed,
+        )
+        self.config = config
+        self.num_classes = num_classes
+        if config.embedding_dim == config.width:
+            self.neck = nn.Identity()
+        else:
+            self.neck = nn.Sequential(
+                nn.Linear(config.width, config.embedding_dim, bias=False),
+                nn.LayerNorm(config.embedding_dim),
+            )
+        self.head = CosineHead(config.embedding_dim, num_classes)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.embedding_dim
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pool(x)  # (N, T, width) -> (N, width): the class token
+        x = self.fc_norm(x)
+        x = self.head_drop(x)
+        x = self.neck(x)  # (N, embedding_dim)
+        return x if pre_logits else self.head(x)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, H, W)`` normalised images -> ``(N, embedding_dim)`` unit-length embeddings."""
+        return F.normalize(self.forward_head(self.forward_features(images), pre_logits=True), dim=-1)

@@ -1,0 +1,151 @@
+"""The workspace: one directory holding everything later commands need.
+
+Layout (format version 1)::
+
+    WORKSPACE/
+      workspace.json             the manifest: format version, model name + config + weights file +
+                                 version, the ordered identity list (= head rows), the split, the
+                                 data source and the training record
+      models/<version>.safetensors   weights, named by the hash of their content
+      train-state.pt             resume checkpoint while a training run is unfinished
+
+The manifest is the commit point. New weights are written under their own content-addressed name
+first, then the manifest is replaced atomically; only then are unreferenced weight files removed.
+A crash at any moment therefore leaves the workspace on the old model or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .errors import WorkspaceError
+from .io import atomic_write_json, atomic_write_with, read_json
+from .models import FaceViT, FaceViTConfig
+from .data.split import Split
+
+FORMAT_VERSION = 1
+MANIFEST = "workspace.json"
+DEFAULT_WORKSPACE = "facerec-workspace"
+
+
+def resolve_workspace_path(path: str | os.PathLike | None) -> Path:
+    """``-w`` if given, else ``$FACEREC_WORKSPACE``, else ``./facerec-workspace``."""
+    return Path(path or os.environ.get("FACEREC_WORKSPACE") or DEFAULT_WORKSPACE)
+
+
+def weights_version(state: dict[str, torch.Tensor]) -> str:
+    """Content hash of a state dict (names, dtypes, shapes, values): the model version.
+
+    Hashing the tensors rather than the file keeps it stable: safetensors does not write its
+    metadata in a fixed order.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+class Workspace:
+    """Reads and writes one workspace directory."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def train_state_path(self) -> Path:
+        return self.root / "train-state.pt"
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def manifest(self) -> dict:
+        """The parsed manifest.
+
+        Raises:
+            WorkspaceError: there is none, it is corrupt, or a newer facerec wrote it.
+        """
+        if not self.root.is_dir():
+            raise WorkspaceError(f"workspace {self.root} does not exist; run `facerec train DATA_DIR -w {self.root}` first")
+        if not self.exists():
+            raise WorkspaceError(f"{self.root} is not a facerec workspace (no {MANIFEST}); run `facerec train` into it first")
+        try:
+            data = read_json(self.manifest_path)
+        except (OSError, json.JSONDecodeError) as err:
+            raise WorkspaceError(f"{self.manifest_path} is unreadable or corrupt: {err}") from None
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if not isinstance(version, int):
+            raise WorkspaceError(f"{self.manifest_path} has no format_version; it is not a facerec workspace manifest")
+        if version > FORMAT_VERSION:
+            raise WorkspaceError(
+                f"workspace {self.root} has format version {version}, newer than this facerec ({__version__}) "
+                f"understands ({FORMAT_VERSION}); upgrade facerec"
+            )
+        return data
+
+    def identities(self) -> list[str]:
+        return list(self.manifest()["identities"])
+
+    def split(self) -> Split:
+        return Split.from_dict(self.manifest()["split"])
+
+    def load_model(self, device: torch.device | str = "cpu") -> FaceViT:
+        """Rebuild the model from the manifest's config and load its weights (safetensors only)."""
+        info = self.manifest()["model"]
+        path = self.root / info["weights"]
+        if not path.is_file():
+            raise WorkspaceError(f"model weights {path} are missing from the workspace")
+        try:
+            state = load_file(path, device="cpu")
+        except Exception as err:  # safetensors raises its own error types for a damaged header
+            raise WorkspaceError(f"model weights {path} are unreadable (corrupt file?): {err}") from None
+        if weights_version(state) != info["version"]:
+            raise WorkspaceError(f"model weights {path} do not match their recorded version (corrupt file?)")
+        model = FaceViT(FaceViTConfig.from_dict(info["config"]), int(info["num_classes"]))
+        model.load_state_dict(state)
+        return model.to(device).eval()
+
+    def save(self, model: FaceViT, *, model_name: str, identities: list[str], split: Split,
+             data: dict, training: dict) -> str:
+        """Write new weights, then switch the manifest to them. Returns the model version."""
+        if model.num_classes != len(identities):
+            raise ValueError(f"model has {model.num_classes} head rows but {len(identities)} identities were given")
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        metadata = {"format": "facerec-model", "model_name": model_name,
+                    "config": json.dumps(model.config.to_dict()), "num_classes": str(model.num_classes)}
+        version = weights_version(state)
+        weights = Path("models") / f"{version}.safetensors"
+        atomic_write_with(self.root / weights, lambda tmp: save_file(state, tmp, metadata=metadata))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "facerec_version": __version__,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "model": {"name": model_name, "config": model.config.to_dict(), "num_classes": model.num_classes,
+                      "weights": weights.as_posix(), "version": version},
+            "identities": list(identities),
+            "data": data,
+            "training": training,
+            "split": split.to_dict(),
+        }
+        atomic_write_json(self.manifest_path, manifest)
+        self._remove_unreferenced_weights(keep=self.root / weights)
+        return version
+
+    def _remove_unreferenced_weights(self, keep: Path) -> None:
+        for path in (self.root / "models").glob("*.safetensors"):
+            if path != keep:
+                path.unlink(missing_ok=True)

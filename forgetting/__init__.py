@@ -1,0 +1,1 @@
+"""GS-LoRA continual forgetting and baselines, on facerec's model. Built in the forgetting issue; empty until then."""

@@ -1,0 +1,1 @@
+"""FAISS face gallery (numpy + faiss only). Built in the gallery issue; empty until then."""

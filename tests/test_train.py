@@ -1,0 +1,72 @@
+"""A tiny seeded training run learns, and a run resumed after an interruption ends identically."""
+
+import numpy as np
+import pytest
+import torch
+
+import facerec.train as train_mod
+from facerec.data.synthetic import render_image
+from facerec.models import create_model
+from facerec.train import TrainConfig, top1_accuracy, train_model
+
+CPU = torch.device("cpu")
+
+
+def _synthetic(identities=8, images=8, seed=0):
+    x = np.stack([render_image(seed, i, j) for i in range(identities) for j in range(images)])
+    y = np.repeat(np.arange(identities), images)
+    return x, y
+
+
+def test_tiny_seeded_run_beats_chance_clearly():
+    x, y = _synthetic(identities=8, images=8)
+    test = np.arange(len(y)) % 8 >= 6  # 2 held-out images per identity
+    torch.manual_seed(0)
+    model = create_model("vit-face-test", num_classes=8)
+    cfg = TrainConfig(epochs=35, batch_size=16, lr=1e-3, warmup_epochs=1, seed=0)
+    train_model(model, x[~test], y[~test], cfg, device=CPU, show_progress=False)
+    chance = 1 / 8
+    assert top1_accuracy(model, x[~test], y[~test], CPU) > 0.9  # it fits its training data
+    assert top1_accuracy(model, x[test], y[test], CPU) >= 3 * chance
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    x, y = _synthetic(identities=4, images=6)
+    cfg = TrainConfig(epochs=4, batch_size=8, lr=1e-3, warmup_epochs=1, seed=3)
+
+    torch.manual_seed(0)
+    straight = create_model("vit-face-test", num_classes=4)
+    train_model(straight, x, y, cfg, device=CPU, show_progress=False)
+
+    real_save = train_mod._save_state
+
+    def save_then_stop(path, fingerprint, epoch, *args):
+        real_save(path, fingerprint, epoch, *args)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    state = tmp_path / "train-state.pt"
+    monkeypatch.setattr(train_mod, "_save_state", save_then_stop)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(create_model("vit-face-test", num_classes=4), x, y, cfg, device=CPU, state_path=state,
+                    fingerprint="run", show_progress=False)
+    monkeypatch.setattr(train_mod, "_save_state", real_save)
+
+    torch.manual_seed(123)  # a different fresh init: everything must come from the checkpoint
+    resumed = create_model("vit-face-test", num_classes=4)
+    result = train_model(resumed, x, y, cfg, device=CPU, state_path=state, fingerprint="run", show_progress=False)
+    assert result.resumed_from == 2 and result.epochs_run == 2
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_checkpoint_of_another_run_is_ignored(tmp_path):
+    x, y = _synthetic(identities=3, images=4)
+    cfg = TrainConfig(epochs=1, batch_size=4, seed=0)
+    state = tmp_path / "train-state.pt"
+    train_model(create_model("vit-face-test", num_classes=3), x, y, cfg, device=CPU, state_path=state,
+                fingerprint="a", show_progress=False)
+    result = train_model(create_model("vit-face-test", num_classes=3), x, y, cfg, device=CPU, state_path=state,
+                         fingerprint="b", show_progress=False)
+    assert result.resumed_from == 0
