@@ -1,1 +1,10 @@
-"""FAISS face gallery (numpy + faiss only). Built in the gallery issue; empty until then."""
+"""FAISS face gallery: cosine search with stable ids, true deletion, SQLite metadata.
+
+Knows numpy and faiss only (and the standard library); embeddings come from the caller.
+"""
+
+from .gallery import Gallery as Gallery
+from .gallery import GalleryError as GalleryError
+from .gallery import Match as Match
+
+__all__ = ["Gallery", "GalleryError", "Match"]

@@ -1,0 +1,195 @@
+"""A persistent face gallery: per-image vectors and per-person templates, searchable by cosine.
+
+On disk (a directory)::
+
+    meta.sqlite            people, one row per vector (person, image hash, source, model version,
+                           time), settings (dimension, model version, index kind, generation)
+    vectors-<gen>.faiss    the per-image index (ids = SQLite vector ids)
+    templates-<gen>.faiss  one L2-normalised mean vector per person (ids = SQLite person ids)
+
+Saving writes the new generation's index files first (temporary file, then rename) and then
+commits the SQLite transaction that points at them; files of older generations are removed after
+the commit. A crash at any point leaves the previous generation complete.
+
+Every vector records the model version that made it, and the gallery refuses vectors of another
+version: embeddings of two models are not comparable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import index as fx
+from . import store
+
+
+class GalleryError(Exception):
+    """A gallery operation the data does not allow (wrong dimension or model version, unknown person)."""
+
+
+@dataclass(frozen=True)
+class Match:
+    identity: str
+    score: float  # cosine similarity in [-1, 1]
+    vector_id: int  # the matched vector's id, or the person id for template matches
+
+
+def _normalise(vectors: np.ndarray, dim: int) -> np.ndarray:
+    vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+    if vectors.shape[1] != dim:
+        raise GalleryError(f"vectors have dimension {vectors.shape[1]}, the gallery holds {dim}")
+    if not np.isfinite(vectors).all():
+        raise GalleryError("vectors contain NaN or infinity")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise GalleryError("a zero vector cannot be normalised")
+    return vectors / norms
+
+
+class Gallery:
+    """Open with ``Gallery.open(path)`` or ``Gallery.create(path, dim, model_version)``."""
+
+    def __init__(self, path: Path, db, vectors, templates):
+        self.path, self._db, self._vectors, self._templates = path, db, vectors, templates
+        self.dim = int(store.get_setting(db, "dim"))
+        self.model_version = store.get_setting(db, "model_version")
+        self.index_kind = store.get_setting(db, "index_kind", "auto")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, dim: int, model_version: str, index_kind: str = "auto") -> "Gallery":
+        if index_kind not in ("auto", "flat", "ivf"):
+            raise GalleryError(f"index kind must be auto, flat or ivf, got {index_kind!r}")
+        path = Path(path)
+        if (path / "meta.sqlite").exists():
+            raise GalleryError(f"a gallery already exists at {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        db = store.connect(path / "meta.sqlite")
+        db.execute("BEGIN")
+        for key, value in (("format_version", 1), ("dim", dim), ("model_version", model_version),
+                           ("index_kind", index_kind), ("generation", 0)):
+            store.set_setting(db, key, value)
+        db.execute("COMMIT")
+        gallery = cls(path, db, fx.make_flat(dim), fx.make_flat(dim))
+        gallery.save()
+        return gallery
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Gallery":
+        path = Path(path)
+        if not (path / "meta.sqlite").is_file():
+            raise GalleryError(f"no gallery at {path}")
+        db = store.connect(path / "meta.sqlite")
+        gen = store.get_setting(db, "generation")
+        vectors = fx.read(str(path / f"vectors-{gen}.faiss"))
+        templates = fx.read(str(path / f"templates-{gen}.faiss"))
+        return cls(path, db, vectors, templates)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def save(self) -> None:
+        """Persist the index files as a new generation and commit metadata pointing at them."""
+        self._maybe_switch_index()
+        gen = int(store.get_setting(self._db, "generation")) + 1
+        for name, index in (("vectors", self._vectors), ("templates", self._templates)):
+            final = self.path / f"{name}-{gen}.faiss"
+            tmp = final.with_suffix(".faiss.tmp")
+            fx.write(index, str(tmp))
+            os.replace(tmp, final)
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+        store.set_setting(self._db, "generation", gen)
+        self._db.execute("COMMIT")
+        for stale in self.path.glob("*.faiss"):
+            if not stale.name.endswith(f"-{gen}.faiss"):
+                stale.unlink(missing_ok=True)
+
+    def rollback(self) -> None:
+        """Drop unsaved changes (reloads the last saved generation)."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        gen = store.get_setting(self._db, "generation")
+        self._vectors = fx.read(str(self.path / f"vectors-{gen}.faiss"))
+        self._templates = fx.read(str(self.path / f"templates-{gen}.faiss"))
+
+    # -- changes (call save() to persist) ----------------------------------------------------
+    def _begin(self) -> None:
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+
+    def add(self, person: str, vectors: np.ndarray, *, image_hashes: list[str], sources: list[str],
+            model_version: str) -> list[int]:
+        """Add a person's per-image vectors ``(n, d)``; returns their stable ids."""
+        if model_version != self.model_version:
+            raise GalleryError(f"vectors from model {model_version} cannot join a gallery of model "
+                               f"{self.model_version}; re-embed the gallery first")
+        vectors = _normalise(vectors, self.dim)
+        if not (len(vectors) == len(image_hashes) == len(sources)):
+            raise GalleryError("one image hash and one source are needed per vector")
+        self._begin()
+        pid = store.person_id(self._db, person, create=True)
+        ids = store.insert_vectors(self._db, pid, image_hashes, sources, model_version)
+        self._vectors.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+        self._refresh_template(pid)
+        return ids
+
+    def remove_person(self, person: str) -> int:
+        """Remove every vector, the template and the metadata of ``person``; returns vectors removed."""
+        pid = store.person_id(self._db, person)
+        if pid is None:
+            raise GalleryError(f"{person!r} is not enrolled")
+        self._begin()
+        ids = np.asarray(store.vector_ids_of(self._db, pid), dtype=np.int64)
+        removed = fx.remove(self._vectors, ids)
+        fx.remove(self._templates, np.asarray([pid], dtype=np.int64))
+        store.delete_person(self._db, pid)
+        return removed
+
+    def _refresh_template(self, pid: int) -> None:
+        ids = np.asarray(store.vector_ids_of(self._db, pid), dtype=np.int64)
+        fx.remove(self._templates, np.asarray([pid], dtype=np.int64))
+        if len(ids):
+            mean = fx.reconstruct(self._vectors, ids).mean(axis=0, keepdims=True)
+            self._templates.add_with_ids(_normalise(mean, self.dim), np.asarray([pid], dtype=np.int64))
+
+    def _maybe_switch_index(self) -> None:
+        """Under ``auto``, move to IVF once the gallery outgrows exact search (and back)."""
+        want = fx.choose_kind(self._vectors.ntotal) if self.index_kind == "auto" else self.index_kind
+        if want == fx.index_kind(self._vectors) or (want == "ivf" and self._vectors.ntotal < 39):
+            return
+        ids = self.vector_ids()
+        vectors = fx.reconstruct(self._vectors, ids)
+        new = fx.make_ivf(vectors) if want == "ivf" else fx.make_flat(self.dim)
+        new.add_with_ids(vectors, ids)
+        self._vectors = new
+
+    # -- queries -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._vectors.ntotal)
+
+    def vector_ids(self) -> np.ndarray:
+        return np.asarray([r[0] for r in self._db.execute("SELECT vector_id FROM vectors ORDER BY vector_id")],
+                          dtype=np.int64)
+
+    def people(self) -> dict[str, int]:
+        """Enrolled people with their vector counts."""
+        return store.people_counts(self._db)
+
+    def search(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
+        """Per query, the ``k`` most similar enrolled images (1:N over per-image vectors)."""
+        scores, ids = fx.search(self._vectors, _normalise(queries, self.dim), k)
+        names = store.names_of_vectors(self._db, np.unique(ids))
+        return [[Match(names[i], float(s), int(i)) for s, i in zip(row_s, row_i) if i >= 0]
+                for row_s, row_i in zip(scores, ids)]
+
+    def search_templates(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
+        """Per query, the ``k`` most similar people by their mean template."""
+        scores, ids = fx.search(self._templates, _normalise(queries, self.dim), k)
+        names = store.names_of_people(self._db, np.unique(ids))
+        return [[Match(names[i], float(s), int(i)) for s, i in zip(row_s, row_i) if i >= 0]
+                for row_s, row_i in zip(scores, ids)]

@@ -1,0 +1,121 @@
+"""Gallery: agrees with brute-force numpy, deletes for real, persists atomically."""
+
+import numpy as np
+import pytest
+
+from gallery import Gallery, GalleryError
+from gallery import index as fx
+
+DIM = 16
+
+
+def _unit(n, seed):
+    x = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _fill(g, people=6, each=5, seed=0):
+    vecs = {}
+    for p in range(people):
+        v = _unit(each, seed * 100 + p)
+        g.add(f"person{p}", v, image_hashes=[f"h{p}-{i}" for i in range(each)], sources=["test"] * each,
+              model_version="m1")
+        vecs[f"person{p}"] = v
+    return vecs
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_search_agrees_with_brute_force(tmp_path, kind):
+    g = Gallery.create(tmp_path / "g", DIM, "m1", index_kind=kind)
+    vecs = _fill(g, people=20, each=10)
+    g.save()  # switches to the requested index kind
+    if kind == "ivf":
+        g._vectors.nprobe = g._vectors.nlist  # scanning every cell makes IVF exact
+    names = np.array([n for n, v in vecs.items() for _ in v])
+    db = np.concatenate(list(vecs.values()))
+    queries = _unit(30, 99)
+    expected = np.argsort(-(queries @ db.T), axis=1)[:, :3]
+    for q, matches in enumerate(g.search(queries, k=3)):
+        assert [m.identity for m in matches] == list(names[expected[q]])
+        assert np.allclose([m.score for m in matches], (queries[q] @ db.T)[expected[q]], atol=1e-5)
+
+
+def test_templates_are_normalised_means(tmp_path):
+    g = Gallery.create(tmp_path / "g", DIM, "m1")
+    vecs = _fill(g, people=4)
+    means = {n: v.mean(0) / np.linalg.norm(v.mean(0)) for n, v in vecs.items()}
+    query = means["person2"][None]
+    best = g.search_templates(query, k=1)[0][0]
+    assert best.identity == "person2" and best.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_remove_person_removes_vectors_template_and_rows(tmp_path):
+    g = Gallery.create(tmp_path / "g", DIM, "m1")
+    vecs = _fill(g)
+    g.save()
+    assert g.remove_person("person3") == 5
+    g.save()
+    assert "person3" not in g.people() and len(g) == 25
+    hits = g.search(vecs["person3"], k=30)
+    assert all(m.identity != "person3" for row in hits for m in row)
+    assert all(m.identity != "person3" for row in g.search_templates(vecs["person3"], k=10) for m in row)
+    reopened = Gallery.open(tmp_path / "g")
+    assert "person3" not in reopened.people() and len(reopened) == 25
+    raw = (tmp_path / "g" / "meta.sqlite").read_bytes()
+    assert b"person3" not in raw and b"h3-0" not in raw  # secure_delete zeroed the rows
+    with pytest.raises(GalleryError, match="not enrolled"):
+        g.remove_person("person3")
+
+
+def test_ids_are_stable_across_deletes_and_reopen(tmp_path):
+    g = Gallery.create(tmp_path / "g", DIM, "m1")
+    vecs = _fill(g)
+    g.save()
+    before = {m.vector_id for row in g.search(vecs["person5"], k=1) for m in row}
+    g.remove_person("person0")
+    g.save()
+    g = Gallery.open(tmp_path / "g")
+    after = {m.vector_id for row in g.search(vecs["person5"], k=1) for m in row}
+    assert before == after
+
+
+def test_model_versions_never_mix(tmp_path):
+    g = Gallery.create(tmp_path / "g", DIM, "m1")
+    with pytest.raises(GalleryError, match="model"):
+        g.add("x", _unit(1, 0), image_hashes=["h"], sources=["s"], model_version="m2")
+    with pytest.raises(GalleryError, match="dimension"):
+        g.add("x", np.ones((1, DIM + 1), np.float32), image_hashes=["h"], sources=["s"], model_version="m1")
+
+
+def test_unsaved_changes_roll_back_and_a_failed_save_keeps_the_old_generation(tmp_path, monkeypatch):
+    g = Gallery.create(tmp_path / "g", DIM, "m1")
+    _fill(g, people=2)
+    g.save()
+    g.add("late", _unit(2, 7), image_hashes=["a", "b"], sources=["s", "s"], model_version="m1")
+    g.rollback()
+    assert set(g.people()) == {"person0", "person1"} and len(g) == 10
+
+    g.remove_person("person0")
+
+    def broken_write(index, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fx, "write", broken_write)
+    with pytest.raises(OSError):
+        g.save()
+    monkeypatch.undo()
+    g.close()
+    reopened = Gallery.open(tmp_path / "g")
+    assert set(reopened.people()) == {"person0", "person1"} and len(reopened) == 10
+
+
+def test_auto_index_switches_to_ivf_when_large(tmp_path, monkeypatch):
+    monkeypatch.setattr(fx, "EXACT_LIMIT", 100)
+    g = Gallery.create(tmp_path / "g", DIM, "m1")
+    vecs = _fill(g, people=30, each=5)
+    g.save()
+    assert fx.index_kind(g._vectors) == "ivf"
+    g.remove_person("person7")
+    g.save()
+    assert len(g) == 145
+    assert all(m.identity != "person7" for row in g.search(vecs["person7"], k=5) for m in row)
