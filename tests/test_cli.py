@@ -77,3 +77,15 @@ def test_train_json_report_and_workspace(tmp_path, capsys):
     assert manifest["identities"] == [f"synth-{i:04d}" for i in range(4)]
     assert (ws / manifest["model"]["weights"]).is_file() and not (ws / "train-state.pt").exists()
     assert sum(len(v) for v in manifest["split"]["test"].values()) == report["test_images"] == 8
+
+
+def test_demo_json_on_synthetic_identities(tmp_path, capsys):
+    ws = tmp_path / "ws"
+    code = main(["demo", "-w", str(ws), "--identities", "4", "--images-per-identity", "4", "--model", "vit-face-test",
+                 "--epochs", "1", "--batch-size", "4", "--json", "-q"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["data"]["source"] == "synthetic"
+    assert report["data"]["identities"] == 4 and report["data"]["images"] == 16
+    assert {"top1", "seconds"} <= set(report["train"])
+    assert len(list((ws / "synthetic-data").glob("*/*.png"))) == 16
