@@ -1,0 +1,5 @@
+"""Face detection (Haar, YuNet, insightface ONNX detectors) and 112x112 alignment."""
+
+from .align import align_face as align_face
+from .detectors import Face as Face
+from .detectors import make_detector as make_detector
