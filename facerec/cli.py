@@ -77,10 +77,82 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("enroll", help="enroll a person from images (or everyone in a folder tree)")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the person's name")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="images holding exactly one face of NAME")
+    p.add_argument("--folder", default=None, help="enroll every subfolder of this folder as one person")
+    p.add_argument("--split", choices=["train", "test"], default=None,
+                   help="with --folder: only the images of this part of the workspace's recorded split")
+    _add_face_options(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("recognize", help="identify every face in images against the gallery")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--folder", default=None,
+                   help="labelled folder tree instead of images: report rank-1 and unknown rate against the names")
+    p.add_argument("--split", choices=["train", "test"], default=None, help="with --folder: only this split part")
+    p.add_argument("--top-k", type=_positive_int, default=1, help="candidates per face (default 1)")
+    _add_face_options(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_recognize)
+
+    p = sub.add_parser("verify", help="are the faces in two images the same person?")
+    p.add_argument("image_a", metavar="IMAGE_A")
+    p.add_argument("image_b", metavar="IMAGE_B")
+    _add_face_options(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("people", help="enrolled people with their image counts")
+    _add_common(p)
+    p.set_defaults(func=cmd_people)
+
+    p = sub.add_parser("remove", help="remove a person from the gallery and stored crops")
+    p.add_argument("name", metavar="NAME")
+    _add_common(p)
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("calibrate", help="set the open-set threshold at a target false-accept rate")
+    p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
+    p.add_argument("--pairs", default=None, help="a pairs file (LFW pairs.txt format) instead of enrolled data")
+    p.add_argument("--root", default=None, help="image root for --pairs (the folder of person folders, or its parent)")
+    _add_face_options(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_calibrate)
+
     p = sub.add_parser("models", help="list the model names")
     _add_common(p, workspace=False)
     p.set_defaults(func=cmd_models)
     return parser
+
+
+def _add_face_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", default="haar",
+                   help="haar (default, no files), a YuNet or insightface ONNX path, or yunet:PATH / scrfd:PATH")
+    p.add_argument("--aligned", action="store_true", help="inputs are already face crops: skip detection")
+    p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+
+
+def _pipeline(args):
+    from .recognition import FacePipeline
+    from .workspace import Workspace, resolve_workspace_path
+
+    return FacePipeline(Workspace(resolve_workspace_path(args.workspace)),
+                        detector="aligned" if args.aligned else args.detector, device=args.device)
+
+
+def _workspace(args):
+    from .workspace import Workspace, resolve_workspace_path
+
+    return Workspace(resolve_workspace_path(args.workspace))
+
+
+def _writing(args):
+    from .lock import workspace_lock
+    from .workspace import resolve_workspace_path
+
+    return workspace_lock(resolve_workspace_path(args.workspace))
 
 
 def _emit(args, report: dict, human: str) -> None:
@@ -126,6 +198,111 @@ def cmd_demo(args) -> None:
     data = report["data"]
     human = f"data: {data['source']} — {data['identities']} identities, {data['images']} images\n" + _describe_training(report["train"])
     _emit(args, report, human)
+
+
+def cmd_enroll(args) -> None:
+    from .progress import progress_bar
+    from .recognition import enroll, folder_people
+
+    if args.folder:
+        if args.name or args.images:
+            raise FaceRecError("give either NAME IMAGE... or --folder ROOT, not both")
+        people = folder_people(args.folder, split_part=args.split, workspace=_workspace(args) if args.split else None)
+    else:
+        if not args.name or not args.images:
+            raise FaceRecError("usage: facerec enroll NAME IMAGE... or facerec enroll --folder ROOT")
+        people = {args.name: args.images}
+    with _writing(args):
+        pipe = _pipeline(args)
+        total = sum(len(v) for v in people.values())
+        with progress_bar(total, "enroll", enabled=not args.quiet, unit="img") as bar:
+            reports = [enroll(pipe, name, paths, progress=bar.update) for name, paths in people.items()]
+    problems = [i for r in reports for i in r["images"] if i["status"] != "ok"]
+    report = {"people": reports, "enrolled_images": sum(r["enrolled"] for r in reports), "problems": len(problems)}
+    lines = [f"{r['name']}: {r['enrolled']} image(s) enrolled" for r in reports]
+    lines += [f"  {i['image']}: {i['status']}" for i in problems]
+    _emit(args, report, "\n".join(lines))
+    if report["enrolled_images"] == 0:
+        raise FaceRecError("nothing was enrolled: no image held exactly one face")
+
+
+def cmd_recognize(args) -> None:
+    from .progress import progress_bar
+    from .recognition import recognize
+
+    if args.folder:
+        from .recognition import evaluate_recognition, folder_people
+
+        if args.images:
+            raise FaceRecError("give either IMAGE... or --folder ROOT, not both")
+        people = folder_people(args.folder, split_part=args.split, workspace=_workspace(args) if args.split else None)
+        pipe = _pipeline(args)
+        with progress_bar(sum(map(len, people.values())), "recognize", enabled=not args.quiet, unit="img") as bar:
+            r = evaluate_recognition(pipe, people, progress=bar.update)
+        _emit(args, r, f"rank-1 {r['rank1']:.3f}, unknown {r['unknown_rate']:.3f} over {r['images']} images "
+                       f"(threshold {r['threshold']:.3f}; {r['no_face']} without a face)")
+        return
+    if not args.images:
+        raise FaceRecError("give IMAGE... or --folder ROOT")
+    pipe = _pipeline(args)
+    with progress_bar(len(args.images), "recognize", enabled=not args.quiet, unit="img") as bar:
+        report = recognize(pipe, args.images, top_k=args.top_k, progress=bar.update)
+    lines = []
+    for r in report["results"]:
+        if r["status"] != "ok":
+            lines.append(f"{r['image']}: {r['status']}")
+        for f in r["faces"]:
+            score = "-" if f["score"] is None else f"{f['score']:.3f}"
+            lines.append(f"{r['image']}: {f['identity']} (score {score}) at {f['box']}")
+    _emit(args, report, "\n".join(lines))
+
+
+def cmd_verify(args) -> None:
+    from .recognition import verify
+
+    r = verify(_pipeline(args), args.image_a, args.image_b)
+    _emit(args, r, f"{'same person' if r['same'] else 'different people'}: score {r['score']:.3f}, threshold {r['threshold']:.3f}")
+
+
+def cmd_people(args) -> None:
+    from gallery import Gallery
+    from .workspace import Workspace, resolve_workspace_path
+
+    ws = Workspace(resolve_workspace_path(args.workspace))
+    ws.manifest()
+    path = ws.root / "gallery"
+    people = {}
+    if (path / "meta.sqlite").exists():
+        g = Gallery.open(path)
+        people = g.people()
+        g.close()
+    _emit(args, {"people": people, "count": len(people)},
+          "\n".join(f"{n}\t{c}" for n, c in people.items()) or "no one is enrolled")
+
+
+def cmd_remove(args) -> None:
+    from .recognition import remove
+
+    with _writing(args):
+        args.detector, args.aligned, args.device = "aligned", True, "cpu"
+        r = remove(_pipeline(args), args.name)
+    _emit(args, r, f"removed {r['name']}: {r['vectors_removed']} vector(s), {r['crops_removed']} crop(s)")
+
+
+def cmd_calibrate(args) -> None:
+    from .progress import progress_bar
+    from .recognition import calibrate
+
+    if bool(args.pairs) != bool(args.root):
+        raise FaceRecError("--pairs and --root go together")
+    with _writing(args):
+        with progress_bar(None, "calibrate", enabled=not args.quiet and bool(args.pairs), unit="img") as bar:
+            r = calibrate(_pipeline(args), far=args.far, pairs_file=args.pairs, root=args.root, progress=bar.update)
+    human = (f"threshold {r['threshold']:.4f} at FAR {r['far']:.2e} (target {r['far_target']:g}); "
+             f"TAR {r['tar']:.3f} over {r['genuine_pairs']} genuine / {r['impostor_pairs']} impostor pairs")
+    if "warning" in r:
+        human += f"\nwarning: {r['warning']}"
+    _emit(args, r, human)
 
 
 def cmd_models(args) -> None:

@@ -102,6 +102,13 @@ class Workspace:
     def split(self) -> Split:
         return Split.from_dict(self.manifest()["split"])
 
+    def update_manifest(self, change) -> dict:
+        """Apply ``change(manifest)`` in place and write the manifest atomically."""
+        manifest = self.manifest()
+        change(manifest)
+        atomic_write_json(self.manifest_path, manifest)
+        return manifest
+
     def load_model(self, device: torch.device | str = "cpu") -> FaceViT:
         """Rebuild the model from the manifest's config and load its weights (safetensors only)."""
         info = self.manifest()["model"]

@@ -193,3 +193,9 @@ class Gallery:
         names = store.names_of_people(self._db, np.unique(ids))
         return [[Match(names[i], float(s), int(i)) for s, i in zip(row_s, row_i) if i >= 0]
                 for row_s, row_i in zip(scores, ids)]
+
+    def export(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """``(vector ids, person of each, vectors (n, d))`` of the whole gallery."""
+        ids = self.vector_ids()
+        names = store.names_of_vectors(self._db, ids)
+        return ids, [names[int(i)] for i in ids], fx.reconstruct(self._vectors, ids)

@@ -111,6 +111,9 @@ class IdentityTraits:
     mole: tuple[float, float] | None
     scar: tuple[float, float, float, float] | None
     freckles: tuple[tuple[float, float], ...]
+    blush: float  # cheek colour strength
+    lash: float  # lid line thickness / canvas
+    wrinkles: bool  # forehead lines and smile folds (older faces)
 
 
 def _mix(a: np.ndarray, b: np.ndarray, w: float) -> Colour:
@@ -147,16 +150,17 @@ def identity_traits(seed: int, identity: int) -> IdentityTraits:
         face_w=u(0.26, 0.33), face_h=u(0.33, 0.40), jaw=u(0.62, 1.0), chin=u(-1, 1),
         skin=_mix(skin, skin, 0), hair_style=style, hair=_mix(hair, hair, 0),
         hairline=u(-0.78, -0.52), part=u(-0.15, 0.15) if style == "side_part" else 0.0,
-        eye_y=u(-0.2, -0.05), eye_spacing=u(0.3, 0.44), eye_size=u(0.12, 0.2),
+        eye_y=u(-0.24, -0.02), eye_spacing=u(0.28, 0.46), eye_size=u(0.14, 0.22),
         eye_aspect=u(0.38, 0.62), eye_tilt=u(-10, 10), iris=_IRIS[r.integers(len(_IRIS))],
-        brow_colour=_mix(brow, brow, 0), brow_thickness=u(0.01, 0.03), brow_gap=u(0.12, 0.22),
-        brow_angle=u(-0.08, 0.08), brow_arch=u(0.0, 0.08), nose_length=u(0.28, 0.45),
-        nose_width=u(0.1, 0.22), nose_shape=int(r.integers(3)), mouth_y=u(0.5, 0.62),
+        brow_colour=_mix(brow, brow, 0), brow_thickness=u(0.012, 0.035), brow_gap=u(0.12, 0.22),
+        brow_angle=u(-0.08, 0.08), brow_arch=u(0.0, 0.08), nose_length=u(0.25, 0.48),
+        nose_width=u(0.1, 0.22), nose_shape=int(r.integers(3)), mouth_y=u(0.46, 0.66),
         mouth_width=u(0.22, 0.36), lip_thickness=u(0.035, 0.08),
-        lip=_mix(skin * np.array([0.85, 0.55, 0.55]), np.array([190.0, 60, 70]), u(0.1, 0.4)),
+        lip=_mix(skin * np.array([0.85, 0.55, 0.55]), np.array([190.0, 60, 70]), u(0.1, 0.6)),
         ear_size=u(0.16, 0.24), glasses=int(r.choice(3, p=[0.75, 0.12, 0.13])),
         glasses_colour=_mix(_HAIR[r.integers(len(_HAIR))], np.zeros(3), 0.4),
-        beard=beard, mole=mole, scar=scar, freckles=freckles,
+        beard=beard, mole=mole, scar=scar, freckles=freckles, blush=u(0.0, 0.4),
+        lash=u(0.006, 0.016), wrinkles=bool(r.random() < (0.7 if hair.mean() > 130 else 0.15)),
     )
 
 
@@ -323,7 +327,7 @@ def _draw_eye(img, t: IdentityTraits, v: _View, side: int) -> None:
     ic = (c[0] + v.gaze * 0.3 * w, c[1])
     _ellipse(img, ic, r * v.xscale(u), min(r, h * 0.95), t.iris)
     _ellipse(img, ic, 0.45 * r * v.xscale(u), min(0.45 * r, h * 0.9), (15, 12, 12))
-    _ellipse(img, c, w, h, dark, angle, v.px(0.01), 180, 360)  # upper lid and lashes
+    _ellipse(img, c, w, h, dark, angle, v.px(t.lash), 180, 360)  # upper lid and lashes
     _ellipse(img, c, w, h, _shade(t.skin, 0.75), angle, 1, 0, 180)
 
 
@@ -409,6 +413,19 @@ def _draw_marks(img, t: IdentityTraits, v: _View) -> None:
     if t.scar:
         u, vv, length, slope = t.scar
         _lines(img, [v.pt(u, vv), v.pt(u + length, vv + slope * length)], (150, 70, 70), v.px(0.008))
+    if t.wrinkles:
+        fold = _shade(t.skin, 0.8)
+        top = -1.0 if t.hair_style == "bald" else (-0.42 if t.hair_style == "fringe" else t.hairline)
+        for k in range(3):  # forehead lines, only on bare forehead below the hairline
+            vv = t.eye_y - t.brow_gap - 0.12 - 0.07 * k
+            if vv < top + 0.08:
+                break
+            _lines(img, [v.pt(x, vv + 0.03 * x * x) for x in np.linspace(-0.4, 0.4, 7)], fold, v.px(0.006))
+        for side in (-1, 1):  # smile folds from the nose wings past the mouth corners
+            nose = (side * (t.nose_width + 0.08), t.eye_y + t.nose_length)
+            corner = (side * (t.mouth_width + 0.08), t.mouth_y + 0.06)
+            _lines(img, [v.pt(*nose), v.pt(nose[0] * 0.3 + corner[0] * 0.7 + 0.04 * side, (nose[1] + corner[1]) / 2),
+                         v.pt(*corner)], fold, v.px(0.007))
 
 
 def _draw_glasses(img, t: IdentityTraits, v: _View) -> None:
@@ -479,7 +496,7 @@ def _draw_head(img, t: IdentityTraits, v: _View, rng: np.random.Generator) -> No
     _fill(img, face, t.skin)
     cv2.polylines(img, [_arr(face)], True, _shade(t.skin, 0.85), v.px(0.012), _AA, _SHIFT)  # edge shading
     for side in (-1, 1):  # soft cheek colour gives the face some volume
-        _ellipse(img, v.pt(side * 0.55, 0.2), 0.2 * v.ax, 0.12 * v.ay, _mix(np.array(t.skin), np.array(t.lip), 0.15))
+        _ellipse(img, v.pt(side * 0.55, 0.2), 0.2 * v.ax, 0.12 * v.ay, _mix(np.array(t.skin), np.array(t.lip), t.blush))
     _hair_cap(img, t, v)
     _draw_marks(img, t, v)
     for side in (-1, 1):
@@ -497,14 +514,14 @@ def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Directional light, exposure, contrast, colour cast, blur and sensor noise."""
     n = img.shape[0]
     f = img.astype(np.float32)
-    theta, strength = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.35)
+    theta, strength = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.3)
     ramp = np.linspace(-1, 1, n, dtype=np.float32)
     light = 1 + strength * (np.cos(theta) * ramp[None, :] + np.sin(theta) * ramp[:, None])
     f *= light[:, :, None]
-    gain, contrast = rng.uniform(0.8, 1.15), rng.uniform(0.85, 1.15)
-    cast = rng.uniform(0.93, 1.07, 3).astype(np.float32)
+    gain, contrast = rng.uniform(0.85, 1.12), rng.uniform(0.88, 1.12)
+    cast = rng.uniform(0.95, 1.05, 3).astype(np.float32)
     f = ((f - 128) * contrast + 128) * gain * cast
-    if rng.random() < 0.35:
+    if rng.random() < 0.25:
         f = cv2.GaussianBlur(f, (0, 0), rng.uniform(0.4, 1.3) * n / 112)
     f += rng.standard_normal(f.shape, dtype=np.float32) * rng.uniform(0, 6)
     return np.clip(f + 0.5, 0, 255).astype(np.uint8)

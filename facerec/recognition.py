@@ -1,0 +1,379 @@
+"""Enroll, recognise, verify, remove and calibrate: the face pipeline over a workspace's gallery.
+
+Pipeline per image: read -> detect every face -> align each to 112x112 -> ``model.embed`` ->
+gallery search. Aligned crops of enrolled faces are kept in ``WORKSPACE/crops/<person>/`` so the
+gallery can be re-embedded when the model changes; removing a person deletes them. The open-set
+threshold lives in the manifest (``recognition.threshold``): a best match below it is "unknown".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from gallery import Gallery, GalleryError
+from .data.folder import IMAGE_EXTENSIONS, list_identity_files
+from .data.transforms import to_tensor
+from .detect import Face, align_face, make_detector
+from .device import resolve_device
+from .errors import DataError, FaceRecError
+from .io import atomic_write_bytes
+from .workspace import Workspace
+
+DEFAULT_THRESHOLD = 0.4  # cosine; replaced by `facerec calibrate`
+
+
+def validate_name(name: str) -> str:
+    """A person's name as a safe folder name: non-empty, no path separators, not '.' or '..'."""
+    if not name or not name.strip():
+        raise FaceRecError("a person's name cannot be empty")
+    if name != name.strip() or any(c in name for c in "/\\\0") or name in (".", "..") or ".." in name:
+        raise FaceRecError(f"invalid name {name!r}: no path separators, '..' or surrounding spaces")
+    if len(name) > 128:
+        raise FaceRecError("a person's name is limited to 128 characters")
+    return name
+
+
+@dataclass
+class ImageFaces:
+    path: str
+    status: str  # "ok", "unreadable", "no face"
+    faces: list[Face] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)  # aligned RGB uint8 (112, 112, 3)
+    sha256: str = ""
+
+
+class FacePipeline:
+    """A workspace's model, gallery and detector, loaded once for many images."""
+
+    def __init__(self, workspace: Workspace, detector: str = "haar", device: str | None = None):
+        self.ws = workspace
+        manifest = workspace.manifest()
+        self.device = resolve_device(device)
+        self.model = workspace.load_model(self.device)
+        self.model_version = manifest["model"]["version"]
+        self.threshold = float(manifest.get("recognition", {}).get("threshold", DEFAULT_THRESHOLD))
+        self.calibrated = "threshold" in manifest.get("recognition", {})
+        self.detect = make_detector(detector)
+
+    # -- images -> crops -> embeddings ------------------------------------------------------
+    def read_faces(self, path: str | Path) -> ImageFaces:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as err:
+            return ImageFaces(str(path), f"unreadable: {err.strerror or err}")
+        image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
+        if image is None:
+            return ImageFaces(str(path), "unreadable: not an image")
+        faces = self.detect(image)
+        if not faces:
+            return ImageFaces(str(path), "no face", sha256=hashlib.sha256(raw).hexdigest())
+        crops = [cv2.cvtColor(align_face(image, f), cv2.COLOR_BGR2RGB) for f in faces]
+        return ImageFaces(str(path), "ok", faces, crops, hashlib.sha256(raw).hexdigest())
+
+    @torch.no_grad()
+    def embed(self, crops: list[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Aligned RGB crops -> ``(n, d)`` float32 unit embeddings."""
+        out = [self.model.embed(to_tensor(np.stack(crops[i:i + batch_size])).to(self.device)).cpu().numpy()
+               for i in range(0, len(crops), batch_size)]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.model.embedding_dim), np.float32)
+
+    # -- gallery ----------------------------------------------------------------------------
+    @property
+    def gallery_path(self) -> Path:
+        return self.ws.root / "gallery"
+
+    def crops_dir(self, name: str) -> Path:
+        return self.ws.root / "crops" / validate_name(name)
+
+    def open_gallery(self, create: bool = False) -> Gallery:
+        if not (self.gallery_path / "meta.sqlite").exists():
+            if not create:
+                raise FaceRecError(f"no one is enrolled in {self.ws.root}; run `facerec enroll` first")
+            return Gallery.create(self.gallery_path, self.model.embedding_dim, self.model_version)
+        gallery = Gallery.open(self.gallery_path)
+        if gallery.model_version != self.model_version:
+            gallery.close()
+            rebuild_gallery(self)
+            gallery = Gallery.open(self.gallery_path)
+        return gallery
+
+
+def rebuild_gallery(pipe: FacePipeline) -> int:
+    """Re-embed every stored crop with the workspace's current model into a fresh gallery.
+
+    The new gallery is built beside the old one and swapped in by rename. Returns vectors added.
+    """
+    staging = pipe.ws.root / "gallery.rebuild"
+    shutil.rmtree(staging, ignore_errors=True)
+    gallery = Gallery.create(staging, pipe.model.embedding_dim, pipe.model_version)
+    total = 0
+    crops_root = pipe.ws.root / "crops"
+    for person_dir in sorted(p for p in crops_root.glob("*") if p.is_dir()) if crops_root.exists() else []:
+        files = sorted(person_dir.glob("*.png"))
+        if not files:
+            continue
+        crops = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
+        gallery.add(person_dir.name, pipe.embed(crops), image_hashes=[f.stem.split("-")[0] for f in files],
+                    sources=[f"crops/{person_dir.name}/{f.name}" for f in files], model_version=pipe.model_version)
+        total += len(files)
+    gallery.save()
+    gallery.close()
+    old = pipe.ws.root / "gallery.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if pipe.gallery_path.exists():
+        pipe.gallery_path.rename(old)
+    staging.rename(pipe.gallery_path)
+    shutil.rmtree(old, ignore_errors=True)
+    return total
+
+
+def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None) -> dict:
+    """Enroll ``name`` from images holding exactly one face each; returns per-image statuses."""
+    validate_name(name)
+    statuses, crops, hashes, sources = [], [], [], []
+    for path in image_paths:
+        found = pipe.read_faces(path)
+        if found.status == "ok" and len(found.crops) > 1:
+            found.status = f"{len(found.crops)} faces found; enrolling needs exactly one"
+        if found.status == "ok":
+            crops.append(found.crops[0])
+            hashes.append(found.sha256)
+            sources.append(str(path))
+        statuses.append({"image": str(path), "status": found.status, "faces": len(found.faces)})
+        if progress:
+            progress(1)
+    if not crops:
+        return {"name": name, "enrolled": 0, "images": statuses}
+    crop_dir = pipe.crops_dir(name)
+    for crop, digest in zip(crops, hashes):  # crops first: a crash leaves only files `remove` deletes
+        ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        atomic_write_bytes(crop_dir / f"{digest[:16]}-0.png", png.tobytes())
+    gallery = pipe.open_gallery(create=True)
+    try:
+        gallery.add(name, pipe.embed(crops), image_hashes=hashes, sources=sources, model_version=pipe.model_version)
+        gallery.save()
+    except GalleryError as err:
+        gallery.rollback()
+        raise FaceRecError(str(err)) from None
+    finally:
+        gallery.close()
+    return {"name": name, "enrolled": len(crops), "images": statuses}
+
+
+def folder_people(root: str | Path, split_part: str | None = None,
+                  workspace: Workspace | None = None) -> dict[str, list[str]]:
+    """``{person: [image paths]}`` of a folder-per-person tree (for ``enroll --folder``).
+
+    With ``split_part`` ("train"/"test"), only the files the workspace's recorded split puts there.
+    """
+    people = list_identity_files(root)
+    if split_part is not None:
+        part = getattr(workspace.split(), split_part)
+        people = {p: [f for f in files if f in set(part.get(p, ()))] for p, files in people.items()}
+        people = {p: files for p, files in people.items() if files}
+        if not people:
+            raise DataError(f"no file of {root} is in the workspace's {split_part} split")
+    return {person: [str(Path(root) / f) for f in files] for person, files in people.items()}
+
+
+def remove(pipe: FacePipeline, name: str) -> dict:
+    """Remove ``name``'s vectors, metadata and stored crops."""
+    crop_dir = pipe.crops_dir(name)
+    removed = 0
+    if (pipe.gallery_path / "meta.sqlite").exists():
+        gallery = pipe.open_gallery()
+        try:
+            removed = gallery.remove_person(name)
+            gallery.save()
+        except GalleryError:
+            gallery.rollback()
+            if not crop_dir.exists():
+                raise FaceRecError(f"{name!r} is not enrolled") from None
+        finally:
+            gallery.close()
+    elif not crop_dir.exists():
+        raise FaceRecError(f"{name!r} is not enrolled")
+    crops = len(list(crop_dir.glob("*"))) if crop_dir.exists() else 0
+    shutil.rmtree(crop_dir, ignore_errors=True)
+    return {"name": name, "vectors_removed": removed, "crops_removed": crops}
+
+
+def recognize(pipe: FacePipeline, image_paths: list[str], top_k: int = 1, progress=None) -> dict:
+    """Every face in every image: box, identity (or "unknown") and score, plus the top-k people."""
+    gallery = pipe.open_gallery()
+    results = []
+    try:
+        for path in image_paths:
+            found = pipe.read_faces(path)
+            entry = {"image": str(path), "status": found.status, "faces": []}
+            if found.crops:
+                embeddings = pipe.embed(found.crops)
+                for face, matches in zip(found.faces, _top_people(gallery, embeddings, top_k)):
+                    best = matches[0] if matches else None
+                    known = best is not None and best["score"] >= pipe.threshold
+                    entry["faces"].append({
+                        "box": [round(v, 1) for v in face.box],
+                        "identity": best["identity"] if known else "unknown",
+                        "score": best["score"] if best else None,
+                        "candidates": matches,
+                    })
+            results.append(entry)
+            if progress:
+                progress(1)
+    finally:
+        gallery.close()
+    return {"results": results, "threshold": pipe.threshold, "calibrated": pipe.calibrated}
+
+
+def _top_people(gallery: Gallery, embeddings: np.ndarray, k: int) -> list[list[dict]]:
+    """The ``k`` best distinct people per embedding, each scored by their best-matching image."""
+    rows = gallery.search(embeddings, k=min(len(gallery), max(k * 10, 10)))
+    out = []
+    for matches in rows:
+        best: dict[str, float] = {}
+        for m in matches:
+            best.setdefault(m.identity, m.score)
+        out.append([{"identity": n, "score": round(s, 4)} for n, s in list(best.items())[:k]])
+    return out
+
+
+def _central_face(found: ImageFaces, image_shape=None) -> int:
+    """Index of the face nearest the image centre (the labelled person in dataset photos)."""
+    if len(found.faces) == 1:
+        return 0
+    xs = [f.box[0] + f.box[2] for f in found.faces]
+    ys = [f.box[1] + f.box[3] for f in found.faces]
+    cx, cy = max(xs) / 2, max(ys) / 2  # the faces' extent stands in for the image size
+    return int(np.argmin([(f.centre[0] - cx) ** 2 + (f.centre[1] - cy) ** 2 for f in found.faces]))
+
+
+def _largest_face(found: ImageFaces) -> int:
+    return int(np.argmax([f.box[2] * f.box[3] for f in found.faces]))
+
+
+def verify(pipe: FacePipeline, image_a: str, image_b: str) -> dict:
+    """Same person or not: cosine of the largest face in each image against the threshold."""
+    embeddings, notes = [], []
+    for path in (image_a, image_b):
+        found = pipe.read_faces(path)
+        if found.status != "ok":
+            raise FaceRecError(f"{path}: {found.status}")
+        pick = _largest_face(found)
+        if len(found.faces) > 1:
+            notes.append(f"{path}: {len(found.faces)} faces, compared the largest")
+        embeddings.append(pipe.embed([found.crops[pick]])[0])
+    score = float(embeddings[0] @ embeddings[1])
+    return {"same": score >= pipe.threshold, "score": round(score, 4), "threshold": pipe.threshold,
+            "calibrated": pipe.calibrated, "notes": notes}
+
+
+def read_pairs(pairs_file: str | Path, root: str | Path) -> list[tuple[Path, Path, bool]]:
+    """LFW ``pairs.txt``: ``name i j`` (same person) or ``name1 i name2 j`` (different).
+
+    ``root`` is the image folder (``root/name/name_0001.jpg``) or its parent holding ``images/``.
+    """
+    root = Path(root)
+    if not (root / "images").is_dir() and not root.is_dir():
+        raise DataError(f"image root {root} does not exist")
+    images = root / "images" if (root / "images").is_dir() else root
+    try:
+        lines = Path(pairs_file).read_text().split("\n")
+    except OSError as err:
+        raise DataError(f"cannot read pairs file {pairs_file}: {err.strerror or err}") from None
+    pairs = []
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if len(parts) == 3:
+            a, b, same = (parts[0], int(parts[1])), (parts[0], int(parts[2])), True
+        elif len(parts) == 4:
+            a, b, same = (parts[0], int(parts[1])), (parts[2], int(parts[3])), False
+        elif len(parts) <= 2:
+            continue  # the "folds n" header and blank lines
+        else:
+            raise DataError(f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j'")
+        pa, pb = (images / n / f"{n}_{i:04d}.jpg" for n, i in (a, b))
+        for p in (pa, pb):
+            if not p.is_file():
+                raise DataError(f"{pairs_file}:{number}: image {p} is missing")
+        pairs.append((pa, pb, same))
+    if not pairs:
+        raise DataError(f"{pairs_file} holds no pairs")
+    return pairs
+
+
+def calibrate(pipe: FacePipeline, far: float = 1e-3, pairs_file: str | None = None, root: str | None = None,
+              progress=None) -> dict:
+    """Set the open-set threshold at ``far`` from impostor scores and store it in the workspace."""
+    from .evaluation import accept_rate, cross_person_scores, threshold_at_far
+
+    if not 0 < far < 1:
+        raise FaceRecError(f"--far must be between 0 and 1, got {far}")
+    if pairs_file:
+        pairs = read_pairs(pairs_file, root or ".")
+        cache: dict[Path, np.ndarray | None] = {}
+        for path in {p for a, b, _ in pairs for p in (a, b)}:
+            found = pipe.read_faces(path)
+            cache[path] = pipe.embed([found.crops[_central_face(found)]])[0] if found.crops else None
+            if progress:
+                progress(1)
+        scored = [(cache[a] @ cache[b], same) for a, b, same in pairs if cache[a] is not None and cache[b] is not None]
+        genuine = np.array([s for s, same in scored if same])
+        impostor = np.array([s for s, same in scored if not same])
+        source = {"pairs": str(pairs_file), "pairs_scored": len(scored), "pairs_without_face": len(pairs) - len(scored)}
+    else:
+        gallery = pipe.open_gallery()
+        try:
+            _, names, vectors = gallery.export()
+        finally:
+            gallery.close()
+        labels = np.unique(names, return_inverse=True)[1]
+        genuine, impostor = cross_person_scores(vectors, labels)
+        source = {"enrolled_vectors": len(names)}
+    if len(impostor) == 0:
+        raise FaceRecError("no impostor pairs to calibrate on: enroll at least two people, or pass --pairs")
+    threshold = threshold_at_far(impostor, far)
+    report = {"threshold": round(threshold, 6), "far_target": far, "far": accept_rate(impostor, threshold),
+              "tar": accept_rate(genuine, threshold), "impostor_pairs": int(len(impostor)),
+              "genuine_pairs": int(len(genuine)), **source}
+    if len(impostor) * far < 1:
+        report["warning"] = f"only {len(impostor)} impostor pairs: a FAR of {far:g} cannot be resolved"
+    pipe.ws.update_manifest(lambda m: m.__setitem__("recognition", {"threshold": threshold, "far": far, **source}))
+    pipe.threshold, pipe.calibrated = threshold, True
+    return report
+
+
+def evaluate_recognition(pipe: FacePipeline, people: dict[str, list[str]], progress=None) -> dict:
+    """Recognise labelled images (``{true name: paths}``) and score the answers.
+
+    ``rank1``: the best gallery match is the right person (closed set, threshold ignored);
+    ``unknown_rate``: answered "unknown" (best score under the threshold); ``open_set_accuracy``:
+    right person and above the threshold. Each image's face is its central face.
+    """
+    gallery = pipe.open_gallery()
+    right = unknown = total = no_face = 0
+    try:
+        for name, paths in people.items():
+            for path in paths:
+                found = pipe.read_faces(path)
+                if progress:
+                    progress(1)
+                if not found.crops:
+                    no_face += 1
+                    continue
+                best = _top_people(gallery, pipe.embed([found.crops[_central_face(found)]]), 1)[0]
+                total += 1
+                hit = bool(best) and best[0]["identity"] == name
+                below = not best or best[0]["score"] < pipe.threshold
+                right += hit
+                unknown += below
+    finally:
+        gallery.close()
+    return {"images": total, "no_face": no_face, "rank1": right / total if total else float("nan"),
+            "unknown_rate": unknown / total if total else float("nan"), "threshold": pipe.threshold}
