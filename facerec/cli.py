@@ -148,11 +148,11 @@ def _workspace(args):
     return Workspace(resolve_workspace_path(args.workspace))
 
 
-def _writing(args):
+def _writing(args, create: bool = False):
     from .lock import workspace_lock
     from .workspace import resolve_workspace_path
 
-    return workspace_lock(resolve_workspace_path(args.workspace))
+    return workspace_lock(resolve_workspace_path(args.workspace), create=create)
 
 
 def _emit(args, report: dict, human: str) -> None:
@@ -163,11 +163,12 @@ def cmd_train(args) -> None:
     from .api import train_workspace
     from .workspace import resolve_workspace_path
 
-    report = train_workspace(
-        args.data_dir, resolve_workspace_path(args.workspace), model_name=args.model, config=_train_config(args),
-        min_images=args.min_images, max_images=args.max_images, test_per_identity=args.test_per_identity,
-        device=args.device, restart=args.restart, show_progress=not args.quiet,
-    )
+    with _writing(args, create=True):
+        report = train_workspace(
+            args.data_dir, resolve_workspace_path(args.workspace), model_name=args.model, config=_train_config(args),
+            min_images=args.min_images, max_images=args.max_images, test_per_identity=args.test_per_identity,
+            device=args.device, restart=args.restart, show_progress=not args.quiet,
+        )
     _emit(args, report, _describe_training(report))
 
 

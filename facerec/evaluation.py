@@ -8,8 +8,9 @@ import numpy as np
 def threshold_at_far(impostor_scores: np.ndarray, far: float) -> float:
     """The smallest threshold at which at most ``far`` of impostor scores are accepted (score >= t).
 
-    With n impostor scores the achievable FARs are multiples of 1/n; the threshold is placed just
-    above the ``floor(far * n) + 1``-th highest impostor score.
+    With n impostor scores the achievable FARs are multiples of 1/n; the threshold is placed
+    between the ``floor(far * n) + 1``-th highest impostor score and the one above it (midway, so
+    float32 scores compared with it later land on the same side).
     """
     scores = np.sort(np.asarray(impostor_scores, dtype=np.float64))[::-1]
     if len(scores) == 0:
@@ -17,12 +18,17 @@ def threshold_at_far(impostor_scores: np.ndarray, far: float) -> float:
     allowed = int(np.floor(far * len(scores)))  # impostors that may score >= threshold
     if allowed >= len(scores):
         return float(scores[-1])
-    return float(np.nextafter(scores[allowed], np.inf))
+    rejected = scores[allowed]  # the highest impostor score that must be rejected
+    above = scores[allowed - 1] if allowed > 0 else rejected + 1e-3
+    if above > rejected:
+        return float((above + rejected) / 2)
+    return float(rejected + 1e-6 * max(1.0, abs(rejected)))  # a tie at the boundary: reject every tied score
+    # (1e-6 rather than nextafter: a float64 step vanishes when compared with float32 scores)
 
 
 def accept_rate(scores: np.ndarray, threshold: float) -> float:
     """Fraction of ``scores`` at or above ``threshold`` (TAR on genuine scores, FAR on impostors)."""
-    scores = np.asarray(scores)
+    scores = np.asarray(scores, dtype=np.float64)  # compare in float64: float32 would round the threshold
     return float((scores >= threshold).mean()) if len(scores) else float("nan")
 
 

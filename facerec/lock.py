@@ -11,11 +11,17 @@ import fcntl
 import os
 from pathlib import Path
 
+from .errors import WorkspaceError
+
 
 @contextlib.contextmanager
-def workspace_lock(root: str | os.PathLike):
+def workspace_lock(root: str | os.PathLike, create: bool = False):
+    """Hold the workspace's writer lock; ``create`` makes the directory first (for ``train``)."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    elif not root.is_dir():
+        raise WorkspaceError(f"workspace {root} does not exist; run `facerec train DATA_DIR -w {root}` first")
     with open(root / ".lock", "a+") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # blocks until the other writer is done
         try:

@@ -451,12 +451,12 @@ def _draw_occluder(img, v: _View, t: IdentityTraits, rng: np.random.Generator) -
     if kind == 0:
         colour = _rand_colour(rng)
         if rng.random() < 0.5:  # horizontal band
-            h, y = rng.uniform(0.2, 0.32) * v.ay, v.cy + rng.uniform(-0.6, 0.7) * v.ay
+            h, y = rng.uniform(0.12, 0.2) * v.ay, v.cy + rng.uniform(-0.6, 0.7) * v.ay
             x0 = v.cx + rng.uniform(-1.6, -0.4) * v.ax
             _fill(img, [(x0, y - h), (x0 + 2 * v.ax, y - h), (x0 + 2 * v.ax, y + h), (x0, y + h)], colour)
         else:  # vertical band over one side
-            w = rng.uniform(0.25, 0.45) * v.ax
-            x = v.cx + rng.choice([-1, 1]) * rng.uniform(0.6, 0.9) * v.ax
+            w = rng.uniform(0.2, 0.35) * v.ax
+            x = v.cx + rng.choice([-1, 1]) * rng.uniform(0.65, 0.95) * v.ax
             _fill(img, [(x - w, 0), (x + w, 0), (x + w, v.s), (x - w, v.s)], colour)
     elif kind == 1:  # sunglasses
         dark = _rand_colour(rng, 0, 50)
@@ -469,13 +469,13 @@ def _draw_occluder(img, v: _View, t: IdentityTraits, rng: np.random.Generator) -
         skin = _mix(_SKIN[int(k)], _SKIN[int(k) + 1], k - int(k))
         side = rng.choice([-1, 1])
         c = (v.cx + side * rng.uniform(0.3, 0.8) * v.ax, v.cy + rng.uniform(0.55, 0.9) * v.ay)
-        _ellipse(img, (c[0], c[1] + 0.35 * v.ay), 0.42 * v.ax, 0.4 * v.ay, skin, rng.uniform(-30, 30))
+        _ellipse(img, (c[0], c[1] + 0.35 * v.ay), 0.36 * v.ax, 0.36 * v.ay, skin, rng.uniform(-30, 30))
         for i in range(4):
-            fx = c[0] + (i - 1.5) * 0.2 * v.ax
-            _ellipse(img, (fx, c[1] - 0.05 * v.ay), 0.09 * v.ax, 0.32 * v.ay, _shade(skin, 0.97 - 0.03 * i))
+            fx = c[0] + (i - 1.5) * 0.17 * v.ax
+            _ellipse(img, (fx, c[1] - 0.05 * v.ay), 0.08 * v.ax, 0.28 * v.ay, _shade(skin, 0.97 - 0.03 * i))
     else:  # hat: crown over the hair plus a brim at the forehead
         colour = _rand_colour(rng)
-        top = v.cy - rng.uniform(0.42, 0.55) * v.ay
+        top = v.cy - rng.uniform(0.5, 0.62) * v.ay
         _ellipse(img, (v.cx, top), 1.1 * v.ax, 0.75 * v.ay, colour, 0, -1, 180, 360)
         _ellipse(img, (v.cx, top), 1.35 * v.ax, 0.13 * v.ay, _shade(colour, 0.8))
 
@@ -514,7 +514,7 @@ def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Directional light, exposure, contrast, colour cast, blur and sensor noise."""
     n = img.shape[0]
     f = img.astype(np.float32)
-    theta, strength = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.3)
+    theta, strength = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.25)
     ramp = np.linspace(-1, 1, n, dtype=np.float32)
     light = 1 + strength * (np.cos(theta) * ramp[None, :] + np.sin(theta) * ramp[:, None])
     f *= light[:, :, None]

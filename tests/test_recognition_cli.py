@@ -1,0 +1,142 @@
+"""Enroll -> recognize -> verify -> calibrate -> remove through the CLI, on a tiny trained workspace."""
+
+import json
+import os
+import sqlite3
+
+import cv2
+import numpy as np
+import pytest
+
+from facerec.cli import main
+from facerec.data.synthetic import generate_dataset
+from facerec.evaluation import threshold_at_far
+from facerec.recognition import validate_name
+from facerec.errors import FaceRecError
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A vit-face-test workspace trained briefly on 6 synthetic people (enough to tell them apart)."""
+    root = tmp_path_factory.mktemp("rec")
+    data = generate_dataset(root / "data", identities=6, images_per_identity=6, seed=1)
+    ws = root / "ws"
+    assert main(["train", str(data), "-w", str(ws), "--model", "vit-face-test", "--epochs", "30",
+                 "--batch-size", "8", "--lr", "1e-3", "-q"]) == 0
+    return data, ws
+
+
+def _json(capsys, argv):
+    code = main(argv + ["--json", "-q"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_enroll_recognize_remove_round_trip(trained, tmp_path, capsys):
+    data, ws_src = trained
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(ws_src, ws)
+    code, report = _json(capsys, ["enroll", "--folder", str(data), "--split", "train", "--aligned", "-w", str(ws)])
+    assert code == 0 and report["enrolled_images"] == 6 * 4
+    code, people = _json(capsys, ["people", "-w", str(ws)])
+    assert people["people"] == {f"synth-{i:04d}": 4 for i in range(6)}
+
+    # every enrolled image finds itself (score 1): the whole detect-align-embed-search path agrees
+    code, ev = _json(capsys, ["recognize", "--folder", str(data), "--split", "train", "--aligned", "-w", str(ws)])
+    assert ev["images"] == 24 and ev["rank1"] == 1.0 and ev["unknown_rate"] == 0.0
+    code, ev = _json(capsys, ["recognize", "--folder", str(data), "--split", "test", "--aligned", "-w", str(ws)])
+    assert ev["images"] == 12 and 0.0 <= ev["rank1"] <= 1.0
+
+    probe = str(data / "synth-0002" / sorted(os.listdir(data / "synth-0002"))[0])
+    code, rec = _json(capsys, ["recognize", probe, "--aligned", "--top-k", "3", "-w", str(ws)])
+    face = rec["results"][0]["faces"][0]
+    assert set(face) >= {"box", "identity", "score"} and len(face["candidates"]) == 3
+
+    code, removed = _json(capsys, ["remove", "synth-0002", "-w", str(ws)])
+    assert removed["vectors_removed"] == 4 and removed["crops_removed"] == 4
+    # nothing of the person is left anywhere in the workspace's gallery or crops
+    assert not (ws / "crops" / "synth-0002").exists()
+    for path in list((ws / "gallery").rglob("*")):
+        if path.is_file():
+            assert b"synth-0002" not in path.read_bytes(), path
+    db = sqlite3.connect(ws / "gallery" / "meta.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM people WHERE name='synth-0002'").fetchone()[0] == 0
+    code, rec = _json(capsys, ["recognize", probe, "--aligned", "--top-k", "6", "-w", str(ws)])
+    assert all(c["identity"] != "synth-0002" for c in rec["results"][0]["faces"][0]["candidates"])
+    assert main(["remove", "synth-0002", "-w", str(ws), "-q"]) == 2  # not enrolled any more
+
+
+def test_calibrate_stores_a_threshold_used_by_verify(trained, tmp_path, capsys):
+    data, ws_src = trained
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(ws_src, ws)
+    assert main(["enroll", "--folder", str(data), "--split", "train", "--aligned", "-w", str(ws), "-q"]) == 0
+    capsys.readouterr()
+    code, cal = _json(capsys, ["calibrate", "--far", "0.01", "-w", str(ws)])
+    assert code == 0 and cal["far"] <= 0.01 and cal["impostor_pairs"] == 24 * 23 // 2 - 6 * 6
+    assert json.loads((ws / "workspace.json").read_text())["recognition"]["threshold"] == pytest.approx(cal["threshold"])
+    a, b = (str(data / "synth-0001" / f) for f in sorted(os.listdir(data / "synth-0001"))[:2])
+    code, v = _json(capsys, ["verify", a, b, "--aligned", "-w", str(ws)])
+    assert v["threshold"] == pytest.approx(cal["threshold"]) and v["same"] == (v["score"] >= v["threshold"])
+
+
+def test_threshold_at_far_accepts_at_most_far_of_impostors():
+    scores = np.random.default_rng(0).normal(size=10_000)
+    for far in (1e-3, 1e-2, 0.1):
+        t = threshold_at_far(scores, far)
+        assert (scores >= t).mean() <= far
+        assert (scores >= t).mean() > far - 2e-4  # and no stricter than needed
+    ties = np.array([0.9, 0.5, 0.5, 0.5, 0.1], np.float32)
+    assert (ties >= threshold_at_far(ties, 0.4)).sum() == 1  # tied scores at the boundary are all rejected
+
+
+@pytest.mark.parametrize("bad", ["", " ", "a/b", "..", "x/../y", "a\\b", " lead"])
+def test_bad_names_are_refused(bad):
+    with pytest.raises(FaceRecError):
+        validate_name(bad)
+
+
+def test_bad_input_is_one_line_never_a_traceback(trained, tmp_path, capsys):
+    data, ws_src = trained
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image")
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 127, np.uint8))
+    cases = [
+        (["enroll", "../evil", str(blank), "-w", str(ws_src)], "invalid name"),
+        (["enroll", "bob", str(junk), str(blank), "-w", str(tmp_path / "nows")], "does not exist"),
+        (["enroll", "bob", str(junk), str(blank), "-w", str(ws_src), "--detector", str(tmp_path / "no.onnx")], "does not exist"),
+        (["remove", "nobody", "-w", str(ws_src)], "not enrolled"),
+        (["recognize", str(blank), "-w", str(ws_src)], "enroll"),
+    ]
+    for argv, pattern in cases:
+        assert main(argv + ["-q"]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and pattern in err[0], (argv, err)
+    # per-image problems are statuses, and nothing enrolled is an error
+    code = main(["enroll", "bob", str(junk), str(blank), "-w", str(ws_src), "--json", "-q"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 2 and [i["status"] for i in out["people"][0]["images"]] == ["unreadable: not an image", "no face"]
+
+
+def test_concurrent_enrolls_are_serialised_and_lose_nothing(trained, tmp_path):
+    data, ws_src = trained
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(ws_src, ws)
+    people = sorted(os.listdir(data))[:4]
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-m", "facerec", "enroll", p,
+                               *[str(data / p / f) for f in sorted(os.listdir(data / p))[:2]],
+                               "--aligned", "-w", str(ws), "-q"]) for p in people]
+    assert [p.wait(timeout=300) for p in procs] == [0] * 4
+    from gallery import Gallery
+
+    g = Gallery.open(ws / "gallery")
+    assert g.people() == {p: 2 for p in people} and len(g) == 8
