@@ -124,7 +124,32 @@ def run_demo(
         source = str(Path(data_dir).resolve())
     train = train_workspace(data_dir, workspace, model_name=model_name, config=config, device=device,
                             show_progress=show_progress)
+    recognize = enroll_and_recognize(workspace, data_dir, device=device, show_progress=show_progress)
     return {
         "data": {"source": source, "identities": train["identities"], "images": train["images"], "root": str(data_dir)},
         "train": train,
+        "recognize": recognize,
     }
+
+
+def enroll_and_recognize(workspace, data_dir, *, device: str | None = None, show_progress: bool = True) -> dict:
+    """Enroll everyone from their training images (as aligned crops), calibrate the threshold at
+    FAR 1e-3 on the enrolled vectors, then recognise the held-out images."""
+    import shutil
+
+    from .progress import progress_bar
+    from .recognition import FacePipeline, calibrate, enroll, evaluate_recognition, folder_people
+
+    ws = Workspace(workspace)
+    shutil.rmtree(ws.root / "gallery", ignore_errors=True)  # the demo enrolls afresh each run
+    shutil.rmtree(ws.root / "crops", ignore_errors=True)
+    pipe = FacePipeline(ws, detector="aligned", device=device)
+    train_people = folder_people(data_dir, "train", ws)
+    test_people = folder_people(data_dir, "test", ws)
+    with progress_bar(sum(map(len, train_people.values())), "enroll", enabled=show_progress, unit="img") as bar:
+        for name, paths in train_people.items():
+            enroll(pipe, name, paths, progress=bar.update)
+    calibration = calibrate(pipe, far=1e-3)
+    with progress_bar(sum(map(len, test_people.values())), "recognize", enabled=show_progress, unit="img") as bar:
+        result = evaluate_recognition(pipe, test_people, progress=bar.update)
+    return {**result, "far": calibration["far"], "tar": calibration["tar"]}

@@ -197,7 +197,11 @@ def cmd_demo(args) -> None:
         device=args.device, show_progress=not args.quiet,
     )
     data = report["data"]
-    human = f"data: {data['source']} — {data['identities']} identities, {data['images']} images\n" + _describe_training(report["train"])
+    rec = report["recognize"]
+    human = (f"data: {data['source']} — {data['identities']} identities, {data['images']} images\n"
+             + _describe_training(report["train"])
+             + f"\ngallery: enrolled the training images; held-out rank-1 {rec['rank1']:.3f}, "
+               f"unknown {rec['unknown_rate']:.3f} at threshold {rec['threshold']:.3f} (FAR {rec['far']:.1e} on enrolled)")
     _emit(args, report, human)
 
 

@@ -88,4 +88,5 @@ def test_demo_json_on_synthetic_identities(tmp_path, capsys):
     assert report["data"]["source"] == "synthetic"
     assert report["data"]["identities"] == 4 and report["data"]["images"] == 16
     assert {"top1", "seconds"} <= set(report["train"])
+    assert {"rank1", "unknown_rate"} <= set(report["recognize"]) and report["recognize"]["images"] == 8
     assert len(list((ws / "synthetic-data").glob("*/*.png"))) == 16
