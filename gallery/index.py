@@ -27,8 +27,12 @@ def choose_kind(size: int) -> str:
 
 
 def default_nlist(size: int) -> int:
-    """About 4·sqrt(n) cells (faiss's rule of thumb), at least 1 and at most n/39 so each trains."""
-    return max(1, min(int(4 * math.sqrt(max(size, 1))), max(1, size // 39)))
+    """About sqrt(n) cells, at least 1 and at most n/39 so that k-means has 39 points per cell.
+
+    faiss suggests 4-16·sqrt(n); sqrt(n) keeps k-means training to seconds on a 2-core CPU at 1e6
+    vectors, and ``nprobe`` recovers the recall.
+    """
+    return max(1, min(int(math.sqrt(max(size, 1))), max(1, size // 39)))
 
 
 def make_flat(dim: int) -> faiss.Index:
