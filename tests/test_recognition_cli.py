@@ -140,3 +140,33 @@ def test_concurrent_enrolls_are_serialised_and_lose_nothing(trained, tmp_path):
 
     g = Gallery.open(ws / "gallery")
     assert g.people() == {p: 2 for p in people} and len(g) == 8
+
+
+def _lfw_like(root, people=("Ann_Lee", "Bo_Chan"), each=2):
+    for name in people:
+        for i in range(1, each + 1):
+            (root / "images" / name).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / "images" / name / f"{name}_{i:04d}.jpg"), np.zeros((8, 8, 3), np.uint8))
+
+
+def test_pairs_file_is_read_in_lfw_format(tmp_path):
+    from facerec.recognition import read_pairs
+
+    _lfw_like(tmp_path)
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("1\t2\nAnn_Lee\t1\t2\nAnn_Lee\t1\tBo_Chan\t2\n")
+    read = read_pairs(pairs, tmp_path)  # the parent of images/ ...
+    assert [(a.name, b.name, same) for a, b, same in read] == [
+        ("Ann_Lee_0001.jpg", "Ann_Lee_0002.jpg", True), ("Ann_Lee_0001.jpg", "Bo_Chan_0002.jpg", False)]
+    assert read == read_pairs(pairs, tmp_path / "images")  # ... or images/ itself
+
+
+def test_a_missing_pair_image_is_an_error_not_a_skip(tmp_path):
+    from facerec.errors import DataError
+    from facerec.recognition import read_pairs
+
+    _lfw_like(tmp_path)
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("1\t2\nAnn_Lee\t1\t3\n")
+    with pytest.raises(DataError, match="Ann_Lee_0003.jpg is missing"):
+        read_pairs(pairs, tmp_path)
