@@ -138,8 +138,9 @@ def _pipeline(args):
     from .recognition import FacePipeline
     from .workspace import Workspace, resolve_workspace_path
 
-    return FacePipeline(Workspace(resolve_workspace_path(args.workspace)),
-                        detector="aligned" if args.aligned else args.detector, device=args.device)
+    detector = "aligned" if getattr(args, "aligned", False) else getattr(args, "detector", "aligned")
+    return FacePipeline(Workspace(resolve_workspace_path(args.workspace)), detector=detector,
+                        device=getattr(args, "device", None))
 
 
 def _workspace(args):
@@ -289,7 +290,6 @@ def cmd_remove(args) -> None:
     from .recognition import remove
 
     with _writing(args):
-        args.detector, args.aligned, args.device = "aligned", True, "cpu"
         r = remove(_pipeline(args), args.name)
     _emit(args, r, f"removed {r['name']}: {r['vectors_removed']} vector(s), {r['crops_removed']} crop(s)")
 

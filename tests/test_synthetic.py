@@ -83,25 +83,41 @@ def _tiny_grey(img: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (28, 28), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
 
 
-def test_raw_pixel_nearest_neighbour_is_hard_but_above_chance() -> None:
-    """1-gallery NN on 28x28 grey pixels: far from perfect, yet well above chance.
+@pytest.fixture(scope="module")
+def tiny_features() -> np.ndarray:
+    """28x28 grey pixels of 6 images of each of 20 identities: shape (20, 6, 784)."""
+    return np.array([[_tiny_grey(render_image(11, i, j)) for j in range(6)] for i in range(20)])
 
-    Every image serves once as the gallery image of its identity (the other
-    images are probes), which averages out the luck of the gallery choice.
-    Measured on this seed: ~0.XX; chance is 1/20.
+
+def test_raw_pixel_nearest_neighbour_is_hard_but_above_chance(tiny_features: np.ndarray) -> None:
+    """1-gallery NN on raw pixels: far from perfect, yet well above chance.
+
+    Every image serves once as the gallery image of its identity (the others
+    are probes), which averages out the luck of the gallery choice. Measured:
+    0.24 on this seed, 0.17-0.25 over seeds 0-11; chance is 1/20 = 0.05.
     """
-    n_ids, n_imgs = 20, 6
-    feats = np.array([[_tiny_grey(render_image(11, i, j)) for j in range(n_imgs)] for i in range(n_ids)])
+    n_ids, n_imgs, _ = tiny_features.shape
     labels = np.arange(n_ids)
     accuracies = []
     for g in range(n_imgs):
-        gallery = feats[:, g]
-        probes = np.delete(feats, g, axis=1)
+        gallery = tiny_features[:, g]
+        probes = np.delete(tiny_features, g, axis=1)
         dist = ((probes[:, :, None, :] - gallery[None, None]) ** 2).sum(-1)  # (id, probe, gallery)
         accuracies.append((dist.argmin(-1) == labels[:, None]).mean())
     accuracy = float(np.mean(accuracies))
-    assert accuracy < 0.9, f"identities are trivially separable on raw pixels ({accuracy:.2f})"
-    assert accuracy > 2 / n_ids, f"raw-pixel NN is at chance level ({accuracy:.2f})"
+    assert accuracy < 0.5, f"identities are (nearly) separable on raw pixels ({accuracy:.2f})"
+    assert accuracy > 2 / n_ids, f"raw-pixel NN is close to chance ({accuracy:.2f})"
+
+
+def test_same_identity_images_are_closer_but_not_by_much(tiny_features: np.ndarray) -> None:
+    """Identity shows in raw pixels, but the nuisances dominate (measured ratio ~0.85)."""
+    n_ids, n_imgs, dim = tiny_features.shape
+    flat = tiny_features.reshape(-1, dim)
+    labels = np.repeat(np.arange(n_ids), n_imgs)
+    dist = np.sqrt(((flat[:, None] - flat[None]) ** 2).sum(-1))
+    same = (labels[:, None] == labels[None]) & ~np.eye(len(flat), dtype=bool)
+    ratio = dist[same].mean() / dist[labels[:, None] != labels[None]].mean()
+    assert 0.6 < ratio < 0.95, f"same/different identity distance ratio {ratio:.2f}"
 
 
 # --- generate_dataset ----------------------------------------------------------

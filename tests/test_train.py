@@ -8,6 +8,7 @@ import facerec.train as train_mod
 from facerec.data.synthetic import render_image
 from facerec.models import create_model
 from facerec.train import TrainConfig, top1_accuracy, train_model
+from conftest import ORL, requires_orl
 
 CPU = torch.device("cpu")
 
@@ -70,3 +71,19 @@ def test_checkpoint_of_another_run_is_ignored(tmp_path):
     result = train_model(create_model("vit-face-test", num_classes=3), x, y, cfg, device=CPU, state_path=state,
                          fingerprint="b", show_progress=False)
     assert result.resumed_from == 0
+
+
+@requires_orl
+def test_orl_short_run_beats_chance_clearly():
+    from facerec.data.folder import load_face_folder
+    from facerec.data.split import make_split
+
+    folder = load_face_folder(ORL)
+    split = make_split(folder.files_by_identity(), 2, seed=0)
+    x, y = folder.select(split.paths("train"))
+    xt, yt = folder.select(split.paths("test"))
+    torch.manual_seed(0)
+    model = create_model("vit-face-test", num_classes=40)
+    train_model(model, x, y, TrainConfig(epochs=12, batch_size=32, lr=1e-3, warmup_epochs=1, seed=0),
+                device=CPU, show_progress=False)
+    assert top1_accuracy(model, xt, yt, CPU) >= 4 / 40  # chance is 1/40

@@ -2,18 +2,18 @@
 
 Design
 ------
-Every identity is a frozen bundle of *traits* -- face shape, skin tone, hair,
-eyes, brows, nose, mouth, ears and optional marks (glasses, beard, mole, scar,
-freckles) -- drawn once from an RNG seeded by ``(seed, identity)``. Every image
-of that identity draws its *nuisances* from ``default_rng([seed, identity,
-image])``: head pose, expression, lighting, background, clothing, blur, sensor
-noise and occasional occlusion. Traits carry identity; nuisances are what a
-recogniser has to learn to ignore. Each nuisance is kept moderate on its own
-(yaw within ~25 degrees, roll within ~15, occlusion in about a quarter of the
-images and never more than ~30% of the face), but together they make raw pixels
-a poor identity signal: nearest-neighbour matching on raw pixels is far from
-perfect, while a small CNN/ViT that learns the traits separates hundreds of
-identities.
+Every identity is a frozen bundle of *traits* (face shape, skin tone, hair,
+eyes, brows, nose, mouth, ears, and optional marks such as glasses, a beard, a
+mole, a scar, freckles, wrinkles, earrings or eye make-up) drawn once from an
+RNG seeded by ``(seed, identity)``. Every image of that identity draws its
+*nuisances* from ``default_rng([seed, identity, image])``: head pose,
+expression, lighting, background, clothing, blur, sensor noise and occasional
+occlusion. Traits carry identity; nuisances are what a recogniser has to learn
+to ignore. Each nuisance stays moderate on its own (yaw within ~17 degrees,
+roll within 10, occlusion in a fifth of the images and covering at most ~30% of
+the face), but together they make raw pixels a poor identity signal:
+nearest-neighbour matching on raw pixels is far from perfect, while a small
+CNN/ViT that learns the traits separates hundreds of identities.
 
 Determinism
 -----------
@@ -39,21 +39,15 @@ from typing import Callable
 import cv2
 import numpy as np
 
-__all__ = [
-    "IdentityTraits",
-    "identity_traits",
-    "render_face",
-    "render_image",
-    "identity_name",
-    "generate_dataset",
-]
+__all__ = ["IdentityTraits", "identity_traits", "render_face", "render_image",
+           "identity_name", "generate_dataset"]
 
 Colour = tuple[float, float, float]
 
 HAIR_STYLES = ("bald", "buzz", "short", "side_part", "fringe", "long", "curly", "bun")
 BEARDS = ("none", "stubble", "moustache", "goatee", "full")
 
-_SHIFT = 4  # fractional bits for cv2 coordinates: sub-pixel placement
+_SHIFT = 4  # fractional bits of cv2 drawing coordinates: sub-pixel placement
 _ONE = 1 << _SHIFT
 _AA = cv2.LINE_AA
 # SeedSequence zero-pads short entropy, so [seed, id] would equal the stream of
@@ -63,8 +57,9 @@ _TRAITS_TAG = (0x7EA175, 1)
 _SKIN = np.array([(250, 222, 205), (228, 178, 142), (176, 118, 82), (98, 62, 42)], float)
 _HAIR = np.array([(22, 17, 15), (58, 38, 27), (105, 70, 44), (146, 78, 40), (196, 156, 92),
                   (232, 208, 150), (135, 133, 130), (225, 222, 215), (170, 64, 28)], float)
-_HAIR_P = np.array([0.22, 0.2, 0.15, 0.08, 0.1, 0.05, 0.08, 0.04, 0.08])
-_IRIS = ((96, 58, 30), (48, 30, 20), (128, 98, 52), (78, 118, 70), (70, 112, 170), (118, 128, 140))
+_HAIR_P = (0.22, 0.2, 0.15, 0.08, 0.1, 0.05, 0.08, 0.04, 0.08)
+_IRIS = ((96, 58, 30), (48, 30, 20), (128, 98, 52), (78, 118, 70), (70, 112, 170),
+         (118, 128, 140))
 
 
 @dataclass(frozen=True)
@@ -73,30 +68,30 @@ class IdentityTraits:
 
     Positions are in face coordinates: ``u`` horizontal in units of the face
     half-width, ``v`` vertical (down positive) in units of the face half-height,
-    origin at the face centre. Sizes are fractions of the canvas unless noted.
-    Colours are RGB floats in 0..255.
+    origin at the face centre. Sizes without a unit are fractions of the canvas.
+    Colours are RGB floats in 0..255; ``None`` marks an absent feature.
     """
 
-    face_w: float  # face half-width / canvas
-    face_h: float  # face half-height / canvas
-    jaw: float  # lower-face width factor (0.7 narrow .. 1.0 square)
+    face_w: float  # face half-width
+    face_h: float  # face half-height
+    jaw: float  # lower-face width factor (0.62 tapered .. 1.0 square)
     chin: float  # -1 flat .. 1 pointed
     skin: Colour
-    hair_style: str
+    hair_style: str  # one of HAIR_STYLES
     hair: Colour
     hairline: float  # v of the hairline at the forehead centre
-    part: float  # hairline tilt (side parting), v per unit u
+    part: float  # hairline tilt of a side parting, v per unit u
     eye_y: float
     eye_spacing: float  # u of each eye centre
-    eye_size: float  # eye half-width in u units
+    eye_size: float  # eye half-width, u units
     eye_aspect: float  # eye height / width
     eye_tilt: float  # degrees, positive = outer corner up
     iris: Colour
     brow_colour: Colour
     brow_thickness: float
     brow_gap: float  # v distance above the eye
-    brow_angle: float  # outer end raise, v units
-    brow_arch: float
+    brow_angle: float  # rise of the outer end, v units
+    brow_arch: float  # v units
     nose_length: float  # v units below the eyes
     nose_width: float  # u units
     nose_shape: int  # 0 button, 1 straight, 2 broad
@@ -107,18 +102,34 @@ class IdentityTraits:
     ear_size: float  # ear half-height, v units
     glasses: int  # 0 none, 1 round, 2 rectangular
     glasses_colour: Colour
-    beard: str
-    mole: tuple[float, float] | None
-    scar: tuple[float, float, float, float] | None
-    freckles: tuple[tuple[float, float], ...]
+    beard: str  # one of BEARDS
+    mole: tuple[float, float] | None  # (u, v)
+    scar: tuple[float, float, float, float] | None  # (u, v, length, slope)
+    freckles: tuple[tuple[float, float], ...]  # (u, v) of each freckle
     blush: float  # cheek colour strength
-    lash: float  # lid line thickness / canvas
-    wrinkles: bool  # forehead lines and smile folds (older faces)
+    lash: float  # upper lid line thickness
+    wrinkles: bool  # forehead lines and smile folds
+    earrings: Colour | None
+    eyeshadow: Colour | None
 
 
-def _mix(a: np.ndarray, b: np.ndarray, w: float) -> Colour:
-    c = np.clip(a * (1 - w) + b * w, 0, 255)
+def _rgb(a: np.ndarray) -> Colour:
+    c = np.clip(a, 0, 255)
     return (float(c[0]), float(c[1]), float(c[2]))
+
+
+def _mix(a, b, w: float) -> Colour:
+    return _rgb(np.asarray(a, float) * (1 - w) + np.asarray(b, float) * w)
+
+
+def _shade(c: Colour, f: float) -> Colour:
+    return (min(255.0, c[0] * f), min(255.0, c[1] * f), min(255.0, c[2] * f))
+
+
+def _skin_tone(k: float) -> np.ndarray:
+    """Point ``k`` in [0, 3) along the light-to-dark skin palette."""
+    i = int(k)
+    return _SKIN[i] + (_SKIN[i + 1] - _SKIN[i]) * (k - i)
 
 
 def identity_traits(seed: int, identity: int) -> IdentityTraits:
@@ -133,12 +144,12 @@ def identity_traits(seed: int, identity: int) -> IdentityTraits:
     """
     r = np.random.default_rng([seed, identity, *_TRAITS_TAG])
     u = r.uniform
-    k = u(0, 3)  # position along the skin palette, light to dark
-    skin = _SKIN[int(k)] + (_SKIN[int(k) + 1] - _SKIN[int(k)]) * (k - int(k)) + r.normal(0, 8, 3)
+    skin = _skin_tone(u(0, 3))
+    skin = skin + r.normal(0, 10) * np.array([1.0, 0.6, 0.2]) + r.normal(0, 4, 3)  # undertone
     style = HAIR_STYLES[r.integers(len(HAIR_STYLES))]
-    h1, h2 = r.choice(len(_HAIR), 2, p=_HAIR_P)  # blend two palette shades: a continuum of colours
+    h1, h2 = r.choice(len(_HAIR), 2, p=_HAIR_P)  # blend two shades: a continuum of colours
     hair = _HAIR[h1] + (_HAIR[h2] - _HAIR[h1]) * u(0, 0.4) + r.normal(0, 10, 3)
-    dark_brow = style == "bald" or hair.mean() > 150
+    dark_brow = style == "bald" or hair.mean() > 150  # fair or no hair: brows from dark shades
     brow = _HAIR[r.integers(3)] if dark_brow else hair * 0.75
     p_none = 0.85 if style in ("long", "bun") else 0.5
     beard = BEARDS[r.choice(5, p=[p_none, *([(1 - p_none) / 4] * 4)])]
@@ -148,19 +159,22 @@ def identity_traits(seed: int, identity: int) -> IdentityTraits:
     freckles = tuple((float(u(-0.6, 0.6)), float(u(0.0, 0.35))) for _ in range(n_freckles))
     return IdentityTraits(
         face_w=u(0.26, 0.33), face_h=u(0.33, 0.40), jaw=u(0.62, 1.0), chin=u(-1, 1),
-        skin=_mix(skin, skin, 0), hair_style=style, hair=_mix(hair, hair, 0),
-        hairline=u(-0.78, -0.52), part=u(-0.15, 0.15) if style == "side_part" else 0.0,
+        skin=_rgb(skin), hair_style=style, hair=_rgb(hair), hairline=u(-0.78, -0.52),
+        part=u(-0.15, 0.15) if style == "side_part" else 0.0,
         eye_y=u(-0.24, -0.02), eye_spacing=u(0.28, 0.46), eye_size=u(0.14, 0.22),
         eye_aspect=u(0.38, 0.62), eye_tilt=u(-10, 10), iris=_IRIS[r.integers(len(_IRIS))],
-        brow_colour=_mix(brow, brow, 0), brow_thickness=u(0.012, 0.035), brow_gap=u(0.12, 0.22),
+        brow_colour=_rgb(brow), brow_thickness=u(0.012, 0.035), brow_gap=u(0.12, 0.22),
         brow_angle=u(-0.08, 0.08), brow_arch=u(0.0, 0.08), nose_length=u(0.25, 0.48),
         nose_width=u(0.1, 0.22), nose_shape=int(r.integers(3)), mouth_y=u(0.46, 0.66),
         mouth_width=u(0.22, 0.36), lip_thickness=u(0.035, 0.08),
-        lip=_mix(skin * np.array([0.85, 0.55, 0.55]), np.array([190.0, 60, 70]), u(0.1, 0.6)),
+        lip=_mix(skin * np.array([0.85, 0.55, 0.55]), (190, 60, 70), u(0.1, 0.6)),
         ear_size=u(0.16, 0.24), glasses=int(r.choice(3, p=[0.75, 0.12, 0.13])),
-        glasses_colour=_mix(_HAIR[r.integers(len(_HAIR))], np.zeros(3), 0.4),
+        glasses_colour=_mix(_HAIR[r.integers(len(_HAIR))], (0, 0, 0), 0.4),
         beard=beard, mole=mole, scar=scar, freckles=freckles, blush=u(0.0, 0.4),
         lash=u(0.006, 0.016), wrinkles=bool(r.random() < (0.7 if hair.mean() > 130 else 0.15)),
+        earrings=(_mix(r.uniform(60, 255, 3), (230, 190, 60), u(0, 1))
+                  if r.random() < 0.25 else None),
+        eyeshadow=_mix(r.uniform(0, 255, 3), skin, 0.3) if r.random() < 0.25 else None,
     )
 
 
@@ -173,31 +187,35 @@ class _View:
     turning head. Roll, scale and translation are applied later as one warp.
     """
 
-    s: int
-    cx: float
+    s: int  # canvas side
+    cx: float  # face centre and half-axes, canvas pixels
     cy: float
     ax: float
     ay: float
-    yaw: float
+    yaw: float  # radians
     pitch: float
-    smile: float
+    smile: float  # -0.5 frown .. 1 smile
     mouth_open: float
     brow_raise: float
-    eye_open: float
+    eye_open: float  # below 0.2 is a blink
     gaze: float
 
     def pt(self, u: float, v: float, depth: float = 1.0) -> tuple[float, float]:
+        """Canvas position of face point (u, v); ``depth`` > 1 sticks out (nose)."""
         a = math.asin(min(0.99, max(-0.99, u))) + self.yaw * depth
         return self.cx + self.ax * math.sin(a), self.cy + self.ay * (v + 0.3 * self.pitch * depth)
 
     def xscale(self, u: float) -> float:
+        """Horizontal foreshortening of a feature at ``u`` under the current yaw."""
         a = math.asin(min(0.99, max(-0.99, u)))
         return max(0.3, math.cos(a + self.yaw) / math.cos(a))
 
     def px(self, frac: float) -> int:
+        """Line thickness in whole pixels for a fraction of the canvas."""
         return max(1, round(frac * self.s))
 
 
+# Thin wrappers: every primitive is anti-aliased and placed with sub-pixel precision.
 def _p(pt: tuple[float, float]) -> tuple[int, int]:
     return round(pt[0] * _ONE), round(pt[1] * _ONE)
 
@@ -219,14 +237,9 @@ def _lines(img, pts, colour, thick: int) -> None:
     cv2.polylines(img, [_arr(pts)], False, colour, thick, _AA, _SHIFT)
 
 
-def _shade(c: Colour, f: float) -> Colour:
-    return (min(255.0, c[0] * f), min(255.0, c[1] * f), min(255.0, c[2] * f))
-
-
-def _rand_colour(rng: np.random.Generator, lo: float = 0, hi: float = 255, chroma: float = 255) -> Colour:
+def _rand_colour(rng: np.random.Generator, lo=0.0, hi=255.0, chroma=255.0) -> Colour:
     """Random colour; a small ``chroma`` keeps it near grey (muted, realistic)."""
-    c = np.clip(rng.uniform(lo, hi) + rng.uniform(-chroma, chroma, 3) / 2, 0, 255)
-    return (float(c[0]), float(c[1]), float(c[2]))
+    return _rgb(rng.uniform(lo, hi) + rng.uniform(-chroma, chroma, 3) / 2)
 
 
 def _background(rng: np.random.Generator, s: int) -> np.ndarray:
@@ -243,7 +256,8 @@ def _background(rng: np.random.Generator, s: int) -> np.ndarray:
     if kind == 2:
         n = int(rng.integers(3, 10))
         low = a + (rng.random((n, n, 3)).astype(np.float32) - 0.5) * 80
-        return np.clip(cv2.resize(low, (s, s), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+        img = cv2.resize(low, (s, s), interpolation=cv2.INTER_CUBIC)
+        return np.clip(img, 0, 255).astype(np.uint8)
     img = np.tile(a.astype(np.uint8), (s, s, 1))
     for _ in range(int(rng.integers(3, 8))):
         x, y = rng.uniform(0, s, 2)
@@ -259,14 +273,16 @@ def _background(rng: np.random.Generator, s: int) -> np.ndarray:
 def _make_view(t: IdentityTraits, rng: np.random.Generator, s: int) -> _View:
     return _View(
         s=s, cx=s / 2, cy=s * 0.52, ax=t.face_w * s, ay=t.face_h * s,
-        yaw=rng.uniform(-0.3, 0.3), pitch=rng.uniform(-0.2, 0.2),
-        smile=rng.uniform(-0.5, 1.0), mouth_open=rng.uniform(0.2, 1) if rng.random() < 0.25 else 0.0,
-        brow_raise=rng.uniform(-0.03, 0.06), eye_open=0.05 if rng.random() < 0.04 else rng.uniform(0.7, 1.1),
+        yaw=rng.uniform(-0.3, 0.3), pitch=rng.uniform(-0.2, 0.2), smile=rng.uniform(-0.5, 1.0),
+        mouth_open=rng.uniform(0.2, 1) if rng.random() < 0.25 else 0.0,
+        brow_raise=rng.uniform(-0.03, 0.06),
+        eye_open=0.05 if rng.random() < 0.04 else rng.uniform(0.7, 1.1),
         gaze=rng.uniform(-1, 1),
     )
 
 
 def _outline(t: IdentityTraits, v: _View, grow: float = 1.0) -> np.ndarray:
+    """Face contour: an ellipse whose lower half narrows to the jaw and chin."""
     th = np.linspace(0, 2 * np.pi, 56, endpoint=False)
     low = np.clip(np.sin(th), 0, 1)  # 0 on the upper half, 1 at the chin
     x = np.cos(th) * (1 - (1 - t.jaw) * low**1.5)
@@ -276,7 +292,7 @@ def _outline(t: IdentityTraits, v: _View, grow: float = 1.0) -> np.ndarray:
 
 
 def _hair_back(img, t: IdentityTraits, v: _View) -> None:
-    """Hair that sits behind the face (long, curly volume, bun)."""
+    """Hair that sits behind the head (long, curly volume, bun)."""
     c, ax, ay = t.hair, v.ax, v.ay
     if t.hair_style == "long":
         th = np.linspace(np.pi, 2 * np.pi, 20)
@@ -286,29 +302,34 @@ def _hair_back(img, t: IdentityTraits, v: _View) -> None:
     elif t.hair_style == "curly":
         _ellipse(img, (v.cx, v.cy - 0.2 * ay), 1.3 * ax, 1.05 * ay, c)
         for th in np.linspace(np.pi * 0.9, np.pi * 2.1, 13):
-            _ellipse(img, (v.cx + 1.25 * ax * math.cos(th), v.cy - 0.2 * ay + ay * math.sin(th)),
-                     0.22 * ax, 0.22 * ax, _shade(c, 0.85))
+            curl = (v.cx + 1.25 * ax * math.cos(th), v.cy - 0.2 * ay + ay * math.sin(th))
+            _ellipse(img, curl, 0.22 * ax, 0.22 * ax, _shade(c, 0.85))
     elif t.hair_style == "bun":
         _ellipse(img, (v.cx, v.cy - 1.12 * ay), 0.34 * ax, 0.3 * ax, c)
 
 
+def _hair_top(t: IdentityTraits) -> float:
+    """v of the hairline at the forehead centre (-1: no hair on the forehead)."""
+    return {"bald": -1.0, "fringe": -0.42}.get(t.hair_style, t.hairline)
+
+
 def _hair_cap(img, t: IdentityTraits, v: _View) -> None:
-    """Hair over the crown, bounded below by the (style dependent) hairline."""
+    """Hair over the crown: outer arc around the skull, inner edge along the hairline."""
     if t.hair_style == "bald":
         return
-    side = {"buzz": -0.3, "fringe": -0.2, "long": 0.1}.get(t.hair_style, -0.2)
-    hairline = -0.42 if t.hair_style == "fringe" else t.hairline
+    side = {"buzz": -0.3, "fringe": -0.2, "long": 0.1}.get(t.hair_style, -0.2)  # v at temples
+    hairline = _hair_top(t)
     grow = 1.02 if t.hair_style == "buzz" else 1.07
     b = math.asin(min(0.95, -side / grow))
-    th = np.linspace(np.pi + b, 2 * np.pi - b, 24)
-    outer = [(v.cx + grow * v.ax * math.cos(a), v.cy - 0.03 * v.ay + grow * v.ay * math.sin(a)) for a in th]
+    outer = [(v.cx + grow * v.ax * math.cos(a), v.cy - 0.03 * v.ay + grow * v.ay * math.sin(a))
+             for a in np.linspace(np.pi + b, 2 * np.pi - b, 24)]
     inner = []
     for i, s in enumerate(np.linspace(1, -1, 17)):
         vv = hairline + (side - hairline) * abs(s) ** 3 + t.part * s
         if t.hair_style == "fringe":
             vv += 0.05 * (i % 2)  # jagged bangs
         inner.append(v.pt(0.97 * s, vv, depth=0.5))
-    colour = _mix(np.array(t.hair), np.array(t.skin), 0.45) if t.hair_style == "buzz" else t.hair
+    colour = _mix(t.hair, t.skin, 0.45) if t.hair_style == "buzz" else t.hair
     _fill(img, outer + inner, colour)
 
 
@@ -319,14 +340,17 @@ def _draw_eye(img, t: IdentityTraits, v: _View, side: int) -> None:
     h = t.eye_size * v.ax * t.eye_aspect * v.eye_open
     angle = -side * t.eye_tilt
     dark = _shade(t.brow_colour, 0.6)
+    if t.eyeshadow:  # make-up on the upper lid, partly hidden by the eye itself
+        _ellipse(img, (c[0], c[1] - 0.3 * h), 1.1 * w, 1.3 * h + 0.1 * w, t.eyeshadow, angle,
+                 -1, 180, 360)
     if v.eye_open < 0.2:  # blink: just the closed lid
         _ellipse(img, c, w, 0.25 * w, dark, angle, v.px(0.008), 0, 180)
         return
     _ellipse(img, c, w, h, (240, 238, 232), angle)
     r = 0.52 * t.eye_size * v.ax
-    ic = (c[0] + v.gaze * 0.3 * w, c[1])
-    _ellipse(img, ic, r * v.xscale(u), min(r, h * 0.95), t.iris)
-    _ellipse(img, ic, 0.45 * r * v.xscale(u), min(0.45 * r, h * 0.9), (15, 12, 12))
+    iris = (c[0] + v.gaze * 0.3 * w, c[1])
+    _ellipse(img, iris, r * v.xscale(u), min(r, h * 0.95), t.iris)  # clipped by the lids
+    _ellipse(img, iris, 0.45 * r * v.xscale(u), min(0.45 * r, h * 0.9), (15, 12, 12))
     _ellipse(img, c, w, h, dark, angle, v.px(t.lash), 180, 360)  # upper lid and lashes
     _ellipse(img, c, w, h, _shade(t.skin, 0.75), angle, 1, 0, 180)
 
@@ -338,7 +362,8 @@ def _draw_brow(img, t: IdentityTraits, v: _View, side: int) -> None:
     half = t.brow_thickness * v.s / 2
     top, bot = [], []
     for s in np.linspace(0, 1, 8):
-        x, y = v.pt(u0 + (u1 - u0) * s, base - t.brow_arch * math.sin(math.pi * s) - t.brow_angle * s)
+        x, y = v.pt(u0 + (u1 - u0) * s,
+                    base - t.brow_arch * math.sin(math.pi * s) - t.brow_angle * s)
         taper = 1.0 - 0.55 * s  # thick inner end, thin tail
         top.append((x, y - half * taper))
         bot.append((x, y + half * taper))
@@ -348,17 +373,19 @@ def _draw_brow(img, t: IdentityTraits, v: _View, side: int) -> None:
 def _draw_nose(img, t: IdentityTraits, v: _View) -> None:
     shadow = _shade(t.skin, 0.72)
     tip_v = t.eye_y + t.nose_length
-    tip = v.pt(0, tip_v, depth=1.35)
+    tip = v.pt(0, tip_v, depth=1.35)  # the tip sticks out, so yaw moves it most
     w = t.nose_width * v.ax
-    bridge = [v.pt(-0.07, t.eye_y + 0.08, 1.1), v.pt(-0.09, tip_v - 0.12, 1.3)]
-    _lines(img, bridge, shadow, v.px(0.006))
+    _lines(img, [v.pt(-0.07, t.eye_y + 0.08, 1.1), v.pt(-0.09, tip_v - 0.12, 1.3)], shadow,
+           v.px(0.006))
     if t.nose_shape == 1:  # straight: wings drawn as lines meeting at the tip
-        _lines(img, [(tip[0] - w, tip[1] + 0.02 * v.ay), tip, (tip[0] + w, tip[1] + 0.02 * v.ay)],
-               shadow, v.px(0.007))
-    else:
-        _ellipse(img, tip, w * (0.5 if t.nose_shape == 0 else 0.8), 0.35 * w, shadow, 0, v.px(0.007), 10, 170)
+        wings = [(tip[0] - w, tip[1] + 0.02 * v.ay), tip, (tip[0] + w, tip[1] + 0.02 * v.ay)]
+        _lines(img, wings, shadow, v.px(0.007))
+    else:  # button or broad: a rounded tip
+        tip_w = w * (0.5 if t.nose_shape == 0 else 0.8)
+        _ellipse(img, tip, tip_w, 0.35 * w, shadow, 0, v.px(0.007), 10, 170)
     for side in (-1, 1):
-        _ellipse(img, (tip[0] + side * 0.55 * w, tip[1] + 0.04 * v.ay), 0.22 * w, 0.12 * w, _shade(t.skin, 0.45))
+        nostril = (tip[0] + side * 0.55 * w, tip[1] + 0.04 * v.ay)
+        _ellipse(img, nostril, 0.22 * w, 0.12 * w, _shade(t.skin, 0.45))
 
 
 def _draw_mouth(img, t: IdentityTraits, v: _View) -> None:
@@ -367,10 +394,11 @@ def _draw_mouth(img, t: IdentityTraits, v: _View) -> None:
     lip = t.lip_thickness * v.ay
     gap = v.mouth_open * 0.12 * v.ay
     s = np.linspace(-1, 1, 15)
-    mid = cy - v.smile * 0.06 * v.ay * s**2 + v.smile * 0.02 * v.ay  # corners lift when smiling
+    mid = cy - v.smile * 0.06 * v.ay * s**2 + v.smile * 0.02 * v.ay  # smiling lifts the corners
     bulge = 1 - s**2
     x = cx + hw * s
-    upper = np.stack([x, mid - gap / 2 - lip * bulge * (1 - 0.3 * np.exp(-(s * 6) ** 2))], 1)
+    bow = 1 - 0.3 * np.exp(-(s * 6) ** 2)  # Cupid's bow dip in the upper lip
+    upper = np.stack([x, mid - gap / 2 - lip * bulge * bow], 1)
     lower = np.stack([x, mid + gap / 2 + 1.3 * lip * bulge], 1)
     _fill(img, np.vstack([upper, lower[::-1]]), t.lip)
     if gap > 0:
@@ -389,9 +417,8 @@ def _draw_beard(img, t: IdentityTraits, v: _View) -> None:
         jaw = jaw[jaw[:, 1] > v.cy]  # lower half, right to left
         top = t.mouth_y - 0.12  # upper edge dips from the sideburns to under the nose
         edge = [v.pt(u, top * (1 - abs(u) ** 1.5)) for u in np.linspace(-0.97, 0.97, 13)]
-        pts = np.vstack([jaw, edge])
         layer = img.copy() if t.beard == "stubble" else img
-        _fill(layer, pts, colour)
+        _fill(layer, np.vstack([jaw, edge]), colour)
         if t.beard == "stubble":  # translucent shadow of stubble
             cv2.addWeighted(layer, 0.35, img, 0.65, 0, dst=img)
     if t.beard in ("moustache", "goatee", "full"):
@@ -405,44 +432,47 @@ def _draw_beard(img, t: IdentityTraits, v: _View) -> None:
 
 
 def _draw_marks(img, t: IdentityTraits, v: _View) -> None:
-    spot = _shade(t.skin, 0.55)
+    """Freckles, mole, scar and wrinkles: small but persistent identity cues."""
     for u, vv in t.freckles:
         _ellipse(img, v.pt(u, vv), 0.006 * v.s, 0.006 * v.s, _shade(t.skin, 0.75))
     if t.mole:
-        _ellipse(img, v.pt(*t.mole), 0.012 * v.s, 0.012 * v.s, spot)
+        _ellipse(img, v.pt(*t.mole), 0.012 * v.s, 0.012 * v.s, _shade(t.skin, 0.55))
     if t.scar:
         u, vv, length, slope = t.scar
-        _lines(img, [v.pt(u, vv), v.pt(u + length, vv + slope * length)], (150, 70, 70), v.px(0.008))
-    if t.wrinkles:
-        fold = _shade(t.skin, 0.8)
-        top = -1.0 if t.hair_style == "bald" else (-0.42 if t.hair_style == "fringe" else t.hairline)
-        for k in range(3):  # forehead lines, only on bare forehead below the hairline
-            vv = t.eye_y - t.brow_gap - 0.12 - 0.07 * k
-            if vv < top + 0.08:
-                break
-            _lines(img, [v.pt(x, vv + 0.03 * x * x) for x in np.linspace(-0.4, 0.4, 7)], fold, v.px(0.006))
-        for side in (-1, 1):  # smile folds from the nose wings past the mouth corners
-            nose = (side * (t.nose_width + 0.08), t.eye_y + t.nose_length)
-            corner = (side * (t.mouth_width + 0.08), t.mouth_y + 0.06)
-            _lines(img, [v.pt(*nose), v.pt(nose[0] * 0.3 + corner[0] * 0.7 + 0.04 * side, (nose[1] + corner[1]) / 2),
-                         v.pt(*corner)], fold, v.px(0.007))
+        _lines(img, [v.pt(u, vv), v.pt(u + length, vv + slope * length)], (150, 70, 70),
+               v.px(0.008))
+    if not t.wrinkles:
+        return
+    fold = _shade(t.skin, 0.8)
+    for k in range(3):  # forehead lines, only on bare forehead below the hairline
+        vv = t.eye_y - t.brow_gap - 0.12 - 0.07 * k
+        if vv < _hair_top(t) + 0.08:
+            break
+        _lines(img, [v.pt(x, vv + 0.03 * x * x) for x in np.linspace(-0.4, 0.4, 7)], fold,
+               v.px(0.006))
+    for side in (-1, 1):  # smile folds from the nose wings past the mouth corners
+        nose = (side * (t.nose_width + 0.08), t.eye_y + t.nose_length)
+        corner = (side * (t.mouth_width + 0.08), t.mouth_y + 0.06)
+        bend = (nose[0] * 0.3 + corner[0] * 0.7 + 0.04 * side, (nose[1] + corner[1]) / 2)
+        _lines(img, [v.pt(*nose), v.pt(*bend), v.pt(*corner)], fold, v.px(0.007))
 
 
 def _draw_glasses(img, t: IdentityTraits, v: _View) -> None:
-    th = v.px(0.009)
-    ends = []
+    th, colour = v.px(0.009), t.glasses_colour
+    inner = []
     for side in (-1, 1):
         u = side * t.eye_spacing
         c = v.pt(u, t.eye_y)
-        w = 1.55 * t.eye_size * v.ax * v.xscale(u)
-        h = 1.5 * t.eye_size * v.ax * 0.75
+        w, h = 1.55 * t.eye_size * v.ax * v.xscale(u), 1.125 * t.eye_size * v.ax
         if t.glasses == 1:
-            _ellipse(img, c, w, h, t.glasses_colour, 0, th)
+            _ellipse(img, c, w, h, colour, 0, th)
         else:
-            cv2.rectangle(img, _p((c[0] - w, c[1] - h)), _p((c[0] + w, c[1] + h)), t.glasses_colour, th, _AA, _SHIFT)
-        ends.append(((c[0] - side * w, c[1]), (c[0] + side * w, c[1] - 0.3 * h)))
-        _lines(img, [ends[-1][1], v.pt(side * 0.99, t.eye_y - 0.05, 0.8)], t.glasses_colour, th)
-    _lines(img, [ends[0][0], ends[1][0]], t.glasses_colour, th)
+            cv2.rectangle(img, _p((c[0] - w, c[1] - h)), _p((c[0] + w, c[1] + h)), colour, th,
+                          _AA, _SHIFT)
+        inner.append((c[0] - side * w, c[1]))
+        temple = (c[0] + side * w, c[1] - 0.3 * h)  # arm runs back to the ear
+        _lines(img, [temple, v.pt(side * 0.99, t.eye_y - 0.05, 0.8)], colour, th)
+    _lines(img, inner, colour, th)  # bridge
 
 
 def _draw_occluder(img, v: _View, t: IdentityTraits, rng: np.random.Generator) -> None:
@@ -453,7 +483,8 @@ def _draw_occluder(img, v: _View, t: IdentityTraits, rng: np.random.Generator) -
         if rng.random() < 0.5:  # horizontal band
             h, y = rng.uniform(0.12, 0.2) * v.ay, v.cy + rng.uniform(-0.6, 0.7) * v.ay
             x0 = v.cx + rng.uniform(-1.6, -0.4) * v.ax
-            _fill(img, [(x0, y - h), (x0 + 2 * v.ax, y - h), (x0 + 2 * v.ax, y + h), (x0, y + h)], colour)
+            x1 = x0 + 2 * v.ax
+            _fill(img, [(x0, y - h), (x1, y - h), (x1, y + h), (x0, y + h)], colour)
         else:  # vertical band over one side
             w = rng.uniform(0.2, 0.35) * v.ax
             x = v.cx + rng.choice([-1, 1]) * rng.uniform(0.65, 0.95) * v.ax
@@ -462,17 +493,18 @@ def _draw_occluder(img, v: _View, t: IdentityTraits, rng: np.random.Generator) -
         dark = _rand_colour(rng, 0, 50)
         pts = [v.pt(side * t.eye_spacing, t.eye_y) for side in (-1, 1)]
         for c, side in zip(pts, (-1, 1)):
-            _ellipse(img, c, 1.7 * t.eye_size * v.ax * v.xscale(side * t.eye_spacing), 0.2 * v.ay, dark)
+            w = 1.7 * t.eye_size * v.ax * v.xscale(side * t.eye_spacing)
+            _ellipse(img, c, w, 0.2 * v.ay, dark)
         _lines(img, pts, dark, v.px(0.02))
-    elif kind == 2:  # a hand resting against the lower face
-        k = rng.uniform(0, 2.99)  # any skin tone, not the wearer's
-        skin = _mix(_SKIN[int(k)], _SKIN[int(k) + 1], k - int(k))
+    elif kind == 2:  # a hand resting against the lower face, of any skin tone
+        skin = _rgb(_skin_tone(rng.uniform(0, 2.99)))
         side = rng.choice([-1, 1])
         c = (v.cx + side * rng.uniform(0.3, 0.8) * v.ax, v.cy + rng.uniform(0.55, 0.9) * v.ay)
-        _ellipse(img, (c[0], c[1] + 0.35 * v.ay), 0.36 * v.ax, 0.36 * v.ay, skin, rng.uniform(-30, 30))
+        palm = (c[0], c[1] + 0.35 * v.ay)
+        _ellipse(img, palm, 0.36 * v.ax, 0.36 * v.ay, skin, rng.uniform(-30, 30))
         for i in range(4):
-            fx = c[0] + (i - 1.5) * 0.17 * v.ax
-            _ellipse(img, (fx, c[1] - 0.05 * v.ay), 0.08 * v.ax, 0.28 * v.ay, _shade(skin, 0.97 - 0.03 * i))
+            finger = (c[0] + (i - 1.5) * 0.17 * v.ax, c[1] - 0.05 * v.ay)
+            _ellipse(img, finger, 0.08 * v.ax, 0.28 * v.ay, _shade(skin, 0.97 - 0.03 * i))
     else:  # hat: crown over the hair plus a brim at the forehead
         colour = _rand_colour(rng)
         top = v.cy - rng.uniform(0.5, 0.62) * v.ay
@@ -481,22 +513,27 @@ def _draw_occluder(img, v: _View, t: IdentityTraits, rng: np.random.Generator) -
 
 
 def _draw_head(img, t: IdentityTraits, v: _View, rng: np.random.Generator) -> None:
-    """Paint body, hair, face and features back to front on the 2x canvas."""
+    """Paint hair, neck, clothing, ears, face and features back to front."""
     s = v.s
     _hair_back(img, t, v)
-    neck = _shade(t.skin, 0.82)
     _fill(img, [(v.cx - 0.45 * v.ax, v.cy), (v.cx + 0.45 * v.ax, v.cy),
-                (v.cx + 0.5 * v.ax, s), (v.cx - 0.5 * v.ax, s)], neck)
-    _ellipse(img, (v.cx, s * 1.14), s * rng.uniform(0.42, 0.55), s * 0.22, _rand_colour(rng, 30, 220, 140))
+                (v.cx + 0.5 * v.ax, s), (v.cx - 0.5 * v.ax, s)], _shade(t.skin, 0.82))
+    # Clothing changes from photo to photo, so it is a nuisance, not a trait.
+    _ellipse(img, (v.cx, s * 1.14), s * rng.uniform(0.42, 0.55), s * 0.22,
+             _rand_colour(rng, 30, 220, 140))
     for side in (-1, 1):
         vis = min(1.3, max(0.35, 1 - 1.5 * side * v.yaw))  # the far ear turns away
-        ec = (v.cx + side * 0.95 * v.ax - 0.15 * v.yaw * v.ax, v.cy + v.ay * (t.eye_y + 0.2))
-        _ellipse(img, ec, 0.16 * v.ax * vis, t.ear_size * v.ay, _shade(t.skin, 0.92))
+        ear = (v.cx + side * 0.95 * v.ax - 0.15 * v.yaw * v.ax, v.cy + v.ay * (t.eye_y + 0.2))
+        _ellipse(img, ear, 0.16 * v.ax * vis, t.ear_size * v.ay, _shade(t.skin, 0.92))
+        if t.earrings:
+            lobe = (ear[0], ear[1] + t.ear_size * v.ay * 1.15)
+            _ellipse(img, lobe, 0.06 * v.ax, 0.06 * v.ax, t.earrings, 0, v.px(0.012))
     face = _outline(t, v)
     _fill(img, face, t.skin)
-    cv2.polylines(img, [_arr(face)], True, _shade(t.skin, 0.85), v.px(0.012), _AA, _SHIFT)  # edge shading
-    for side in (-1, 1):  # soft cheek colour gives the face some volume
-        _ellipse(img, v.pt(side * 0.55, 0.2), 0.2 * v.ax, 0.12 * v.ay, _mix(np.array(t.skin), np.array(t.lip), t.blush))
+    cv2.polylines(img, [_arr(face)], True, _shade(t.skin, 0.85), v.px(0.012), _AA, _SHIFT)
+    for side in (-1, 1):  # cheek colour gives the flat face some volume
+        _ellipse(img, v.pt(side * 0.55, 0.2), 0.2 * v.ax, 0.12 * v.ay,
+                 _mix(t.skin, t.lip, t.blush))
     _hair_cap(img, t, v)
     _draw_marks(img, t, v)
     for side in (-1, 1):
@@ -513,14 +550,14 @@ def _draw_head(img, t: IdentityTraits, v: _View, rng: np.random.Generator) -> No
 def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Directional light, exposure, contrast, colour cast, blur and sensor noise."""
     n = img.shape[0]
-    f = img.astype(np.float32)
     theta, strength = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.25)
+    gain, contrast = rng.uniform(0.85, 1.12), rng.uniform(0.88, 1.12)
+    cast = rng.uniform(0.95, 1.05, 3).astype(np.float32) * np.float32(gain)
     ramp = np.linspace(-1, 1, n, dtype=np.float32)
     light = 1 + strength * (np.cos(theta) * ramp[None, :] + np.sin(theta) * ramp[:, None])
-    f *= light[:, :, None]
-    gain, contrast = rng.uniform(0.85, 1.12), rng.uniform(0.88, 1.12)
-    cast = rng.uniform(0.95, 1.05, 3).astype(np.float32)
-    f = ((f - 128) * contrast + 128) * gain * cast
+    # ((x * light - 128) * contrast + 128) * gain * cast, folded into one multiply-add.
+    f = img * (light[:, :, None] * np.float32(contrast) * cast) \
+        + np.float32(128 * (1 - contrast)) * cast
     if rng.random() < 0.25:
         f = cv2.GaussianBlur(f, (0, 0), rng.uniform(0.4, 1.3) * n / 112)
     f += rng.standard_normal(f.shape, dtype=np.float32) * rng.uniform(0, 6)
@@ -533,7 +570,7 @@ def render_face(traits: IdentityTraits, rng: np.random.Generator, size: int = 11
     Args:
         traits: The identity to draw.
         rng: Source of all per-image variation (pose, expression, lighting,
-            background, occlusion, noise); consumed in a fixed order.
+            background, occlusion, noise), consumed in a fixed order.
         size: Output side length in pixels (at least 32).
 
     Returns:
@@ -544,15 +581,16 @@ def render_face(traits: IdentityTraits, rng: np.random.Generator, size: int = 11
     """
     if size < 32:
         raise ValueError(f"size must be >= 32, got {size}")
-    s = 2 * size  # supersampled canvas; INTER_AREA downscaling smooths edges
+    s = 2 * size  # supersampled canvas; INTER_AREA downscaling smooths the edges
     img = _background(rng, s)
     view = _make_view(traits, rng, s)
     _draw_head(img, traits, view, rng)
     if rng.random() < 0.2:
         _draw_occluder(img, view, traits, rng)
     # Roll, scale and a small translation in one warp about the face centre.
-    m = cv2.getRotationMatrix2D((view.cx, view.cy), float(np.clip(rng.normal(0, 5.0), -12, 12)), rng.uniform(0.93, 1.06))
-    m[:, 2] += rng.uniform(-0.03, 0.03, 2) * s
+    roll = float(np.clip(rng.normal(0, 4.0), -10, 10))
+    m = cv2.getRotationMatrix2D((view.cx, view.cy), roll, rng.uniform(0.95, 1.05))
+    m[:, 2] += rng.uniform(-0.025, 0.025, 2) * s
     img = cv2.warpAffine(img, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return _photometric(img, rng)
@@ -561,8 +599,8 @@ def render_face(traits: IdentityTraits, rng: np.random.Generator, size: int = 11
 def render_image(seed: int, identity: int, image: int, size: int = 112) -> np.ndarray:
     """Render image ``image`` of ``identity`` under ``seed``.
 
-    Depends only on its arguments, so the result is byte-identical however
-    many other images are generated and in whatever order.
+    Depends only on its arguments, so the result is byte-identical however many
+    other images are generated and in whatever order.
 
     Args:
         seed: Dataset seed (non-negative).
@@ -573,11 +611,12 @@ def render_image(seed: int, identity: int, image: int, size: int = 112) -> np.nd
     Returns:
         ``(size, size, 3)`` uint8 RGB image.
     """
-    return render_face(identity_traits(seed, identity), np.random.default_rng([seed, identity, image]), size)
+    rng = np.random.default_rng([seed, identity, image])
+    return render_face(identity_traits(seed, identity), rng, size)
 
 
 def identity_name(identity: int) -> str:
-    """Folder name of an identity, zero-padded so names sort numerically.
+    """Folder name of an identity, zero-padded so that names sort numerically.
 
     Args:
         identity: Identity index (non-negative).
@@ -591,7 +630,11 @@ def identity_name(identity: int) -> str:
 
 
 def _write_png_atomic(path: pathlib.Path, rgb: np.ndarray) -> None:
-    """Encode then rename into place, so readers never see a partial PNG."""
+    """Encode, write to a temp file beside ``path``, then rename over it.
+
+    A rename within one folder is atomic, so a killed run leaves either the old
+    file, the complete new one, or a stray ``.tmp`` file, never a torn PNG.
+    """
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode PNG for {path}")
@@ -616,10 +659,11 @@ def generate_dataset(
     """Write a folder-per-identity dataset ``root/<identity_name(i)>/<j:03d>.png``.
 
     Args:
-        root: Output folder; created (with parents) if missing.
+        root: Output folder; created (with parents) if missing. Existing files
+            of the same names are replaced.
         identities: Number of identities (>= 1).
         images_per_identity: Images per identity (>= 1).
-        seed: Dataset seed; equal seeds give byte-identical files.
+        seed: Dataset seed; equal arguments give byte-identical files.
         size: Image side length in pixels (>= 32).
         progress: Called with the number of images just written (1 per image).
 
@@ -627,7 +671,7 @@ def generate_dataset(
         The dataset root as a :class:`pathlib.Path`.
 
     Raises:
-        ValueError: On a non-positive count or a size below 32.
+        ValueError: On a count below 1 or a size below 32 (before writing anything).
     """
     if identities < 1:
         raise ValueError(f"identities must be >= 1, got {identities}")
@@ -639,7 +683,7 @@ def generate_dataset(
     for i in range(identities):
         folder = root / identity_name(i)
         folder.mkdir(parents=True, exist_ok=True)
-        traits = identity_traits(seed, i)
+        traits = identity_traits(seed, i)  # drawn once per identity, not once per image
         for j in range(images_per_identity):
             img = render_face(traits, np.random.default_rng([seed, i, j]), size)
             _write_png_atomic(folder / f"{j:03d}.png", img)
