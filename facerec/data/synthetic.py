@@ -58,6 +58,8 @@ _SKIN = np.array([(250, 222, 205), (228, 178, 142), (176, 118, 82), (98, 62, 42)
 _HAIR = np.array([(22, 17, 15), (58, 38, 27), (105, 70, 44), (146, 78, 40), (196, 156, 92),
                   (232, 208, 150), (135, 133, 130), (225, 222, 215), (170, 64, 28)], float)
 _HAIR_P = (0.22, 0.2, 0.15, 0.08, 0.1, 0.05, 0.08, 0.04, 0.08)
+# Bald and buzz cut hide the strongest identity cue (hair), so they are rarer.
+_STYLE_P = (0.06, 0.1, 0.14, 0.14, 0.14, 0.16, 0.13, 0.13)
 _IRIS = ((96, 58, 30), (48, 30, 20), (128, 98, 52), (78, 118, 70), (70, 112, 170),
          (118, 128, 140))
 
@@ -146,7 +148,7 @@ def identity_traits(seed: int, identity: int) -> IdentityTraits:
     u = r.uniform
     skin = _skin_tone(u(0, 3))
     skin = skin + r.normal(0, 10) * np.array([1.0, 0.6, 0.2]) + r.normal(0, 4, 3)  # undertone
-    style = HAIR_STYLES[r.integers(len(HAIR_STYLES))]
+    style = HAIR_STYLES[r.choice(len(HAIR_STYLES), p=_STYLE_P)]
     h1, h2 = r.choice(len(_HAIR), 2, p=_HAIR_P)  # blend two shades: a continuum of colours
     hair = _HAIR[h1] + (_HAIR[h2] - _HAIR[h1]) * u(0, 0.4) + r.normal(0, 10, 3)
     dark_brow = style == "bald" or hair.mean() > 150  # fair or no hair: brows from dark shades
