@@ -47,6 +47,7 @@ class ImageFaces:
     faces: list[Face] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)  # aligned RGB uint8 (112, 112, 3)
     sha256: str = ""
+    size: tuple[int, int] = (0, 0)  # image width, height
 
 
 class FacePipeline:
@@ -72,10 +73,11 @@ class FacePipeline:
         if image is None:
             return ImageFaces(str(path), "unreadable: not an image")
         faces = self.detect(image)
+        size = (image.shape[1], image.shape[0])
         if not faces:
-            return ImageFaces(str(path), "no face", sha256=hashlib.sha256(raw).hexdigest())
+            return ImageFaces(str(path), "no face", sha256=hashlib.sha256(raw).hexdigest(), size=size)
         crops = [cv2.cvtColor(align_face(image, f), cv2.COLOR_BGR2RGB) for f in faces]
-        return ImageFaces(str(path), "ok", faces, crops, hashlib.sha256(raw).hexdigest())
+        return ImageFaces(str(path), "ok", faces, crops, hashlib.sha256(raw).hexdigest(), size)
 
     @torch.no_grad()
     def embed(self, crops: list[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -244,13 +246,11 @@ def _top_people(gallery: Gallery, embeddings: np.ndarray, k: int) -> list[list[d
     return out
 
 
-def _central_face(found: ImageFaces, image_shape=None) -> int:
+def _central_face(found: ImageFaces) -> int:
     """Index of the face nearest the image centre (the labelled person in dataset photos)."""
     if len(found.faces) == 1:
         return 0
-    xs = [f.box[0] + f.box[2] for f in found.faces]
-    ys = [f.box[1] + f.box[3] for f in found.faces]
-    cx, cy = max(xs) / 2, max(ys) / 2  # the faces' extent stands in for the image size
+    cx, cy = found.size[0] / 2, found.size[1] / 2
     return int(np.argmin([(f.centre[0] - cx) ** 2 + (f.centre[1] - cy) ** 2 for f in found.faces]))
 
 

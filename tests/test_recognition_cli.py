@@ -170,3 +170,11 @@ def test_a_missing_pair_image_is_an_error_not_a_skip(tmp_path):
     pairs.write_text("1\t2\nAnn_Lee\t1\t3\n")
     with pytest.raises(DataError, match="Ann_Lee_0003.jpg is missing"):
         read_pairs(pairs, tmp_path)
+
+
+def test_the_central_face_is_the_labelled_one():
+    from facerec.detect import Face
+    from facerec.recognition import ImageFaces, _central_face
+
+    faces = [Face((0, 0, 10, 10), 1.0), Face((120, 45, 10, 10), 1.0), Face((190, 90, 10, 10), 1.0)]
+    assert _central_face(ImageFaces("x", "ok", faces, [], "", (250, 100))) == 1
