@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 
 import cv2
@@ -69,6 +70,7 @@ def test_different_seed_identity_image_give_different_images() -> None:
 
 
 def test_identity_name() -> None:
+    assert identity_name(0) == "synth-0000"
     assert identity_name(7) == "synth-0007"
     assert identity_name(1234) == "synth-1234"
     names = [identity_name(i) for i in (10, 2, 100, 1)]
@@ -162,6 +164,18 @@ def test_generate_dataset_overwrites_existing_root(tmp_path: pathlib.Path) -> No
     generate_dataset(tmp_path, 1, 2, seed=0, size=32)
     generate_dataset(tmp_path, 1, 2, seed=0, size=32)
     assert len(list(tmp_path.rglob("*"))) == 3  # one folder, two files
+
+
+def test_interrupted_write_leaves_no_partial_png(tmp_path: pathlib.Path, monkeypatch) -> None:
+    """If the final rename never happens, neither a PNG nor a temp file is left behind."""
+
+    def killed(src, dst):
+        raise KeyboardInterrupt  # as if the run were stopped between write and rename
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(tmp_path, 1, 1, size=32)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 @pytest.mark.parametrize(
