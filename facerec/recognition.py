@@ -178,7 +178,8 @@ def folder_people(root: str | Path, split_part: str | None = None,
     people = list_identity_files(root)
     if split_part is not None:
         part = getattr(workspace.split(), split_part)
-        people = {p: [f for f in files if f in set(part.get(p, ()))] for p, files in people.items()}
+        keep = {p: set(files) for p, files in part.items()}  # one set per person, not one per file
+        people = {p: [f for f in files if f in keep.get(p, ())] for p, files in people.items()}
         people = {p: files for p, files in people.items() if files}
         if not people:
             raise DataError(f"no file of {root} is in the workspace's {split_part} split")
