@@ -30,7 +30,8 @@ def test_search_agrees_with_brute_force(tmp_path, kind):
     vecs = _fill(g, people=20, each=10)
     g.save()  # switches to the requested index kind
     if kind == "ivf":
-        g._vectors.nprobe = g._vectors.nlist  # scanning every cell makes IVF exact
+        g._vectors.nprobe = g._vectors.nlist  # scanning every cell and re-scoring every candidate
+        g._vectors.rerank = len(g)            # makes the approximate index exact
     names = np.array([n for n, v in vecs.items() for _ in v])
     db = np.concatenate(list(vecs.values()))
     queries = _unit(30, 99)
@@ -119,3 +120,18 @@ def test_auto_index_switches_to_ivf_when_large(tmp_path, monkeypatch):
     g.save()
     assert len(g) == 145
     assert all(m.identity != "person7" for row in g.search(vecs["person7"], k=5) for m in row)
+
+
+def test_approximate_index_persists_and_deletes_from_both_parts(tmp_path):
+    g = Gallery.create(tmp_path / "g", DIM, "m1", index_kind="ivf")
+    vecs = _fill(g, people=20, each=10)
+    g.save()
+    before = g.search(vecs["person4"], k=3)
+    g.close()
+    g = Gallery.open(tmp_path / "g")
+    assert isinstance(g._vectors, fx.RefinedIVF) and g.search(vecs["person4"], k=3) == before
+    g.remove_person("person4")
+    g.save()
+    assert g._vectors.exact.ntotal == g._vectors.fast.ntotal == 190
+    g._vectors.nprobe, g._vectors.rerank = g._vectors.nlist, len(g)
+    assert all(m.identity != "person4" for row in g.search(vecs["person4"], k=10) for m in row)
