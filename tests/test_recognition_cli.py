@@ -14,6 +14,8 @@ from facerec.evaluation import threshold_at_far
 from facerec.recognition import validate_name
 from facerec.errors import FaceRecError
 
+from conftest import LFW, YUNET, requires_lfw_and_yunet
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -81,6 +83,27 @@ def test_calibrate_stores_a_threshold_used_by_verify(trained, tmp_path, capsys):
     a, b = (str(data / "synth-0001" / f) for f in sorted(os.listdir(data / "synth-0001"))[:2])
     code, v = _json(capsys, ["verify", a, b, "--aligned", "-w", str(ws)])
     assert v["threshold"] == pytest.approx(cal["threshold"]) and v["same"] == (v["score"] >= v["threshold"])
+
+
+@requires_lfw_and_yunet
+def test_calibrate_on_lfw_pairs_with_yunet_end_to_end(trained, tmp_path, capsys):
+    """The first 5 genuine and 5 impostor pairs of LFW's pairs.txt: detect, align, embed, threshold."""
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(trained[1], ws)
+    lines = (LFW / "pairs.txt").read_text().splitlines()
+    genuine = [line for line in lines[1:] if len(line.split()) == 3][:5]
+    impostor = [line for line in lines[1:] if len(line.split()) == 4][:5]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(["1\t5"] + genuine + impostor) + "\n")
+    code, cal = _json(capsys, ["calibrate", "--pairs", str(pairs), "--root", str(LFW), "--far", "0.1",
+                               "--detector", f"yunet:{YUNET}", "-w", str(ws)])
+    assert code == 0 and cal["pairs_scored"] + cal["pairs_without_face"] == 10
+    assert cal["impostor_pairs"] + cal["genuine_pairs"] == cal["pairs_scored"] >= 9
+    assert cal["far"] <= 0.2  # at most 1 of ~5 impostors above the threshold
+    stored = json.loads((ws / "workspace.json").read_text())["recognition"]
+    assert stored["threshold"] == pytest.approx(cal["threshold"]) and stored["pairs"] == str(pairs)
 
 
 def test_threshold_at_far_accepts_at_most_far_of_impostors():
