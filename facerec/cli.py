@@ -129,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_calibrate)
 
+    p = sub.add_parser("forget", help="erase people from the model, the gallery and storage (GS-LoRA), or show the ledger")
+    p.add_argument("names", nargs="*", metavar="NAME", help="the people to forget, in one request")
+    p.add_argument("--method", choices=["gs-lora", "gs-lora++"], default="gs-lora",
+                   help="gs-lora (default) or gs-lora++ (adds the prototype term; for few replay shots)")
+    p.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
+    p.add_argument("--replay", type=float, default=1.0,
+                   help="replay this fraction of each retained person's training images (default 1.0)")
+    p.add_argument("--images", nargs="+", default=None, help="images of the person to unlearn from (one person)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="unlearning steps (default 60)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the replay sample and LoRA init (default 0)")
+    p.add_argument("--ledger", action="store_true", help="show the forget ledger instead of forgetting")
+    _add_face_options(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_forget)
+
     p = sub.add_parser("models", help="list the model names")
     _add_common(p, workspace=False)
     p.set_defaults(func=cmd_models)
@@ -316,6 +331,51 @@ def cmd_calibrate(args) -> None:
     if "warning" in r:
         human += f"\nwarning: {r['warning']}"
     _emit(args, r, human)
+
+
+def cmd_forget(args) -> None:
+    from forgetting.gslora import GSLoRAConfig
+    from forgetting.request import forget_people, ledger
+
+    if args.ledger:
+        if args.names:
+            raise FaceRecError("--ledger takes no names")
+        entries = ledger(_workspace(args).root)
+        _emit(args, {"ledger": entries}, "\n".join(
+            f"{e['request']}  {e['time']}  {e['method']:10s} {len(e['people'])} people  "
+            f"model {e['model_version_before']} -> {e['model_version_after']}" for e in entries) or "no forget requests")
+        return
+    if not args.names:
+        raise FaceRecError("usage: facerec forget NAME... (or facerec forget --ledger)")
+    defaults = GSLoRAConfig()
+    config = GSLoRAConfig(**{**defaults.to_dict(), "steps": args.steps or defaults.steps, "seed": args.seed})
+    detector = "aligned" if args.aligned or not args.images else args.detector
+    with _writing(args):
+        r = forget_people(_workspace(args).root, args.names, method=args.method, shots=args.shots,
+                          replay_fraction=args.replay, images=args.images, detector=detector, config=config,
+                          device=args.device, show_progress=not args.quiet)
+    _emit(args, r, describe_forget(r))
+
+
+def describe_forget(r: dict) -> str:
+    lines = [f"forgot {r['forgotten']} people (request {r['request']}); model {r['model_version_before']} -> "
+             f"{r['model_version']}"]
+    if r.get("unlearned"):
+        lines.append(f"{r['method']}: acc_f {r['acc_f_before']:.3f} -> {r['acc_f']:.3f}, acc_r {r['acc_r_before']:.3f} -> "
+                     f"{r['acc_r']:.3f}, acc_o {_fmt(r['acc_o'])}; H {r['h_mean']:.3f} of ceiling {r['h_ceiling']:.3f}")
+        lines.append(f"  {r['seconds']:.1f} s unlearning ({r['seconds_total']:.1f} s in all), trainable "
+                     f"{100 * r['trainable_ratio']:.2f} %, group norms "
+                     + " ".join(f"{v:.2f}" for v in r["group_norms"]) + f", zero groups {r['zero_group_share']:.2f}")
+    check = r["gallery"].get("check")
+    if check and check.get("images"):
+        lines.append(f"gallery: {r['gallery']['re_embedded']} vectors re-embedded; the forgotten people's "
+                     f"{check['images']} held-out photos: {check['unknown']} unknown to the remaining gallery "
+                     f"(as strangers before the forget: {_fmt(check['unknown_rate_before_as_stranger'])})")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def cmd_models(args) -> None:

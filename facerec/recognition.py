@@ -112,27 +112,34 @@ def rebuild_gallery(pipe: FacePipeline) -> int:
 
     The new gallery is built beside the old one and swapped in by rename. Returns vectors added.
     """
+    from .erasure import complete_pending, swap_in_gallery
+
+    complete_pending(pipe.ws)  # an interrupted forget's people must not come back from their crops
     staging = pipe.ws.root / "gallery.rebuild"
-    shutil.rmtree(staging, ignore_errors=True)
-    gallery = Gallery.create(staging, pipe.model.embedding_dim, pipe.model_version)
+    total = build_gallery(pipe, staging)
+    swap_in_gallery(pipe.ws, staging)
+    return total
+
+
+def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(), progress=None) -> int:
+    """Embed the stored crops of everyone but ``exclude`` with ``pipe``'s model into a new gallery
+    at ``dest`` (replaced if present). Returns the number of vectors."""
+    shutil.rmtree(dest, ignore_errors=True)
+    gallery = Gallery.create(dest, pipe.model.embedding_dim, pipe.model_version)
     total = 0
     crops_root = pipe.ws.root / "crops"
     for person_dir in sorted(p for p in crops_root.glob("*") if p.is_dir()) if crops_root.exists() else []:
         files = sorted(person_dir.glob("*.png"))
-        if not files:
+        if not files or person_dir.name in exclude:
             continue
         crops = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
         gallery.add(person_dir.name, pipe.embed(crops), image_hashes=[f.stem.split("-")[0] for f in files],
                     sources=[f"crops/{person_dir.name}/{f.name}" for f in files], model_version=pipe.model_version)
         total += len(files)
+        if progress:
+            progress(len(files))
     gallery.save()
     gallery.close()
-    old = pipe.ws.root / "gallery.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if pipe.gallery_path.exists():
-        pipe.gallery_path.rename(old)
-    staging.rename(pipe.gallery_path)
-    shutil.rmtree(old, ignore_errors=True)
     return total
 
 

@@ -31,7 +31,7 @@ from .io import atomic_write_json, atomic_write_with, read_json
 from .models import FaceViT, FaceViTConfig
 from .data.split import Split
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: identities may hold null for forgotten head rows, plus the "erasure" record
 MANIFEST = "workspace.json"
 DEFAULT_WORKSPACE = "facerec-workspace"
 
@@ -130,13 +130,7 @@ class Workspace:
         """Write new weights, then switch the manifest to them. Returns the model version."""
         if model.num_classes != len(identities):
             raise ValueError(f"model has {model.num_classes} head rows but {len(identities)} identities were given")
-        self.root.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        metadata = {"format": "facerec-model", "model_name": model_name,
-                    "config": json.dumps(model.config.to_dict()), "num_classes": str(model.num_classes)}
-        version = weights_version(state)
-        weights = Path("models") / f"{version}.safetensors"
-        atomic_write_with(self.root / weights, lambda tmp: save_file(state, tmp, metadata=metadata))
+        version, weights = self.write_weights(model, model_name)
         manifest = {
             "format_version": FORMAT_VERSION,
             "facerec_version": __version__,
@@ -151,6 +145,34 @@ class Workspace:
         atomic_write_json(self.manifest_path, manifest)
         self._remove_unreferenced_weights(keep=self.root / weights)
         return version
+
+    def write_weights(self, model: FaceViT, model_name: str) -> tuple[str, Path]:
+        """Write ``model``'s weights under their content hash; the manifest is not touched.
+
+        Returns ``(version, path relative to the workspace)``. An unreferenced file left by an
+        interrupted command is removed by the next commit.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        metadata = {"format": "facerec-model", "model_name": model_name,
+                    "config": json.dumps(model.config.to_dict()), "num_classes": str(model.num_classes)}
+        version = weights_version(state)
+        weights = Path("models") / f"{version}.safetensors"
+        atomic_write_with(self.root / weights, lambda tmp: save_file(state, tmp, metadata=metadata))
+        return version, weights
+
+    def commit_model(self, version: str, weights: Path, change) -> dict:
+        """Switch the manifest to already written weights and apply ``change(manifest)`` in the
+        same atomic write; then drop every other weights file."""
+        def apply(manifest):
+            manifest["model"].update(weights=weights.as_posix(), version=version)
+            manifest["format_version"] = FORMAT_VERSION
+            manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            change(manifest)
+
+        manifest = self.update_manifest(apply)
+        self._remove_unreferenced_weights(keep=self.root / weights)
+        return manifest
 
     def _remove_unreferenced_weights(self, keep: Path) -> None:
         for path in (self.root / "models").glob("*.safetensors"):

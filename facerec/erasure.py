@@ -1,0 +1,151 @@
+"""Erasure bookkeeping in a workspace: keyed name hashes, the forget ledger, and purging leftovers.
+
+After a forget, a person's name may not remain anywhere in the workspace, yet two things still
+need to refer to them: the ledger (so a requester can check their request was carried out) and
+the clean-up of an interrupted forget (crops or dataset folders still named after them). Both use
+a keyed hash, HMAC-SHA256 of the name under a random per-workspace key (``erasure.key``): it
+cannot be reversed, and without the key a guessed name cannot even be tested. With the key a
+name can be checked against the ledger, which is what verifying a request needs.
+
+In the manifest (``"erasure"``)::
+
+    forgotten   [{"hash", "row", "request"}]   row = the head row the person had, or null
+    ledger      [entry, ...]                   one per request, in order (the continual sequence)
+    pending     request id | absent             set by a forget's commit, cleared once the files
+                                               of its people are gone (see :func:`complete_pending`)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import shutil
+from pathlib import Path
+
+from .workspace import Workspace
+
+KEY_FILE = "erasure.key"
+STALE_DIRS = ("gallery.rebuild", "gallery.old", "gallery.staging")
+
+
+def erasure_key(ws: Workspace, create: bool = False) -> bytes | None:
+    """The workspace's secret hashing key (32 random bytes), made on first use when ``create``."""
+    path = ws.root / KEY_FILE
+    if path.is_file():
+        return path.read_bytes()
+    if not create:
+        return None
+    from .io import atomic_write_bytes
+
+    atomic_write_bytes(path, os.urandom(32))
+    os.chmod(path, 0o600)
+    return path.read_bytes()
+
+
+def name_hash(key: bytes, name: str) -> str:
+    return hmac.new(key, name.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def erasure_record(manifest: dict) -> dict:
+    return manifest.get("erasure") or {"forgotten": [], "ledger": []}
+
+
+def forgotten_hashes(manifest: dict) -> set[str]:
+    return {entry["hash"] for entry in erasure_record(manifest)["forgotten"]}
+
+
+def forgotten_rows(manifest: dict) -> dict[str, int]:
+    """``{hash: head row}`` of forgotten people the model was trained on."""
+    return {e["hash"]: e["row"] for e in erasure_record(manifest)["forgotten"] if e.get("row") is not None}
+
+
+def data_root_inside(ws: Workspace, manifest: dict) -> Path | None:
+    """The training data folder when it lives inside the workspace (the demo's), else None."""
+    root = manifest.get("data", {}).get("root")
+    if not root:
+        return None
+    root = Path(root).resolve()
+    return root if root.is_relative_to(ws.root.resolve()) and root.is_dir() else None
+
+
+def purge_people(ws: Workspace, hashes: set[str]) -> dict:
+    """Delete crops folders, gallery entries and workspace-held dataset folders of ``hashes``.
+
+    Idempotent: safe to run again after an interruption. Returns counts of what was removed.
+    """
+    from gallery import Gallery
+
+    key = erasure_key(ws)
+    removed = {"crop_folders": 0, "data_folders": 0, "gallery_people": 0}
+    if key is None or not hashes:
+        return removed
+    manifest = ws.manifest()
+    folders = [("crop_folders", ws.root / "crops"), ("data_folders", data_root_inside(ws, manifest))]
+    for kind, parent in folders:
+        if parent is None or not parent.is_dir():
+            continue
+        for child in parent.iterdir():
+            if child.is_dir() and name_hash(key, child.name) in hashes:
+                shutil.rmtree(child)
+                removed[kind] += 1
+    if (ws.root / "gallery" / "meta.sqlite").is_file():
+        gallery = Gallery.open(ws.root / "gallery")
+        try:
+            doomed = [p for p in gallery.people() if name_hash(key, p) in hashes]
+            for person in doomed:
+                gallery.remove_person(person)
+            if doomed:
+                gallery.save()
+            removed["gallery_people"] = len(doomed)
+        finally:
+            gallery.close()
+    return removed
+
+
+def complete_pending(ws: Workspace) -> dict | None:
+    """Finish a forget whose commit landed but whose clean-up did not (the process was killed).
+
+    Removes the request's people's files, the resume checkpoint (it holds pre-forget weights)
+    and staging folders, then clears ``pending``. Returns what was removed, or None if nothing
+    was pending.
+    """
+    manifest = ws.manifest()
+    record = erasure_record(manifest)
+    request = record.get("pending")
+    if not request:
+        return None
+    hashes = {e["hash"] for e in record["forgotten"] if e.get("request") == request}
+    staging = ws.root / "gallery.staging"
+    if _gallery_version(staging) == manifest["model"]["version"]:
+        swap_in_gallery(ws, staging)  # the forget's re-embedded gallery; otherwise it is rebuilt on next use
+    removed = purge_people(ws, hashes)
+    ws.train_state_path.unlink(missing_ok=True)
+    for name in STALE_DIRS:
+        shutil.rmtree(ws.root / name, ignore_errors=True)
+    ws.update_manifest(lambda m: m["erasure"].pop("pending", None))
+    return removed
+
+
+def _gallery_version(path: Path) -> str | None:
+    from gallery import Gallery
+
+    if not (path / "meta.sqlite").is_file():
+        return None
+    try:
+        gallery = Gallery.open(path)
+    except Exception:  # an unfinished staging gallery: not usable
+        return None
+    version = gallery.model_version
+    gallery.close()
+    return version
+
+
+def swap_in_gallery(ws: Workspace, staging: Path) -> None:
+    """Replace ``WORKSPACE/gallery`` by the finished gallery at ``staging`` (two renames)."""
+    live, old = ws.root / "gallery", ws.root / "gallery.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if live.exists():
+        live.rename(old)
+    staging.rename(live)
+    shutil.rmtree(old, ignore_errors=True)
