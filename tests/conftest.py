@@ -31,3 +31,20 @@ def _seed_and_threads():
 
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory):
+    """A vit-face-test workspace trained briefly on 6 synthetic people (enough to tell them apart).
+
+    Shared by the recognition and forgetting tests; copy it before changing it.
+    """
+    from facerec.cli import main
+    from facerec.data.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = generate_dataset(root / "data", identities=6, images_per_identity=6, seed=1)
+    ws = root / "ws"
+    assert main(["train", str(data), "-w", str(ws), "--model", "vit-face-test", "--epochs", "30",
+                 "--batch-size", "8", "--lr", "1e-3", "-q"]) == 0
+    return data, ws

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from facerec.cli import main
-from facerec.data.synthetic import generate_dataset
 from facerec.evaluation import threshold_at_far
 from facerec.recognition import validate_name
 from facerec.errors import FaceRecError
@@ -17,15 +16,9 @@ from facerec.errors import FaceRecError
 from conftest import LFW, YUNET, requires_lfw_and_yunet
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A vit-face-test workspace trained briefly on 6 synthetic people (enough to tell them apart)."""
-    root = tmp_path_factory.mktemp("rec")
-    data = generate_dataset(root / "data", identities=6, images_per_identity=6, seed=1)
-    ws = root / "ws"
-    assert main(["train", str(data), "-w", str(ws), "--model", "vit-face-test", "--epochs", "30",
-                 "--batch-size", "8", "--lr", "1e-3", "-q"]) == 0
-    return data, ws
+@pytest.fixture
+def trained(tiny_trained):
+    return tiny_trained
 
 
 def _json(capsys, argv):
