@@ -37,6 +37,7 @@ def _add_common(p: argparse.ArgumentParser, workspace: bool = True) -> None:
 # The demo's synthetic set: 40 people x 12 images (10 to train, 2 held out). Synthetic faces vary
 # more per image than ORL's, so the demo trains longer than `train`'s default.
 DEMO_IDENTITIES, DEMO_IMAGES, DEMO_EPOCHS = 40, 12, 90
+DEMO_FORGET_SHARE = 0.1  # the demo then forgets 10 % of the people (GS-LoRA)
 
 
 def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None:
@@ -215,17 +216,29 @@ def cmd_demo(args) -> None:
     from .api import run_demo
     from .workspace import resolve_workspace_path
 
-    report = run_demo(
-        resolve_workspace_path(args.workspace), data_dir=args.data, identities=args.identities,
-        images_per_identity=args.images_per_identity, model_name=args.model, config=_train_config(args),
-        device=args.device, show_progress=not args.quiet,
-    )
+    from forgetting.request import choose_people, forget_people
+
+    workspace = resolve_workspace_path(args.workspace)
+    with _writing(args, create=True):
+        report = run_demo(
+            workspace, data_dir=args.data, identities=args.identities,
+            images_per_identity=args.images_per_identity, model_name=args.model, config=_train_config(args),
+            device=args.device, show_progress=not args.quiet,
+        )
+        # erase 10 % of the people: from the weights, the gallery, the crops and the demo's data
+        forget = forget_people(workspace, choose_people(workspace, DEMO_FORGET_SHARE, args.seed),
+                               device=args.device, show_progress=not args.quiet)
+    report["forget"] = {k: forget[k] for k in ("forgotten", "acc_f", "acc_f_before", "acc_r", "acc_r_before",
+                                               "acc_o", "h_mean", "h_ceiling", "seconds", "seconds_total",
+                                               "zero_group_share", "trainable_ratio", "model_version", "request")}
+    report["forget"]["gallery_check"] = forget["gallery"].get("check")
     data = report["data"]
     rec = report["recognize"]
     human = (f"data: {data['source']} — {data['identities']} identities, {data['images']} images\n"
              + _describe_training(report["train"])
              + f"\ngallery: enrolled the training images; held-out rank-1 {rec['rank1']:.3f}, "
-               f"unknown {rec['unknown_rate']:.3f} at threshold {rec['threshold']:.3f} (FAR {rec['far']:.1e} on enrolled)")
+               f"unknown {rec['unknown_rate']:.3f} at threshold {rec['threshold']:.3f} (FAR {rec['far']:.1e} on enrolled)\n"
+             + describe_forget(forget))
     _emit(args, report, human)
 
 

@@ -1,1 +1,2 @@
-"""GS-LoRA continual forgetting and baselines, on facerec's model. Built in the forgetting issue; empty until then."""
+"""Forgetting on facerec's model: LoRA adapters (``lora``), GS-LoRA / GS-LoRA++ unlearning
+(``gslora``), the forget transaction over a workspace (``request``) and its metrics (``metrics``)."""

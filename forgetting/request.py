@@ -289,6 +289,8 @@ def _gallery_check(pipe: FacePipeline, gallery_path: Path, photos: list[np.ndarr
         return {"images": 0}
     gallery = Gallery.open(gallery_path)
     try:
+        if gallery.model_version != pipe.model_version or len(gallery) == 0:
+            return {"images": 0}  # vectors of another model are not comparable with this one's
         rows = gallery.search(pipe.embed(photos), k=min(len(gallery), 200))
     finally:
         gallery.close()
@@ -296,6 +298,13 @@ def _gallery_check(pipe: FacePipeline, gallery_path: Path, photos: list[np.ndarr
     unknown = sum(m is None or m.score < threshold for m in best)
     return {"images": len(photos), "unknown": unknown, "unknown_rate": unknown / len(photos),
             "threshold": threshold}
+
+
+def choose_people(workspace, fraction: float, seed: int = 0) -> list[str]:
+    """A seeded ``fraction`` (at least one) of the people the workspace's model still knows."""
+    people = [p for p in Workspace(workspace).identities() if p is not None]
+    count = max(1, round(fraction * len(people)))
+    return sorted(np.random.default_rng(seed).choice(people, count, replace=False).tolist())
 
 
 def ledger(workspace) -> list[dict]:

@@ -89,4 +89,8 @@ def test_demo_json_on_synthetic_identities(tmp_path, capsys):
     assert report["data"]["identities"] == 4 and report["data"]["images"] == 16
     assert {"top1", "seconds"} <= set(report["train"])
     assert {"rank1", "unknown_rate"} <= set(report["recognize"]) and report["recognize"]["images"] == 8
-    assert len(list((ws / "synthetic-data").glob("*/*.png"))) == 16
+    forget = report["forget"]
+    assert forget["forgotten"] == 1 and {"acc_f", "acc_f_before", "acc_r", "acc_r_before", "h_mean", "h_ceiling",
+                                         "seconds"} <= set(forget)
+    # the forgotten person's images are erased from the demo's data inside the workspace too
+    assert len(list((ws / "synthetic-data").glob("*/*.png"))) == 12
