@@ -145,6 +145,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_forget)
 
+    p = sub.add_parser("eval", help="evaluate the workspace's model: verification, identification")
+    evals = p.add_subparsers(dest="eval_command", metavar="PROTOCOL", required=True)
+    q = evals.add_parser("verification", help="LFW 10-fold accuracy, TAR at FAR 1e-3/1e-2, ROC (pairs.txt or .bin)")
+    q.add_argument("--pairs", default=None, help="pairs file in LFW pairs.txt format")
+    q.add_argument("--root", default=None, help="image root for --pairs")
+    q.add_argument("--bin", default=None, help="an insightface .bin verification set (lfw.bin, cfp_fp.bin, ...)")
+    q.add_argument("--folds", type=_positive_int, default=10, help="cross-validation folds (default 10)")
+    q.add_argument("--flip", action="store_true", help="add each face's mirror image's embedding")
+    q.add_argument("--out", default=None, help="directory for roc.png")
+    q.add_argument("--skip-unreadable", action="store_true",
+                   help="leave out pairs whose image cannot be decoded (listed in the report) instead of failing")
+    _add_face_options(q)
+    _add_common(q)
+    q.set_defaults(func=cmd_eval_verification)
+    q = evals.add_parser("identification", help="closed-set rank-1/5 and open-set TPIR at FPIR on a folder dataset")
+    q.add_argument("root", metavar="ROOT", help="folder per person (or a .rec file); faces are already crops")
+    q.add_argument("--gallery-per-person", type=_positive_int, default=1, help="enrolled images per person (default 1)")
+    q.add_argument("--fpir", type=float, default=0.01, help="false-positive identification rate (default 0.01)")
+    q.add_argument("--max-people", type=_positive_int, default=None, help="use at most this many mated people")
+    _add_common(q)
+    q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    q.set_defaults(func=cmd_eval_identification)
+
     p = sub.add_parser("models", help="list the model names")
     _add_common(p, workspace=False)
     p.set_defaults(func=cmd_models)
@@ -389,6 +412,36 @@ def describe_forget(r: dict) -> str:
 
 def _fmt(value) -> str:
     return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def cmd_eval_verification(args) -> None:
+    from .benchmark import run_verification
+    from .progress import progress_bar
+
+    with progress_bar(None, "embed", enabled=not args.quiet, unit="img") as bar:
+        r = run_verification(_pipeline(args), pairs_file=args.pairs, root=args.root, bin_path=args.bin, flip=args.flip,
+                             folds=args.folds, out=args.out, skip_unreadable=args.skip_unreadable,
+                             progress=bar.update)
+    tar = r["tar_at_far"]
+    human = (f"{r['pairs']} pairs, {r['folds']}-fold accuracy {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f}; "
+             f"TAR {tar['0.001']['tar']:.4f} at FAR 1e-3, {tar['0.01']['tar']:.4f} at FAR 1e-2"
+             + (f"; ROC: {r['roc_png']}" if "roc_png" in r else ""))
+    _emit(args, r, human)
+
+
+def cmd_eval_identification(args) -> None:
+    from .benchmark import run_identification
+    from .progress import progress_bar
+
+    if not 0 < args.fpir < 1:
+        raise FaceRecError(f"--fpir must be between 0 and 1, got {args.fpir}")
+    args.aligned = True
+    with progress_bar(None, "embed", enabled=not args.quiet, unit="img") as bar:
+        r = run_identification(_pipeline(args), args.root, gallery_per_person=args.gallery_per_person, fpir=args.fpir,
+                               max_people=args.max_people, progress=bar.update)
+    human = (f"{r['people']} people, {r['mated_probes']} mated probes: rank-1 {r['rank1']:.4f}, rank-5 {r['rank5']:.4f}"
+             + (f"; {r['distractors']} distractors: TPIR {r['tpir']:.4f} at FPIR {r['fpir']:.4f}" if "tpir" in r else ""))
+    _emit(args, r, human)
 
 
 def cmd_models(args) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.data.folder import list_identity_files, read_image
+from facerec.data.folder import list_identity_files, read_dataset_image, read_image
 from facerec.data.split import make_split
 from facerec.errors import DataError, FaceRecError
 from facerec.erasure import (complete_pending, data_root_inside, erasure_key, forgotten_rows, name_hash,
@@ -64,7 +64,7 @@ def _read_all(root: Path | None, rel_paths: list[str]) -> list[np.ndarray]:
     out = []
     for rel in rel_paths:
         try:
-            out.append(read_image(root / rel))
+            out.append(read_dataset_image(root, rel))
         except DataError:
             continue  # a dataset file that has gone away since training: use the others
     return out
@@ -104,7 +104,7 @@ def _earlier_forgotten_test_set(ws: Workspace, manifest: dict, data_root: Path |
     """Held-out images of people forgotten by earlier requests, found in the data root by keyed hash."""
     rows = forgotten_rows(manifest)
     key = erasure_key(ws)
-    if not rows or key is None or data_root is None or not data_root.is_dir():
+    if not rows or key is None or data_root is None:
         return _join([])
     split_info = manifest["split"]
     parts = []
@@ -152,7 +152,7 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
     version_before = pipe.model_version
     split = ws.split()
     data_root = Path(manifest["data"]["root"]) if manifest.get("data", {}).get("root") else None
-    data_root = data_root if data_root is not None and data_root.is_dir() else None
+    data_root = data_root if data_root is not None and data_root.exists() else None
     report: dict = {"people": names, "forgotten": len(names), "method": method, "model_version_before": version_before,
                     "unlearned": len(in_model)}
     cfg = config or GSLoRAConfig()

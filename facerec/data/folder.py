@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -67,12 +68,46 @@ class FaceFolder:
         return self.images[rows], self.labels[rows]
 
 
+def is_record_file(root: str | os.PathLike) -> bool:
+    """An MXNet RecordIO dataset (``train.rec`` beside ``train.idx``) instead of a folder tree."""
+    return Path(root).suffix == ".rec"
+
+
+@lru_cache(maxsize=4)
+def _records(path: str):
+    from .insightface_formats import RecordFile
+
+    return RecordFile(path)
+
+
+def read_dataset_image(root: str | os.PathLike, rel: str, size: int | None = 112) -> np.ndarray:
+    """One image of a dataset by its relative path: ``person/file`` in a folder tree, or
+    ``person/key`` in a ``.rec`` file."""
+    if is_record_file(root):
+        from .insightface_formats import decode_rgb
+
+        return decode_rgb(_records(str(root)).read(int(rel.rsplit("/", 1)[1])).payload, size or 112)
+    return read_image(Path(root) / rel, size)
+
+
 def list_identity_files(root: str | os.PathLike) -> dict[str, list[str]]:
     """``{person: [relative image paths]}`` for every subfolder of ``root``, sorted.
+
+    A ``.rec`` file is listed by its labels: person ``id<label>`` with paths ``id<label>/<key>``.
 
     Raises:
         DataError: ``root`` is missing, not a directory, or holds no image in any subfolder.
     """
+    if is_record_file(root):
+        records = _records(str(root))
+        found: dict[str, list[str]] = {}
+        for key in records.image_keys():
+            label = records.read(key).label
+            person = f"id{int(label if np.isscalar(label) else label[0]):05d}"
+            found.setdefault(person, []).append(f"{person}/{key}")
+        if not found:
+            raise DataError(f"{root} holds no image records")
+        return dict(sorted(found.items()))
     root = Path(root)
     if not root.exists():
         raise DataError(f"dataset folder {root} does not exist")
@@ -121,7 +156,7 @@ def load_face_folder(
 
     def decode(rel: str) -> np.ndarray | None:
         try:
-            return read_image(root / rel, size)
+            return read_dataset_image(root, rel, size)
         except DataError:
             return None
 

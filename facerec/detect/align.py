@@ -8,6 +8,8 @@ the box, enlarged slightly, is resized.
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 
@@ -20,7 +22,9 @@ _TEMPLATE_EYES = np.array([[38.2946, 51.6963], [73.5318, 51.5014]], np.float32)
 def _norm_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
     from insightface.utils.face_align import norm_crop
 
-    return norm_crop(image, landmarks.astype(np.float32), image_size=size)
+    with warnings.catch_warnings():  # insightface calls scikit-image's deprecated `estimate`
+        warnings.simplefilter("ignore", FutureWarning)
+        return norm_crop(image, landmarks.astype(np.float32), image_size=size)
 
 
 def _eye_crop(image: np.ndarray, eyes: np.ndarray, size: int) -> np.ndarray:

@@ -1,0 +1,149 @@
+"""Evaluation runs that embed images with a workspace's model: LFW-style verification and
+closed/open-set identification. The metrics themselves are pure functions in ``verification.py``
+and ``evaluation.py``; this module reads images, embeds them and writes reports and plots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data.folder import list_identity_files, read_dataset_image
+from .errors import FaceRecError
+from .recognition import FacePipeline, _central_face, read_pairs
+from .verification import contiguous_folds, plot_roc, roc_curve, verification_report
+
+
+def embed_crops(pipe: FacePipeline, crops: np.ndarray, flip: bool = False) -> np.ndarray:
+    """Unit embeddings of aligned RGB crops; with ``flip`` the sum of the crop's and its mirror's."""
+    emb = pipe.embed(crops)
+    if flip:
+        emb = emb + pipe.embed(np.ascontiguousarray(crops[:, :, ::-1]))
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb
+
+
+def _crop_of(pipe: FacePipeline, path: Path) -> tuple[np.ndarray | None, str]:
+    """The central face's aligned crop, or the whole image resized when no face is found;
+    ``None`` when the file cannot be decoded."""
+    found = pipe.read_faces(path)
+    if found.crops:
+        return found.crops[_central_face(found)], "face"
+    if found.status.startswith("unreadable"):
+        return None, found.status
+    return read_dataset_image(path.parent, path.name), "no face"
+
+
+def run_verification(pipe: FacePipeline, *, pairs_file: str | None = None, root: str | None = None,
+                     bin_path: str | None = None, flip: bool = False, folds: int = 10,
+                     out: str | None = None, skip_unreadable: bool = False, progress=None) -> dict:
+    """10-fold accuracy (thresholds from the other folds), TAR at FAR 1e-3/1e-2, optional ROC PNG.
+
+    Every pair is scored: a pair image that is missing is an error; one where no face is found
+    is embedded whole (and counted), so the protocol's folds stay intact. An image that exists but
+    cannot be decoded is an error too, unless ``skip_unreadable``: then its pairs are left out of
+    their folds and listed in the report.
+    """
+    if bool(pairs_file) == bool(bin_path):
+        raise FaceRecError("give either --pairs FILE --root DIR or --bin FILE")
+    no_face = 0
+    if bin_path:
+        from .data.insightface_formats import read_bin
+
+        images, same = read_bin(bin_path)
+        emb = np.concatenate([embed_crops(pipe, images[i:i + 256], flip) for i in range(0, len(images), 256)])
+        if progress:
+            progress(len(images))
+        scores = np.einsum("nd,nd->n", emb[0::2], emb[1::2])  # pairs are interleaved
+        source = {"bin": str(bin_path)}
+    else:
+        if not root:
+            raise FaceRecError("--pairs needs --root (the image folder)")
+        pairs = read_pairs(pairs_file, root)
+        unique = sorted({p for a, b, _ in pairs for p in (a, b)})
+        crops, unreadable = {}, {}
+        for path in unique:
+            crop, status = _crop_of(pipe, path)
+            if crop is None:
+                unreadable[path] = status
+                if not skip_unreadable:
+                    raise FaceRecError(f"pair image {path} is {status}; fix it, or pass --skip-unreadable to leave "
+                                       f"its pairs out (they are then listed in the report)")
+            else:
+                crops[path] = crop
+            no_face += status == "no face"
+            if progress:
+                progress(1)
+        kept = [i for i, (a, b, _) in enumerate(pairs) if a in crops and b in crops]
+        kept_set = set(kept)
+        fold_of = contiguous_folds(len(pairs), folds)[kept]
+        order = list(crops)
+        emb = embed_crops(pipe, np.stack([crops[p] for p in order]), flip)
+        index = {p: i for i, p in enumerate(order)}
+        scores = np.array([emb[index[pairs[i][0]]] @ emb[index[pairs[i][1]]] for i in kept])
+        same = np.array([pairs[i][2] for i in kept])
+        source = {"pairs_file": str(pairs_file), "root": str(root), "images": len(unique),
+                  "no_face_whole_image": no_face, "pairs_listed": len(pairs),
+                  "pairs_skipped": [f"{pairs[i][0].name} {pairs[i][1].name}" for i in range(len(pairs)) if i not in kept_set]}
+    report = {**source, "flip": flip, **verification_report(scores, same, folds, fold_of if not bin_path else None)}
+    if out:
+        fpr, tpr = roc_curve(scores, same)
+        path = Path(out) / "roc.png"
+        plot_roc({f"{pipe.model_version} (acc {report['accuracy_mean']:.3f})": (fpr, tpr)}, path,
+                 title=f"ROC, {Path(bin_path or pairs_file).name}")
+        report["roc_png"] = str(path)
+    return report
+
+
+def run_identification(pipe: FacePipeline, root: str, *, gallery_per_person: int = 1, fpir: float = 0.01,
+                       max_people: int | None = None, progress=None) -> dict:
+    """Closed-set rank-1/rank-5 and open-set TPIR at FPIR on a folder dataset (faces are crops).
+
+    People with more than ``gallery_per_person`` images are enrolled from their first images and
+    probed with the rest (mated probes); people with no more than that many are never enrolled
+    and probe as distractors (LFW's one-image people). Open set: the threshold lets ``fpir`` of
+    distractors through; TPIR is the share of mated probes that are right at rank 1 and above it.
+    """
+    from .evaluation import threshold_at_far
+
+    listing = list_identity_files(root)
+    enrolled = {p: f for p, f in listing.items() if len(f) > gallery_per_person}
+    distractor_files = [f for p, files in listing.items() if p not in enrolled for f in files]
+    if max_people is not None:
+        enrolled = dict(list(enrolled.items())[:max_people])
+    if len(enrolled) < 2:
+        raise FaceRecError(f"{root}: identification needs at least 2 people with more than {gallery_per_person} images")
+    names = list(enrolled)
+
+    def embed_files(files: list[str]) -> np.ndarray:
+        out = []
+        for i in range(0, len(files), 128):
+            out.append(pipe.embed(np.stack([read_dataset_image(root, f) for f in files[i:i + 128]])))
+            if progress:
+                progress(len(files[i:i + 128]))
+        return np.concatenate(out) if out else np.zeros((0, pipe.model.embedding_dim), np.float32)
+
+    gallery_files = [f for p in names for f in enrolled[p][:gallery_per_person]]
+    gallery_labels = np.repeat(np.arange(len(names)), gallery_per_person)
+    probe_files = [f for p in names for f in enrolled[p][gallery_per_person:]]
+    probe_labels = np.array([i for i, p in enumerate(names) for _ in enrolled[p][gallery_per_person:]])
+    gallery, probes, distractors = embed_files(gallery_files), embed_files(probe_files), embed_files(distractor_files)
+
+    def person_scores(q: np.ndarray) -> np.ndarray:  # (n, people): best image score per person
+        s = q @ gallery.T
+        return np.stack([s[:, gallery_labels == i].max(1) for i in range(len(names))], axis=1) if len(q) else s
+
+    mated = person_scores(probes)
+    ranking = np.argsort(-mated, axis=1)
+    rank_of_truth = (ranking == probe_labels[:, None]).argmax(1)
+    report = {"people": len(names), "gallery_images": len(gallery_files), "mated_probes": len(probe_files),
+              "distractors": len(distractor_files), "rank1": float((rank_of_truth < 1).mean()),
+              "rank5": float((rank_of_truth < 5).mean())}
+    if len(distractors):
+        best_distractor = person_scores(distractors).max(1)
+        threshold = threshold_at_far(best_distractor, fpir)
+        hit = (rank_of_truth == 0) & (mated.max(1) >= threshold)
+        report.update({"fpir_target": fpir, "threshold": threshold,
+                       "fpir": float((best_distractor >= threshold).mean()), "tpir": float(hit.mean())})
+    return report
