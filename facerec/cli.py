@@ -132,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("forget", help="erase people from the model, the gallery and storage (GS-LoRA), or show the ledger")
     p.add_argument("names", nargs="*", metavar="NAME", help="the people to forget, in one request")
-    p.add_argument("--method", choices=["gs-lora", "gs-lora++"], default="gs-lora",
-                   help="gs-lora (default) or gs-lora++ (adds the prototype term; for few replay shots)")
+    p.add_argument("--method", default="gs-lora", metavar="METHOD",
+                   help="gs-lora (default), gs-lora++ (adds the prototype term; for few replay shots), or a "
+                        "baseline: retrain, finetune, grad-ascent, random-label, salun, scrub, lwf, l2, ewc")
     p.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
     p.add_argument("--replay", type=float, default=1.0,
                    help="replay this fraction of each retained person's training images (default 1.0)")
@@ -400,8 +401,9 @@ def describe_forget(r: dict) -> str:
         lines.append(f"{r['method']}: acc_f {r['acc_f_before']:.3f} -> {r['acc_f']:.3f}, acc_r {r['acc_r_before']:.3f} -> "
                      f"{r['acc_r']:.3f}, acc_o {_fmt(r['acc_o'])}; H {r['h_mean']:.3f} of ceiling {r['h_ceiling']:.3f}")
         lines.append(f"  {r['seconds']:.1f} s unlearning ({r['seconds_total']:.1f} s in all), trainable "
-                     f"{100 * r['trainable_ratio']:.2f} %, group norms "
-                     + " ".join(f"{v:.2f}" for v in r["group_norms"]) + f", zero groups {r['zero_group_share']:.2f}")
+                     f"{100 * r['trainable_ratio']:.2f} %"
+                     + (", group norms " + " ".join(f"{v:.2f}" for v in r["group_norms"])
+                        + f", zero groups {r['zero_group_share']:.2f}" if r.get("group_norms") else ""))
     check = r["gallery"].get("check")
     if check and check.get("images"):
         lines.append(f"gallery: {r['gallery']['re_embedded']} vectors re-embedded; the forgotten people's "

@@ -40,10 +40,11 @@ from facerec.train import top1_accuracy
 from facerec.workspace import Workspace
 from gallery import Gallery
 
+from .baselines import BASELINES, BaselineConfig, run_baseline
 from .gslora import Data, GSLoRAConfig, unlearn
 from .metrics import h_ceiling, h_mean
 
-METHODS = ("gs-lora", "gs-lora++")
+METHODS = ("gs-lora", "gs-lora++") + BASELINES
 
 
 def _rows_of(images: list[np.ndarray], label: int) -> Data:
@@ -119,8 +120,8 @@ def _earlier_forgotten_test_set(ws: Workspace, manifest: dict, data_root: Path |
 
 def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots: int | None = None,
                   replay_fraction: float = 1.0, images: list[str] | None = None, detector: str = "aligned",
-                  config: GSLoRAConfig | None = None, device: str | None = None, show_progress: bool = True,
-                  fail_before_commit: bool = False) -> dict:
+                  config: GSLoRAConfig | None = None, baseline_config: BaselineConfig | None = None,
+                  device: str | None = None, show_progress: bool = True, fail_before_commit: bool = False) -> dict:
     """Carry out one forget request; returns the report (see the module docstring for the steps).
 
     Raises:
@@ -155,9 +156,13 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
     data_root = data_root if data_root is not None and data_root.exists() else None
     report: dict = {"people": names, "forgotten": len(names), "method": method, "model_version_before": version_before,
                     "unlearned": len(in_model)}
+    trained_with = manifest.get("training", {}).get("config", {})
     cfg = config or GSLoRAConfig()
     cfg = GSLoRAConfig(**{**cfg.to_dict(), "prototype": method == "gs-lora++",
-                          "margin": manifest.get("training", {}).get("config", {}).get("margin", cfg.margin)})
+                          "margin": trained_with.get("margin", cfg.margin)})
+    base_cfg = baseline_config or BaselineConfig(seed=cfg.seed)
+    base_cfg = BaselineConfig(**{**base_cfg.to_dict(), "margin": cfg.margin,
+                                 "retrain_epochs": trained_with.get("epochs", base_cfg.retrain_epochs)})
 
     new_version, weights = version_before, None
     if in_model:
@@ -191,7 +196,10 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
         stranger_check = _gallery_check(pipe, ws.root / "gallery", photos, in_model, pipe.threshold)
         before = {"acc_f_before": _accuracy(model, forget_test, dev), "acc_r_before": _accuracy(model, retain_test, dev),
                   "acc_o_before": _accuracy(model, old_test, dev)}
-        stats = unlearn(model, forget, replay, cfg, device=dev, show_progress=show_progress)
+        if method in BASELINES:
+            stats = run_baseline(method, model, forget, replay, base_cfg, device=dev, show_progress=show_progress)
+        else:
+            stats = unlearn(model, forget, replay, cfg, device=dev, show_progress=show_progress)
         model.eval()
         acc_f, acc_r = _accuracy(model, forget_test, dev), _accuracy(model, retain_test, dev)
         report.update(before)
@@ -199,8 +207,8 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
             "acc_f": acc_f, "acc_r": acc_r, "acc_o": _accuracy(model, old_test, dev),
             "h_mean": h_mean(acc_r, acc_f, before["acc_f_before"]),
             "h_ceiling": h_ceiling(before["acc_r_before"], before["acc_f_before"]),
-            "group_norms": stats["group_norms"], "delta_norms": stats["delta_norms"],
-            "zero_group_share": stats["zero_group_share"], "trainable_parameters": stats["trainable_parameters"],
+            "group_norms": stats.get("group_norms"), "delta_norms": stats.get("delta_norms"),
+            "zero_group_share": stats.get("zero_group_share"), "trainable_parameters": stats["trainable_parameters"],
             "trainable_ratio": stats["trainable_ratio"], "seconds": stats["seconds"],
             "images": {"forget": len(forget), "replay": len(replay), "forget_test": len(forget_test),
                        "retain_test": len(retain_test), "earlier_forgotten_test": len(old_test)},
