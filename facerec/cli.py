@@ -169,6 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     q.set_defaults(func=cmd_eval_identification)
 
+    q = evals.add_parser("forgetting", help="forgetting beyond the head: verification TAR, membership inference, "
+                                            "relearning (runs on copies; the workspace is untouched)")
+    q.add_argument("names", nargs="+", metavar="NAME", help="the people a request would forget")
+    q.add_argument("--method", default="gs-lora", help="forgetting method (as in facerec forget)")
+    q.add_argument("--far", type=float, default=1e-2, help="FAR for the verification TAR (default 1e-2)")
+    q.add_argument("--relearn-steps", type=_positive_int, default=30, help="fine-tuning steps on retained data")
+    q.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
+    q.add_argument("--no-retrain", action="store_true", help="skip the retrained-without-them reference (slow)")
+    q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    _add_common(q)
+    q.set_defaults(func=cmd_eval_forgetting)
+
     p = sub.add_parser("models", help="list the model names")
     _add_common(p, workspace=False)
     p.set_defaults(func=cmd_models)
@@ -444,6 +456,24 @@ def cmd_eval_identification(args) -> None:
     human = (f"{r['people']} people, {r['mated_probes']} mated probes: rank-1 {r['rank1']:.4f}, rank-5 {r['rank5']:.4f}"
              + (f"; {r['distractors']} distractors: TPIR {r['tpir']:.4f} at FPIR {r['fpir']:.4f}" if "tpir" in r else ""))
     _emit(args, r, human)
+
+
+def cmd_eval_forgetting(args) -> None:
+    from forgetting.evaluate import evaluate_forgetting
+
+    if not 0 < args.far < 1:
+        raise FaceRecError(f"--far must be between 0 and 1, got {args.far}")
+    r = evaluate_forgetting(_workspace(args).root, args.names, method=args.method, far=args.far,
+                            relearn_steps=args.relearn_steps, retrain=not args.no_retrain, shots=args.shots,
+                            device=args.device, show_progress=not args.quiet)
+    rows = [(k, r[k]) for k in ("before", "after", "retrained") if k in r]
+    lines = [f"{'model':10s} acc_f  acc_r  TAR forgotten  TAR retained (FAR {args.far:g})  MIA efficacy"]
+    lines += [f"{k:10s} {v['acc_f']:.3f}  {v['acc_r']:.3f}  {v['verification']['tar_forgotten']:.3f}"
+              f"          {v['verification']['tar_retained']:.3f}                   {_fmt(v['mia_efficacy'])}"
+              for k, v in rows]
+    lines.append(f"after {r['after_relearning']['steps']} relearning steps on retained data only: "
+                 f"acc_f {r['after_relearning']['acc_f']:.3f}")
+    _emit(args, r, "\n".join(lines))
 
 
 def cmd_models(args) -> None:
