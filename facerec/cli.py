@@ -38,6 +38,7 @@ def _add_common(p: argparse.ArgumentParser, workspace: bool = True) -> None:
 # more per image than ORL's, so the demo trains longer than `train`'s default.
 DEMO_IDENTITIES, DEMO_IMAGES, DEMO_EPOCHS = 40, 12, 90
 DEMO_FORGET_SHARE = 0.1  # the demo then forgets 10 % of the people (GS-LoRA)
+DEFAULT_BENCH_METHODS = "gs-lora,gs-lora++,finetune,grad-ascent,random-label,salun,scrub,lwf,l2,ewc"
 
 
 def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None:
@@ -180,6 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     _add_common(q)
     q.set_defaults(func=cmd_eval_forgetting)
+
+    p = sub.add_parser("bench", help="benchmarks: forgetting protocols with several methods")
+    benches = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    q = benches.add_parser("forgetting", help="single / continual / few-shot forgetting, methods side by side")
+    q.add_argument("--data", default=None, help="folder dataset: train the base model on it (kept in OUT/base)")
+    q.add_argument("--protocol", choices=["single", "continual", "few-shot"], default="single")
+    q.add_argument("--methods", default=DEFAULT_BENCH_METHODS,
+                   help=f"comma-separated (default {DEFAULT_BENCH_METHODS}; add retrain for the reference)")
+    q.add_argument("--out", default="forgetting-bench", help="directory for the table, JSON and plots")
+    q.add_argument("--per-task", type=_positive_int, default=None, help="continual: people per request (default 10 %%)")
+    q.add_argument("--epochs", type=_positive_int, default=None, help="base model training epochs (default: train's)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    _add_common(q)
+    q.set_defaults(func=cmd_bench_forgetting)
 
     p = sub.add_parser("models", help="list the model names")
     _add_common(p, workspace=False)
@@ -474,6 +490,38 @@ def cmd_eval_forgetting(args) -> None:
     lines.append(f"after {r['after_relearning']['steps']} relearning steps on retained data only: "
                  f"acc_f {r['after_relearning']['acc_f']:.3f}")
     _emit(args, r, "\n".join(lines))
+
+
+def cmd_bench_forgetting(args) -> None:
+    from pathlib import Path
+
+    from forgetting.bench import run_bench, write_outputs
+
+    from .api import train_workspace
+    from .train import TrainConfig
+    from .workspace import Workspace
+
+    out = Path(args.out)
+    if args.data:
+        base = out / "base"
+        existing = Workspace(base)
+        same_data = existing.exists() and existing.manifest()["data"]["root"] == str(Path(args.data).resolve())
+        if not same_data:
+            config = TrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
+            with _writing(argparse.Namespace(workspace=str(base)), create=True):
+                train_workspace(args.data, base, config=config, device=args.device, show_progress=not args.quiet)
+    else:
+        base = _workspace(args).root
+        Workspace(base).manifest()
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:
+        bench = run_bench(base, args.protocol, methods, seed=args.seed, per_task=args.per_task, device=args.device,
+                          show_progress=not args.quiet)
+    except ValueError as err:
+        raise FaceRecError(str(err)) from None
+    bench["outputs"] = write_outputs(bench, out)
+    _emit(args, bench, Path(bench["outputs"]["markdown"]).read_text() + "\n" + "\n".join(
+        f"{k}: {v}" for k, v in bench["outputs"].items()))
 
 
 def cmd_models(args) -> None:
