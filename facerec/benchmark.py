@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.folder import list_identity_files, read_dataset_image
-from .errors import FaceRecError
+from .errors import DataError, FaceRecError
 from .recognition import FacePipeline, _central_face, read_pairs
 from .verification import contiguous_folds, plot_roc, roc_curve, verification_report
 
@@ -104,6 +104,8 @@ def run_identification(pipe: FacePipeline, root: str, *, gallery_per_person: int
     probed with the rest (mated probes); people with no more than that many are never enrolled
     and probe as distractors (LFW's one-image people). Open set: the threshold lets ``fpir`` of
     distractors through; TPIR is the share of mated probes that are right at rank 1 and above it.
+    Undecodable images are skipped and listed (as training does); a person left with no gallery
+    image is an error.
     """
     from .evaluation import threshold_at_far
 
@@ -116,29 +118,48 @@ def run_identification(pipe: FacePipeline, root: str, *, gallery_per_person: int
         raise FaceRecError(f"{root}: identification needs at least 2 people with more than {gallery_per_person} images")
     names = list(enrolled)
 
-    def embed_files(files: list[str]) -> np.ndarray:
-        out = []
+    skipped: list[str] = []
+
+    def embed_files(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of the decodable files and a mask of which ones they are (the rest are skipped)."""
+        out, keep = [], np.ones(len(files), bool)
         for i in range(0, len(files), 128):
-            out.append(pipe.embed(np.stack([read_dataset_image(root, f) for f in files[i:i + 128]])))
+            batch = []
+            for j, f in enumerate(files[i:i + 128], start=i):
+                try:
+                    batch.append(read_dataset_image(root, f))
+                except DataError:
+                    keep[j] = False
+                    skipped.append(f)
+            if batch:
+                out.append(pipe.embed(np.stack(batch)))
             if progress:
                 progress(len(files[i:i + 128]))
-        return np.concatenate(out) if out else np.zeros((0, pipe.model.embedding_dim), np.float32)
+        return (np.concatenate(out) if out else np.zeros((0, pipe.model.embedding_dim), np.float32)), keep
 
     gallery_files = [f for p in names for f in enrolled[p][:gallery_per_person]]
     gallery_labels = np.repeat(np.arange(len(names)), gallery_per_person)
     probe_files = [f for p in names for f in enrolled[p][gallery_per_person:]]
     probe_labels = np.array([i for i, p in enumerate(names) for _ in enrolled[p][gallery_per_person:]])
-    gallery, probes, distractors = embed_files(gallery_files), embed_files(probe_files), embed_files(distractor_files)
+    gallery, keep = embed_files(gallery_files)
+    gallery_labels = gallery_labels[keep]
+    probes, keep = embed_files(probe_files)
+    probe_labels = probe_labels[keep]
+    distractors, _ = embed_files(distractor_files)
+    missing = sorted(set(range(len(names))) - set(gallery_labels.tolist()))
+    if missing:
+        raise FaceRecError(f"no readable gallery image for {', '.join(names[i] for i in missing[:3])}")
+
+    starts = np.searchsorted(gallery_labels, np.arange(len(names)))  # labels are sorted: one block per person
 
     def person_scores(q: np.ndarray) -> np.ndarray:  # (n, people): best image score per person
-        s = q @ gallery.T
-        return np.stack([s[:, gallery_labels == i].max(1) for i in range(len(names))], axis=1) if len(q) else s
+        return np.maximum.reduceat(q @ gallery.T, starts, axis=1) if len(q) else np.zeros((0, len(names)))
 
     mated = person_scores(probes)
     ranking = np.argsort(-mated, axis=1)
     rank_of_truth = (ranking == probe_labels[:, None]).argmax(1)
-    report = {"people": len(names), "gallery_images": len(gallery_files), "mated_probes": len(probe_files),
-              "distractors": len(distractor_files), "rank1": float((rank_of_truth < 1).mean()),
+    report = {"people": len(names), "gallery_images": len(gallery), "mated_probes": len(probes),
+              "distractors": len(distractors), "skipped_unreadable": skipped, "rank1": float((rank_of_truth < 1).mean()),
               "rank5": float((rank_of_truth < 5).mean())}
     if len(distractors):
         best_distractor = person_scores(distractors).max(1)

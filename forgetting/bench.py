@@ -87,7 +87,7 @@ def markdown(bench: dict) -> str:
     """Tables like the GS-LoRA paper's: one per setting, a row per method, H / Acc_r / Acc_f (/ Acc_o) per task."""
     out = [f"Protocol `{bench['protocol']}` on {bench['people']} people, model `{bench['model']}` "
            f"(trained in {bench['train_seconds']} s). Accuracies in %, H = harmonic mean of Acc_r and the drop "
-           f"in Acc_f; s = unlearning seconds per request."]
+           f"in Acc_f; (s) = unlearning seconds of that request, s = all requests."]
     for setting in dict.fromkeys(r["setting"] for r in bench["results"]):
         rows = [r for r in bench["results"] if r["setting"] == setting]
         tasks = rows[0]["tasks"]
@@ -98,7 +98,8 @@ def markdown(bench: dict) -> str:
                                                    + (" / –" if t["task"] > 1 else "") for t in tasks) + " | – |")
         for r in rows:
             cells = [f"{_pct(t['h_mean'])} / {_pct(t['acc_r'])} / {_pct(t['acc_f'])}"
-                     + (f" / {_pct(t['acc_o'])}" if t["task"] > 1 else "") for t in r["tasks"]]
+                     + (f" / {_pct(t['acc_o'])}" if t["task"] > 1 else "") + f" ({t['seconds']:.1f} s)"
+                     for t in r["tasks"]]
             seconds = sum(t["seconds"] for t in r["tasks"])
             out.append(f"| {r['method']} | {100 * r['tasks'][0]['trainable_ratio']:.2f} % | " + " | ".join(cells)
                        + f" | {seconds:.1f} |")

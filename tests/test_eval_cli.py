@@ -66,7 +66,10 @@ def test_identification_closed_and_open_set(tiny_trained, tmp_path, capsys):
     for extra in ("synth-0004", "synth-0005"):  # two people with a single photo: distractors
         for f in sorted((root / extra).iterdir())[1:]:
             f.unlink()
+    broken = sorted((root / "synth-0000").iterdir())[-1]
+    broken.write_bytes(b"not an image")  # skipped and listed, like training does
     code, r = _json(capsys, ["eval", "identification", str(root), "--fpir", "0.5", "-w", str(ws)])
-    assert code == 0 and r["people"] == 4 and r["mated_probes"] == 4 * 5 and r["distractors"] == 2
+    assert code == 0 and r["people"] == 4 and r["mated_probes"] == 4 * 5 - 1 and r["distractors"] == 2
+    assert r["skipped_unreadable"] == [f"synth-0000/{broken.name}"]
     assert 0 <= r["rank1"] <= r["rank5"] == 1.0  # 4 people: the right one is always in the top 5
     assert r["fpir"] <= 0.5 and 0 <= r["tpir"] <= r["rank1"]
