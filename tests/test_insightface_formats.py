@@ -60,3 +60,17 @@ def test_record_file_round_trip_and_as_a_dataset(tmp_path):
     (tmp_path / "bad.rec").write_bytes(b"\0" * 16)
     with pytest.raises(DataError, match="magic"):
         RecordFile(tmp_path / "bad.rec")
+
+
+def test_facerec_trains_on_a_record_file(tmp_path, capsys):
+    import json
+
+    from facerec.cli import main
+
+    rec = tmp_path / "train.rec"
+    write_records(rec, [_jpeg(i) for i in range(12)], [i // 4 for i in range(12)])
+    code = main(["train", str(rec), "-w", str(tmp_path / "ws"), "--model", "vit-face-test", "--epochs", "1",
+                 "--batch-size", "4", "--json", "-q"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["identities"] == 3 and report["train_images"] == 6 and report["test_images"] == 6
