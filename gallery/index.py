@@ -97,11 +97,40 @@ class RefinedIVF:
         self.exact.add_with_ids(vectors, ids)
         self.fast.add_with_ids(vectors, ids)
 
-    def remove_ids(self, selector) -> int:
+    def remove_ids(self, selector, ids: np.ndarray | None = None) -> int:
+        lists = {faiss.lo_listno(self.exact.direct_map.get(int(i))) for i in ids if self._has(i)} if ids is not None else None
         removed = self.exact.remove_ids(selector)
         if removed:
             self.fast.remove_ids(selector)
+            self._scrub_block_tails(lists if lists is not None else range(self.nlist))
         return removed
+
+    def _has(self, i) -> bool:
+        try:
+            self.exact.direct_map.get(int(i))
+            return True
+        except RuntimeError:
+            return False
+
+    def _scrub_block_tails(self, lists) -> None:
+        """Zero the unused slots of each list's last code block.
+
+        Fast-scan lists are stored in blocks of 32 codes; removing a list's last entry only
+        shortens the list, leaving its code in the block, where it would be saved with the index.
+        A removed person must not survive even as a 4-bit code.
+        """
+        invlists = faiss.downcast_InvertedLists(self.fast.invlists)
+        packer, per_block, block_bytes = invlists.packer, invlists.n_per_block, invlists.block_size
+        zero = np.zeros(packer.code_size, np.uint8)
+        for list_no in lists:
+            size = invlists.list_size(list_no)
+            padded = -(-size // per_block) * per_block
+            if padded == size:
+                continue
+            blocks = faiss.rev_swig_ptr(invlists.get_codes(list_no), padded // per_block * block_bytes)
+            blocks = blocks.reshape(-1, block_bytes)  # (blocks, bytes per block): a view, writes reach the index
+            for slot in range(size, padded):
+                packer.pack_1(zero, slot, blocks)
 
     def reconstruct(self, i: int) -> np.ndarray:
         return self.exact.reconstruct(i)
@@ -138,7 +167,10 @@ def remove(index: faiss.Index, ids: np.ndarray) -> int:
     if len(ids) == 0:
         return 0
     # A hash-table direct map removes only through an IDSelectorArray; the ID map accepts either.
-    return int(index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))))
+    selector = faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))
+    if isinstance(index, RefinedIVF):
+        return index.remove_ids(selector, ids)
+    return int(index.remove_ids(selector))
 
 
 def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

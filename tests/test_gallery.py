@@ -135,3 +135,19 @@ def test_approximate_index_persists_and_deletes_from_both_parts(tmp_path):
     assert g._vectors.exact.ntotal == g._vectors.fast.ntotal == 190
     g._vectors.nprobe, g._vectors.rerank = g._vectors.nlist, len(g)
     assert all(m.identity != "person4" for row in g.search(vecs["person4"], k=10) for m in row)
+
+
+def test_deleting_leaves_no_code_behind_in_the_saved_approximate_index():
+    """Fast-scan lists keep codes in blocks of 32: a removed list tail must be zeroed, not just cut."""
+    import faiss
+
+    x = _unit(3000, 7)
+    ids = np.arange(3000, dtype=np.int64)
+    index = fx.make_ivf(x, nlist=16)
+    index.add_with_ids(x, ids)
+    list_of = np.array([faiss.lo_listno(index.exact.direct_map.get(int(i))) for i in ids])
+    last = int(ids[list_of == 3].max())  # the last vector added to list 3
+    assert fx.remove(index, np.array([last])) == 1
+    fresh = fx.make_ivf(x, nlist=16)
+    fresh.add_with_ids(x[ids != last], ids[ids != last])
+    assert np.array_equal(faiss.serialize_index(index.fast), faiss.serialize_index(fresh.fast))
