@@ -8,6 +8,7 @@ anything unexpected prints one line too (set ``FACEREC_DEBUG=1`` for the traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -214,6 +215,7 @@ def _pipeline(args):
     from .recognition import FacePipeline
     from .workspace import Workspace, resolve_workspace_path
 
+    _settle(args)
     detector = "aligned" if getattr(args, "aligned", False) else getattr(args, "detector", "aligned")
     return FacePipeline(Workspace(resolve_workspace_path(args.workspace)), detector=detector,
                         device=getattr(args, "device", None))
@@ -222,14 +224,33 @@ def _pipeline(args):
 def _workspace(args):
     from .workspace import Workspace, resolve_workspace_path
 
+    _settle(args)
     return Workspace(resolve_workspace_path(args.workspace))
 
 
+@contextlib.contextmanager
 def _writing(args, create: bool = False):
+    """Hold the workspace's writer lock; first finish a forget that was interrupted after its commit."""
+    from .erasure import complete_pending
     from .lock import workspace_lock
-    from .workspace import resolve_workspace_path
+    from .workspace import Workspace, resolve_workspace_path
 
-    return workspace_lock(resolve_workspace_path(args.workspace), create=create)
+    root = resolve_workspace_path(args.workspace)
+    with workspace_lock(root, create=create):
+        if Workspace(root).exists():
+            complete_pending(Workspace(root))
+        yield
+
+
+def _settle(args) -> None:
+    """Readers too must not see a half-finished forget: finish it (under the lock) before reading."""
+    from .erasure import erasure_record
+    from .workspace import Workspace, resolve_workspace_path
+
+    ws = Workspace(resolve_workspace_path(args.workspace))
+    if ws.exists() and erasure_record(ws.manifest()).get("pending"):
+        with _writing(args):
+            pass
 
 
 def _emit(args, report: dict, human: str) -> None:
@@ -362,7 +383,7 @@ def cmd_people(args) -> None:
     from gallery import Gallery
     from .workspace import Workspace, resolve_workspace_path
 
-    ws = Workspace(resolve_workspace_path(args.workspace))
+    ws = _workspace(args)
     ws.manifest()
     path = ws.root / "gallery"
     people = {}

@@ -121,6 +121,7 @@ def complete_pending(ws: Workspace) -> dict | None:
         swap_in_gallery(ws, staging)  # the forget's re-embedded gallery; otherwise it is rebuilt on next use
     removed = purge_people(ws, hashes)
     ws.train_state_path.unlink(missing_ok=True)
+    ws.remove_unreferenced_weights()  # the pre-forget weights still know the person
     for name in STALE_DIRS:
         shutil.rmtree(ws.root / name, ignore_errors=True)
     ws.update_manifest(lambda m: m["erasure"].pop("pending", None))

@@ -131,6 +131,7 @@ class Workspace:
         if model.num_classes != len(identities):
             raise ValueError(f"model has {model.num_classes} head rows but {len(identities)} identities were given")
         version, weights = self.write_weights(model, model_name)
+        previous = self.manifest() if self.exists() else {}
         manifest = {
             "format_version": FORMAT_VERSION,
             "facerec_version": __version__,
@@ -142,6 +143,10 @@ class Workspace:
             "training": training,
             "split": split.to_dict(),
         }
+        if previous.get("erasure"):  # the ledger outlives models; old head rows mean nothing to the new one
+            record = previous["erasure"]
+            manifest["erasure"] = {"forgotten": [{**e, "row": None} for e in record.get("forgotten", [])],
+                                   "ledger": record.get("ledger", [])}
         atomic_write_json(self.manifest_path, manifest)
         self._remove_unreferenced_weights(keep=self.root / weights)
         return version
@@ -173,6 +178,10 @@ class Workspace:
         manifest = self.update_manifest(apply)
         self._remove_unreferenced_weights(keep=self.root / weights)
         return manifest
+
+    def remove_unreferenced_weights(self) -> None:
+        """Delete every weights file the manifest does not point to (left by an interrupted command)."""
+        self._remove_unreferenced_weights(keep=self.root / self.manifest()["model"]["weights"])
 
     def _remove_unreferenced_weights(self, keep: Path) -> None:
         for path in (self.root / "models").glob("*.safetensors"):

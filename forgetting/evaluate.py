@@ -25,6 +25,7 @@ import torch
 
 from facerec.data.transforms import to_tensor
 from facerec.device import resolve_device
+from facerec.errors import FaceRecError
 from facerec.evaluation import accept_rate, cross_person_scores, threshold_at_far
 from facerec.recognition import validate_name
 from facerec.train import top1_accuracy
@@ -40,6 +41,9 @@ def _sets(ws: Workspace, names: list[str]) -> dict[str, Data]:
     rows = {n: i for i, n in enumerate(manifest["identities"]) if n is not None}
     split = ws.split()
     root = Path(manifest["data"]["root"])
+    unknown = [n for n in names if n not in rows]
+    if unknown:
+        raise FaceRecError(f"not an identity of this workspace's model: {', '.join(unknown)}")
     retained = [p for p in rows if p not in names]
 
     def part(people, which):
@@ -82,7 +86,8 @@ def mia_efficacy(model, sets: dict[str, Data], device) -> float:
     from sklearn.svm import SVC
 
     non_members = sets["retain_test"]
-    members = Data(sets["retain_train"].images[:len(non_members)], sets["retain_train"].labels[:len(non_members)])
+    pick = np.random.default_rng(0).permutation(len(sets["retain_train"]))[:len(non_members)]  # all people, not the first few
+    members = Data(sets["retain_train"].images[pick], sets["retain_train"].labels[pick])
     if len(non_members) == 0 or len(sets["forget_train"]) == 0:
         return float("nan")
     x = np.concatenate([_confidence(model, members, device), _confidence(model, non_members, device)])[:, None]

@@ -107,10 +107,16 @@ def _earlier_forgotten_test_set(ws: Workspace, manifest: dict, data_root: Path |
     key = erasure_key(ws)
     if not rows or key is None or data_root is None:
         return _join([])
-    split_info = manifest["split"]
+    split_info, data_info = manifest["split"], manifest.get("data", {})
+    unreadable = set(data_info.get("skipped_unreadable") or [])
+    try:
+        listing = list_identity_files(data_root)
+    except DataError:
+        return _join([])
     parts = []
-    for person, files in list_identity_files(data_root).items():
+    for person, files in listing.items():
         row = rows.get(name_hash(key, person))
+        files = [f for f in files if f not in unreadable][:data_info.get("max_images") or None]  # as trained
         if row is None or len(files) <= split_info["test_per_identity"]:
             continue
         test = make_split({person: files}, split_info["test_per_identity"], split_info["seed"]).test[person]
@@ -140,6 +146,10 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
     ws = Workspace(workspace)
     complete_pending(ws)
     manifest = ws.manifest()
+    root = Path(manifest.get("data", {}).get("root") or ws.root)
+    if root.is_file() and root.resolve().is_relative_to(ws.root.resolve()):
+        raise FaceRecError(f"the training data {root} is a record file inside the workspace: people cannot be "
+                           "erased from it; keep record datasets outside the workspace")
     identities = manifest["identities"]
     rows = {name: i for i, name in enumerate(identities) if name is not None}
     enrolled = _enrolled_people(ws)
@@ -253,6 +263,9 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
         for part in ("train", "test"):
             for name in names:
                 m["split"][part].pop(name, None)
+        data = m.get("data", {})
+        if data.get("skipped_unreadable"):  # "person/file" paths name the person too
+            data["skipped_unreadable"] = [f for f in data["skipped_unreadable"] if f.split("/", 1)[0] not in names]
         record = m.setdefault("erasure", {"forgotten": [], "ledger": []})
         record["forgotten"] += [{"hash": name_hash(key, n), "row": rows.get(n), "request": request} for n in names]
         record["ledger"].append(entry)

@@ -65,6 +65,9 @@ def test_forget_drives_acc_f_to_zero_while_acc_r_holds(enrolled):
 
 def test_after_forget_nothing_of_the_person_is_left_in_the_workspace(enrolled, capsys):
     data, ws = enrolled
+    manifest = _manifest(ws)
+    manifest["data"]["skipped_unreadable"] = ["synth-0002/broken.png"]  # as training records unreadable files
+    (ws / "workspace.json").write_text(json.dumps(manifest))
     assert main(["forget", "synth-0002", "-w", str(ws), "--steps", "20", "-q", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["removed"]["crop_folders"] == 1
@@ -134,3 +137,34 @@ def test_continual_requests_keep_earlier_people_forgotten(enrolled):
     assert second["images"]["earlier_forgotten_test"] == 2 and second["acc_o"] <= 0.5
     ledger = _manifest(ws)["erasure"]["ledger"]
     assert [e["model_version_after"] for e in ledger] == [first["model_version"], second["model_version"]]
+
+
+def test_an_interrupted_gallery_only_forget_is_finished_by_a_reader(enrolled, monkeypatch, capsys):
+    data, ws = enrolled
+    photo = sorted((data / "synth-0003").iterdir())[0]
+    assert main(["enroll", "visitor", str(photo), "--aligned", "-w", str(ws), "-q"]) == 0  # not in the model
+    calls = []
+    real = request_module.complete_pending
+
+    def dies_after_commit(workspace):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(workspace)
+
+    monkeypatch.setattr(request_module, "complete_pending", dies_after_commit)
+    with pytest.raises(KeyboardInterrupt):
+        forget_people(ws, ["visitor"], config=FAST, show_progress=False)
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["people", "-w", str(ws), "--json"]) == 0  # a read-only command finishes the erasure first
+    assert "visitor" not in json.loads(capsys.readouterr().out)["people"]
+    assert not _files_mentioning(ws, b"visitor")
+
+
+def test_retraining_keeps_the_forget_ledger(enrolled):
+    data, ws = enrolled
+    forget_people(ws, ["synth-0001"], config=FAST, show_progress=False)
+    assert main(["train", str(data), "-w", str(ws), "--model", "vit-face-test", "--epochs", "1", "-q"]) == 0
+    record = _manifest(ws)["erasure"]
+    assert len(record["ledger"]) == 1 and all(e["row"] is None for e in record["forgotten"])

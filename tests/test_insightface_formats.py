@@ -74,3 +74,10 @@ def test_facerec_trains_on_a_record_file(tmp_path, capsys):
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["identities"] == 3 and report["train_images"] == 6 and report["test_images"] == 6
+
+
+def test_an_empty_image_record_is_skipped_and_counted(tmp_path):
+    rec = tmp_path / "train.rec"
+    write_records(rec, [_jpeg(i) for i in range(5)] + [b""], [0, 0, 0, 1, 1, 1])
+    folder = load_face_folder(rec)
+    assert len(folder.images) == 5 and folder.skipped == ["id00001/6"]

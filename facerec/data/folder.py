@@ -102,8 +102,7 @@ def list_identity_files(root: str | os.PathLike) -> dict[str, list[str]]:
         records = _records(str(root))
         found: dict[str, list[str]] = {}
         for key in records.image_keys():
-            label = records.read(key).label
-            person = f"id{int(label if np.isscalar(label) else label[0]):05d}"
+            person = f"id{int(records.label(key)):05d}"
             found.setdefault(person, []).append(f"{person}/{key}")
         if not found:
             raise DataError(f"{root} holds no image records")

@@ -45,7 +45,12 @@ class _DataOnlyUnpickler(pickle.Unpickler):
 
 
 def decode_rgb(data: bytes, size: int = 112) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if not data:
+        raise DataError("an image record is empty")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
         raise DataError("an image in the set cannot be decoded")
     if image.shape[:2] != (size, size):
@@ -161,6 +166,16 @@ class RecordFile:
         with open(self.path, "rb") as f:
             data, _ = self._read_from(f, self.offsets[key])
         return _unpack(key, data)
+
+    def label(self, key: int) -> float:
+        """The scalar label of an image record, reading only its headers (not the image)."""
+        with open(self.path, "rb") as f:
+            f.seek(self.offsets[key])
+            head = f.read(8 + _IR_HEADER.size + 4)
+        if len(head) < 8 + _IR_HEADER.size:
+            raise DataError(f"{self.path}: truncated record {key}")
+        flag, label, _, _ = _IR_HEADER.unpack_from(head, 8)
+        return float(np.frombuffer(head[8 + _IR_HEADER.size:], np.float32)[0]) if flag > 0 else label
 
     def image_keys(self) -> list[int]:
         """Keys of image records (skipping insightface's header and identity records)."""
