@@ -54,3 +54,16 @@ def test_eval_forgetting_reports_beyond_the_head(tiny_trained, capsys):
         assert 0 <= r[model]["mia_efficacy"] <= 1
     assert 0 <= r["after_relearning"]["acc_f"] <= 1 and "retrained" not in r
     assert (ws / "workspace.json").read_bytes() == before  # it ran on copies
+
+
+def test_bench_trains_its_base_model_from_a_folder(tiny_trained, tmp_path, capsys):
+    data, _ = tiny_trained
+    out = tmp_path / "bench"
+    argv = ["bench", "forgetting", "--data", str(data), "--epochs", "1", "--protocol", "few-shot",
+            "--methods", "gs-lora", "--out", str(out), "--json", "-q"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert (out / "base" / "workspace.json").is_file() and first["people"] == 6
+    version = json.loads((out / "base" / "workspace.json").read_text())["model"]["version"]
+    assert main(argv) == 0  # the base model is reused, not retrained
+    assert json.loads((out / "base" / "workspace.json").read_text())["model"]["version"] == version
