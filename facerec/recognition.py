@@ -79,12 +79,9 @@ class FacePipeline:
         crops = [cv2.cvtColor(align_face(image, f), cv2.COLOR_BGR2RGB) for f in faces]
         return ImageFaces(str(path), "ok", faces, crops, hashlib.sha256(raw).hexdigest(), size)
 
-    @torch.no_grad()
     def embed(self, crops: list[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Aligned RGB crops -> ``(n, d)`` float32 unit embeddings."""
-        out = [self.model.embed(to_tensor(np.stack(crops[i:i + batch_size])).to(self.device)).cpu().numpy()
-               for i in range(0, len(crops), batch_size)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.model.embedding_dim), np.float32)
+        return embed_images(self.model, crops, self.device, batch_size)
 
     # -- gallery ----------------------------------------------------------------------------
     @property
@@ -105,6 +102,24 @@ class FacePipeline:
             rebuild_gallery(self)
             gallery = Gallery.open(self.gallery_path)
         return gallery
+
+
+@torch.no_grad()
+def embed_images(model, crops: list[np.ndarray] | np.ndarray, device, batch_size: int = 64) -> np.ndarray:
+    """Aligned RGB crops -> ``(n, d)`` float32 unit embeddings under ``model``, in batches."""
+    out = [model.embed(to_tensor(np.stack(crops[i:i + batch_size])).to(device)).cpu().numpy()
+           for i in range(0, len(crops), batch_size)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.embedding_dim), np.float32)
+
+
+def enrolled_pair_scores(gallery: Gallery) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(genuine, impostor, vectors)``: cosine scores over all pairs of a gallery's enrolled vectors."""
+    from .evaluation import cross_person_scores
+
+    _, names, vectors = gallery.export()
+    labels = np.unique(names, return_inverse=True)[1]
+    genuine, impostor = cross_person_scores(vectors, labels)
+    return genuine, impostor, len(names)
 
 
 def rebuild_gallery(pipe: FacePipeline) -> int:
@@ -319,7 +334,7 @@ def read_pairs(pairs_file: str | Path, root: str | Path) -> list[tuple[Path, Pat
 def calibrate(pipe: FacePipeline, far: float = 1e-3, pairs_file: str | None = None, root: str | None = None,
               progress=None) -> dict:
     """Set the open-set threshold at ``far`` from impostor scores and store it in the workspace."""
-    from .evaluation import accept_rate, cross_person_scores, threshold_at_far
+    from .evaluation import accept_rate, threshold_at_far
 
     if not 0 < far < 1:
         raise FaceRecError(f"--far must be between 0 and 1, got {far}")
@@ -338,12 +353,10 @@ def calibrate(pipe: FacePipeline, far: float = 1e-3, pairs_file: str | None = No
     else:
         gallery = pipe.open_gallery()
         try:
-            _, names, vectors = gallery.export()
+            genuine, impostor, count = enrolled_pair_scores(gallery)
         finally:
             gallery.close()
-        labels = np.unique(names, return_inverse=True)[1]
-        genuine, impostor = cross_person_scores(vectors, labels)
-        source = {"enrolled_vectors": len(names)}
+        source = {"enrolled_vectors": count}
     if len(impostor) == 0:
         raise FaceRecError("no impostor pairs to calibrate on: enroll at least two people, or pass --pairs")
     threshold = threshold_at_far(impostor, far)

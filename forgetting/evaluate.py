@@ -27,7 +27,7 @@ from facerec.data.transforms import to_tensor
 from facerec.device import resolve_device
 from facerec.errors import FaceRecError
 from facerec.evaluation import accept_rate, cross_person_scores, threshold_at_far
-from facerec.recognition import validate_name
+from facerec.recognition import embed_images, validate_name
 from facerec.train import top1_accuracy
 from facerec.workspace import Workspace
 
@@ -53,18 +53,12 @@ def _sets(ws: Workspace, names: list[str]) -> dict[str, Data]:
             "retain_train": part(retained, "train"), "retain_test": part(retained, "test")}
 
 
-@torch.no_grad()
-def _embed(model, data: Data, device) -> np.ndarray:
-    out = [model.embed(to_tensor(data.images[i:i + 128]).to(device)).cpu().numpy() for i in range(0, len(data), 128)]
-    return np.concatenate(out) if out else np.zeros((0, model.embedding_dim), np.float32)
-
-
 def verification_forgetting(model, sets: dict[str, Data], far: float, device) -> dict:
     """TAR of forgotten and of retained people's genuine pairs at a FAR set on retained impostors."""
     forget = _join([sets["forget_train"], sets["forget_test"]])
     retain = _join([sets["retain_train"], sets["retain_test"]])
-    f_genuine, _ = cross_person_scores(_embed(model, forget, device), forget.labels)
-    r_genuine, r_impostor = cross_person_scores(_embed(model, retain, device), retain.labels)
+    f_genuine, _ = cross_person_scores(embed_images(model, forget.images, device), forget.labels)
+    r_genuine, r_impostor = cross_person_scores(embed_images(model, retain.images, device), retain.labels)
     threshold = threshold_at_far(r_impostor, far)
     return {"far": far, "threshold": threshold, "tar_forgotten": accept_rate(f_genuine, threshold),
             "tar_retained": accept_rate(r_genuine, threshold), "forgotten_pairs": int(len(f_genuine))}

@@ -34,8 +34,8 @@ from facerec.data.split import make_split
 from facerec.errors import DataError, FaceRecError
 from facerec.erasure import (complete_pending, data_root_inside, erasure_key, forgotten_rows, name_hash,
                              purge_people, swap_in_gallery)
-from facerec.evaluation import accept_rate, cross_person_scores, threshold_at_far
-from facerec.recognition import FacePipeline, _central_face, build_gallery, validate_name
+from facerec.evaluation import accept_rate, threshold_at_far
+from facerec.recognition import FacePipeline, _central_face, build_gallery, enrolled_pair_scores, validate_name
 from facerec.train import top1_accuracy
 from facerec.workspace import Workspace
 from gallery import Gallery
@@ -79,7 +79,7 @@ def replay_files(files: list[str], person: str, *, fraction: float, shots: int |
 
 
 def _accuracy(model, data: Data, device) -> float:
-    return top1_accuracy(model, data.images, data.labels, device) if len(data) else float("nan")
+    return top1_accuracy(model, data.images, data.labels, device)  # nan when there are no images
 
 
 def _enrolled_people(ws: Workspace) -> set[str]:
@@ -201,7 +201,7 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
         old_test = _earlier_forgotten_test_set(ws, manifest, data_root)
 
         model, dev = pipe.model, pipe.device
-        photos = _held_out_photos(data_root, split, in_model)
+        photos = list(forget_test.images)  # the forgotten people's held-out photos, already decoded
         # the same photos against everyone else before the forget: how a stranger to the gallery fares
         stranger_check = _gallery_check(pipe, ws.root / "gallery", photos, in_model, pipe.threshold)
         before = {"acc_f_before": _accuracy(model, forget_test, dev), "acc_r_before": _accuracy(model, retain_test, dev),
@@ -287,19 +287,13 @@ def _recalibrate(gallery_path: Path, recognition: dict) -> dict:
     """The threshold at the stored FAR, recomputed on the re-embedded enrolled vectors."""
     gallery = Gallery.open(gallery_path)
     try:
-        _, names, vectors = gallery.export()
+        genuine, impostor, _ = enrolled_pair_scores(gallery)
     finally:
         gallery.close()
-    labels = np.unique(names, return_inverse=True)[1]
-    genuine, impostor = cross_person_scores(vectors, labels)
     if len(impostor) == 0:
         return {}
     threshold = threshold_at_far(impostor, float(recognition.get("far", 1e-3)))
     return {"threshold": threshold, "recalibrated": True, "tar": accept_rate(genuine, threshold)}
-
-
-def _held_out_photos(data_root: Path | None, split, people: list[str]) -> list[np.ndarray]:
-    return [img for name in people for img in _read_all(data_root, split.test.get(name, []))]
 
 
 def _gallery_check(pipe: FacePipeline, gallery_path: Path, photos: list[np.ndarray], people: list[str],
