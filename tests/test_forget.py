@@ -106,21 +106,26 @@ def test_a_failure_before_the_commit_leaves_the_previous_version_and_a_rerun_com
     assert len(list((ws / "models").glob("*.safetensors"))) == 1  # the old weights are gone too
 
 
-def test_a_kill_after_the_commit_is_finished_by_the_next_command(enrolled, monkeypatch):
-    data, ws = enrolled
+def _forget_killed_after_commit(monkeypatch, ws, names):
+    """Run a forget that dies in the clean-up right after its commit (the 2nd complete_pending call)."""
     calls = []
     real = request_module.complete_pending
 
     def dies_after_commit(workspace):
         calls.append(1)
-        if len(calls) == 2:  # the clean-up right after the commit
+        if len(calls) == 2:
             raise KeyboardInterrupt
         return real(workspace)
 
     monkeypatch.setattr(request_module, "complete_pending", dies_after_commit)
     with pytest.raises(KeyboardInterrupt):
-        forget_people(ws, ["synth-0005"], config=FAST, show_progress=False)
+        forget_people(ws, names, config=FAST, show_progress=False)
     monkeypatch.undo()
+
+
+def test_a_kill_after_the_commit_is_finished_by_the_next_command(enrolled, monkeypatch):
+    data, ws = enrolled
+    _forget_killed_after_commit(monkeypatch, ws, ["synth-0005"])
     manifest = _manifest(ws)
     assert manifest["erasure"]["pending"] and (ws / "crops" / "synth-0005").is_dir()  # committed, not cleaned
     # any later command that opens the gallery finishes the job before using it
@@ -143,19 +148,7 @@ def test_an_interrupted_gallery_only_forget_is_finished_by_a_reader(enrolled, mo
     data, ws = enrolled
     photo = sorted((data / "synth-0003").iterdir())[0]
     assert main(["enroll", "visitor", str(photo), "--aligned", "-w", str(ws), "-q"]) == 0  # not in the model
-    calls = []
-    real = request_module.complete_pending
-
-    def dies_after_commit(workspace):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(workspace)
-
-    monkeypatch.setattr(request_module, "complete_pending", dies_after_commit)
-    with pytest.raises(KeyboardInterrupt):
-        forget_people(ws, ["visitor"], config=FAST, show_progress=False)
-    monkeypatch.undo()
+    _forget_killed_after_commit(monkeypatch, ws, ["visitor"])
     capsys.readouterr()
     assert main(["people", "-w", str(ws), "--json"]) == 0  # a read-only command finishes the erasure first
     assert "visitor" not in json.loads(capsys.readouterr().out)["people"]
