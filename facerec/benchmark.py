@@ -49,10 +49,11 @@ def run_verification(pipe: FacePipeline, *, pairs_file: str | None = None, root:
         raise FaceRecError("give either --pairs FILE --root DIR or --bin FILE")
     no_face = 0
     if bin_path:
-        from .data.insightface_formats import read_bin
+        from .data.insightface_formats import decode_images, load_bin
 
-        images, same = read_bin(bin_path)
-        emb = np.concatenate([embed_crops(pipe, images[i:i + 256], flip) for i in range(0, len(images), 256)])
+        images, same = load_bin(bin_path)  # decoded batch by batch: memory stays bounded on any set
+        emb = np.concatenate([embed_crops(pipe, decode_images(images[i:i + 256], name=str(bin_path), start=i), flip)
+                              for i in range(0, len(images), 256)])
         if progress:
             progress(len(images))
         scores = np.einsum("nd,nd->n", emb[0::2], emb[1::2])  # pairs are interleaved

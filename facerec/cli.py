@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 
@@ -24,6 +25,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
 
 
@@ -51,7 +62,7 @@ def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (see `facerec models`; default {DEFAULT_MODEL})")
     p.add_argument("--epochs", type=_positive_int, default=epochs, help=f"training epochs (default {epochs})")
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--lr", type=_positive_float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--margin", choices=["cosface", "arcface"], default=d.margin, help="training margin (default cosface)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, init and augmentation (default 0)")
     p.add_argument("--device", default=None, help="auto (default: GPU if present), cpu or cuda")
@@ -123,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     _add_common(p)
     p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("reindex", help="rebuild the gallery from the stored face crops (after damage, or to re-embed)")
+    _add_common(p)
+    p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("calibrate", help="set the open-set threshold at a target false-accept rate")
     p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
@@ -235,10 +250,13 @@ def _writing(args, create: bool = False):
     from .lock import workspace_lock
     from .workspace import Workspace, resolve_workspace_path
 
+    from .cleanup import clean_workspace
+
     root = resolve_workspace_path(args.workspace)
     with workspace_lock(root, create=create):
         if Workspace(root).exists():
             complete_pending(Workspace(root))
+            clean_workspace(Workspace(root))  # what a killed command left: temporary files, staging, orphans
         yield
 
 
@@ -254,7 +272,7 @@ def _settle(args) -> None:
 
 
 def _emit(args, report: dict, human: str) -> None:
-    print(json.dumps(report, indent=2) if args.json else human)
+    print(json.dumps(report, indent=2) if args.json else "\n".join(_one_line(line) for line in human.split("\n")))
 
 
 def cmd_train(args) -> None:
@@ -317,27 +335,35 @@ def cmd_demo(args) -> None:
 
 def cmd_enroll(args) -> None:
     from .progress import progress_bar
-    from .recognition import enroll, folder_people
+    from .names import validate_name
+    from .recognition import ALREADY_ENROLLED, enroll, folder_people
 
+    rejected: list[str] = []
     if args.folder:
         if args.name or args.images:
             raise FaceRecError("give either NAME IMAGE... or --folder ROOT, not both")
-        people = folder_people(args.folder, split_part=args.split, workspace=_workspace(args) if args.split else None)
+        people = folder_people(args.folder, split_part=args.split, workspace=_workspace(args) if args.split else None,
+                               rejected=rejected)
     else:
         if not args.name or not args.images:
             raise FaceRecError("usage: facerec enroll NAME IMAGE... or facerec enroll --folder ROOT")
-        people = {args.name: args.images}
+        people = {validate_name(args.name): args.images}  # before anything is written
     with _writing(args):
         pipe = _pipeline(args)
         total = sum(len(v) for v in people.values())
         with progress_bar(total, "enroll", enabled=not args.quiet, unit="img") as bar:
             reports = [enroll(pipe, name, paths, progress=bar.update) for name, paths in people.items()]
-    problems = [i for r in reports for i in r["images"] if i["status"] != "ok"]
-    report = {"people": reports, "enrolled_images": sum(r["enrolled"] for r in reports), "problems": len(problems)}
+    problems = [i for r in reports for i in r["images"] if i["status"] not in ("ok", ALREADY_ENROLLED)]
+    known = sum(i["status"] == ALREADY_ENROLLED for r in reports for i in r["images"])
+    report = {"people": reports, "enrolled_images": sum(r["enrolled"] for r in reports), "already_enrolled": known,
+              "problems": len(problems), "rejected_folders": rejected}
     lines = [f"{r['name']}: {r['enrolled']} image(s) enrolled" for r in reports]
     lines += [f"  {i['image']}: {i['status']}" for i in problems]
+    lines += [f"  skipped folder {f}" for f in rejected]
+    if known:
+        lines.append(f"{known} image(s) were already enrolled (same content) and were left as they are")
     _emit(args, report, "\n".join(lines))
-    if report["enrolled_images"] == 0:
+    if report["enrolled_images"] == 0 and not known:
         raise FaceRecError("nothing was enrolled: no image held exactly one face")
 
 
@@ -386,9 +412,12 @@ def cmd_people(args) -> None:
     ws = _workspace(args)
     ws.manifest()
     path = ws.root / "gallery"
+    if (path / "meta.sqlite-journal").exists():  # a killed write: only a writer may roll it back
+        with _writing(args):
+            pass
     people = {}
     if (path / "meta.sqlite").exists():
-        g = Gallery.open(path)
+        g = Gallery.open(path, read_only=True)  # a reader never writes, not even to a damaged file
         people = g.people()
         g.close()
     _emit(args, {"people": people, "count": len(people)},
@@ -398,9 +427,25 @@ def cmd_people(args) -> None:
 def cmd_remove(args) -> None:
     from .recognition import remove
 
+    from .names import validate_name
+
+    validate_name(args.name)
     with _writing(args):
         r = remove(_pipeline(args), args.name)
-    _emit(args, r, f"removed {r['name']}: {r['vectors_removed']} vector(s), {r['crops_removed']} crop(s)")
+    human = f"removed {r['name']}: {r['vectors_removed']} vector(s), {r['crops_removed']} crop(s)"
+    if r["still_in_model"]:
+        human += (f"\nnote: the model was trained on {r['name']} and still knows them; to erase them from the "
+                  f"weights too, run `facerec forget {r['name']}`")
+    _emit(args, r, human)
+
+
+def cmd_reindex(args) -> None:
+    from .recognition import reindex
+
+    with _writing(args):
+        r = reindex(_pipeline(args))
+    _emit(args, r, f"re-embedded {r['vectors']} stored crop(s) of {r['people']} people with model {r['model_version']}"
+                   + (f"; skipped {len(r['skipped'])} unreadable crop(s)" if r["skipped"] else ""))
 
 
 def cmd_calibrate(args) -> None:
@@ -553,21 +598,33 @@ def cmd_models(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gallery import GalleryCorrupt, GalleryError
+
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints escaped, never raises
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except FaceRecError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+    except (FaceRecError, GalleryError) as err:
+        hint = "; rebuild it from the stored crops with `facerec reindex`" if isinstance(err, GalleryCorrupt) else ""
+        print(f"error: {_one_line(str(err))}{hint}", file=sys.stderr)
+        return getattr(err, "exit_code", 2)
     except KeyboardInterrupt:
         print("interrupted; a training run resumes from its last epoch when run again", file=sys.stderr)
         return 130
     except Exception as err:  # a bug, not a user error: still one line unless asked for more
         if os.environ.get("FACEREC_DEBUG"):
             raise
-        print(f"error: unexpected {type(err).__name__}: {err} (set FACEREC_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"error: unexpected {type(err).__name__}: {_one_line(str(err))} (set FACEREC_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 1
     return 0
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters (newlines, escapes, bidi overrides) shown escaped."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,3 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
-
-
-def read_json(path: str | os.PathLike):
-    with open(path, "r", encoding="utf-8") as handle:
-        return json.load(handle)

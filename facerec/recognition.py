@@ -9,6 +9,7 @@ threshold lives in the manifest (``recognition.threshold``): a best match below 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,26 +19,18 @@ import numpy as np
 import torch
 
 from gallery import Gallery, GalleryError
-from .data.folder import IMAGE_EXTENSIONS, list_identity_files
+from .data.folder import IMAGE_EXTENSIONS, list_identity_files, read_image
+from .data.images import ImageError, read_file_bytes, read_image_file
 from .data.transforms import to_tensor
 from .detect import Face, align_face, make_detector
 from .device import resolve_device
 from .errors import DataError, FaceRecError
 from .io import atomic_write_bytes
+from .names import name_problem, validate_name
 from .workspace import Workspace
 
 DEFAULT_THRESHOLD = 0.4  # cosine; replaced by `facerec calibrate`
-
-
-def validate_name(name: str) -> str:
-    """A person's name as a safe folder name: non-empty, no path separators, not '.' or '..'."""
-    if not name or not name.strip():
-        raise FaceRecError("a person's name cannot be empty")
-    if name != name.strip() or any(c in name for c in "/\\\0") or name in (".", "..") or ".." in name:
-        raise FaceRecError(f"invalid name {name!r}: no path separators, '..' or surrounding spaces")
-    if len(name) > 128:
-        raise FaceRecError("a person's name is limited to 128 characters")
-    return name
+ALREADY_ENROLLED = "already enrolled"  # the person has an image with this content: enrolling it is a no-op
 
 
 @dataclass
@@ -66,12 +59,9 @@ class FacePipeline:
     # -- images -> crops -> embeddings ------------------------------------------------------
     def read_faces(self, path: str | Path) -> ImageFaces:
         try:
-            raw = Path(path).read_bytes()
-        except OSError as err:
-            return ImageFaces(str(path), f"unreadable: {err.strerror or err}")
-        image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
-        if image is None:
-            return ImageFaces(str(path), "unreadable: not an image")
+            image, raw = read_image_file(path)
+        except ImageError as err:
+            return ImageFaces(str(path), f"unreadable: {err.reason}")
         faces = self.detect(image)
         size = (image.shape[1], image.shape[0])
         if not faces:
@@ -92,10 +82,16 @@ class FacePipeline:
         return self.ws.root / "crops" / validate_name(name)
 
     def open_gallery(self, create: bool = False) -> Gallery:
+        """The workspace's gallery, re-embedded first when the model changed. With no gallery but
+        stored crops (a gallery removed as corrupt, or a first enroll killed before its gallery
+        was written) it is rebuilt from the crops, which are the gallery's source."""
         if not (self.gallery_path / "meta.sqlite").exists():
-            if not create:
+            if _stored_people(self.ws.root / "crops"):
+                rebuild_gallery(self)
+            elif not create:
                 raise FaceRecError(f"no one is enrolled in {self.ws.root}; run `facerec enroll` first")
-            return Gallery.create(self.gallery_path, self.model.embedding_dim, self.model_version)
+            else:
+                return Gallery.create(self.gallery_path, self.model.embedding_dim, self.model_version)
         gallery = Gallery.open(self.gallery_path)
         if gallery.model_version != self.model_version:
             gallery.close()
@@ -136,18 +132,35 @@ def rebuild_gallery(pipe: FacePipeline) -> int:
     return total
 
 
-def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(), progress=None) -> int:
+def _stored_people(crops_root: Path) -> list[Path]:
+    """The crop folders of people (valid names only: a folder left by an older facerec under a
+    name that cannot be stored or printed is not a person)."""
+    if not crops_root.is_dir():
+        return []
+    return sorted(p for p in crops_root.iterdir() if p.is_dir() and not name_problem(p.name))
+
+
+def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(), progress=None,
+                  skipped: list[str] | None = None) -> int:
     """Embed the stored crops of everyone but ``exclude`` with ``pipe``'s model into a new gallery
-    at ``dest`` (replaced if present). Returns the number of vectors."""
+    at ``dest`` (replaced if present). Returns the number of vectors. A crop that cannot be read is
+    left out (listed in ``skipped`` when given) rather than stopping the rebuild."""
     shutil.rmtree(dest, ignore_errors=True)
     gallery = Gallery.create(dest, pipe.model.embedding_dim, pipe.model_version)
     total = 0
-    crops_root = pipe.ws.root / "crops"
-    for person_dir in sorted(p for p in crops_root.glob("*") if p.is_dir()) if crops_root.exists() else []:
-        files = sorted(person_dir.glob("*.png"))
-        if not files or person_dir.name in exclude:
+    for person_dir in _stored_people(pipe.ws.root / "crops"):
+        if person_dir.name in exclude:
             continue
-        crops = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
+        files, crops = [], []
+        for f in sorted(person_dir.glob("*.png")):
+            try:
+                crops.append(read_image(f))  # not cv2.imread: it crashes on undecodable path names
+                files.append(f)
+            except DataError as err:
+                if skipped is not None:
+                    skipped.append(str(err))
+        if not files:
+            continue
         gallery.add(person_dir.name, pipe.embed(crops), image_hashes=[f.stem.split("-")[0] for f in files],
                     sources=[f"crops/{person_dir.name}/{f.name}" for f in files], model_version=pipe.model_version)
         total += len(files)
@@ -158,14 +171,35 @@ def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(
     return total
 
 
+def _known_hashes(pipe: FacePipeline, name: str) -> set[str]:
+    """16-hex-digit prefixes of the image hashes ``name`` already has in the gallery."""
+    if not (pipe.gallery_path / "meta.sqlite").exists():
+        return set()
+    gallery = pipe.open_gallery()
+    try:
+        return {h[:16] for h in gallery.image_hashes(name)}
+    finally:
+        gallery.close()
+
+
 def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None) -> dict:
-    """Enroll ``name`` from images holding exactly one face each; returns per-image statuses."""
+    """Enroll ``name`` from images holding exactly one face each; returns per-image statuses.
+
+    Idempotent: an image whose content (SHA-256) ``name`` already has is reported as
+    :data:`ALREADY_ENROLLED` and not added again, so re-running an interrupted enroll adds only
+    what is missing.
+    """
     validate_name(name)
+    known = _known_hashes(pipe, name)
     statuses, crops, hashes, sources = [], [], [], []
     for path in image_paths:
         found = pipe.read_faces(path)
         if found.status == "ok" and len(found.crops) > 1:
             found.status = f"{len(found.crops)} faces found; enrolling needs exactly one"
+        if found.status == "ok" and found.sha256[:16] in known:
+            found.status = ALREADY_ENROLLED
+        elif found.status == "ok":
+            known.add(found.sha256[:16])  # the same image twice in one command is enrolled once
         if found.status == "ok":
             crops.append(found.crops[0])
             hashes.append(found.sha256)
@@ -176,11 +210,13 @@ def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None)
     if not crops:
         return {"name": name, "enrolled": 0, "images": statuses}
     crop_dir = pipe.crops_dir(name)
-    for crop, digest in zip(crops, hashes):  # crops first: a crash leaves only files `remove` deletes
-        ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-        atomic_write_bytes(crop_dir / f"{digest[:16]}-0.png", png.tobytes())
-    gallery = pipe.open_gallery(create=True)
+    gallery = pipe.open_gallery(create=True)  # before the crops: a missing gallery is rebuilt from them
     try:
+        # crops, then the gallery commit: a crash in between leaves crops no gallery row refers
+        # to, which the next writer removes (cleanup.clean_workspace); a re-run adds them again
+        for crop, digest in zip(crops, hashes):
+            ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+            atomic_write_bytes(crop_dir / f"{digest[:16]}-0.png", png.tobytes())
         gallery.add(name, pipe.embed(crops), image_hashes=hashes, sources=sources, model_version=pipe.model_version)
         gallery.save()
     except GalleryError as err:
@@ -191,13 +227,14 @@ def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None)
     return {"name": name, "enrolled": len(crops), "images": statuses}
 
 
-def folder_people(root: str | Path, split_part: str | None = None,
-                  workspace: Workspace | None = None) -> dict[str, list[str]]:
+def folder_people(root: str | Path, split_part: str | None = None, workspace: Workspace | None = None,
+                  rejected: list[str] | None = None) -> dict[str, list[str]]:
     """``{person: [image paths]}`` of a folder-per-person tree (for ``enroll --folder``).
 
     With ``split_part`` ("train"/"test"), only the files the workspace's recorded split puts there.
+    Folders whose names are not valid person names are left out (listed in ``rejected``).
     """
-    people = list_identity_files(root)
+    people = list_identity_files(root, rejected)
     if split_part is not None:
         part = getattr(workspace.split(), split_part)
         keep = {p: set(files) for p, files in part.items()}  # one set per person, not one per file
@@ -209,7 +246,8 @@ def folder_people(root: str | Path, split_part: str | None = None,
 
 
 def remove(pipe: FacePipeline, name: str) -> dict:
-    """Remove ``name``'s vectors, metadata and stored crops."""
+    """Remove ``name``'s vectors, metadata and stored crops (not the model's knowledge of them:
+    ``still_in_model`` says whether the model was trained on ``name``; `facerec forget` erases that)."""
     crop_dir = pipe.crops_dir(name)
     removed = 0
     if (pipe.gallery_path / "meta.sqlite").exists():
@@ -227,7 +265,20 @@ def remove(pipe: FacePipeline, name: str) -> dict:
         raise FaceRecError(f"{name!r} is not enrolled")
     crops = len(list(crop_dir.glob("*"))) if crop_dir.exists() else 0
     shutil.rmtree(crop_dir, ignore_errors=True)
-    return {"name": name, "vectors_removed": removed, "crops_removed": crops}
+    return {"name": name, "vectors_removed": removed, "crops_removed": crops,
+            "still_in_model": name in pipe.ws.manifest()["identities"]}
+
+
+def reindex(pipe: FacePipeline) -> dict:
+    """Rebuild the gallery from the stored crops with the current model (replaces a damaged one)."""
+    from .erasure import complete_pending, swap_in_gallery
+
+    complete_pending(pipe.ws)
+    staging, skipped = pipe.ws.root / "gallery.rebuild", []
+    total = build_gallery(pipe, staging, skipped=skipped)
+    swap_in_gallery(pipe.ws, staging)
+    people = len(_stored_people(pipe.ws.root / "crops"))
+    return {"vectors": total, "people": people, "skipped": skipped, "model_version": pipe.model_version}
 
 
 def recognize(pipe: FacePipeline, image_paths: list[str], top_k: int = 1, progress=None) -> dict:
@@ -297,6 +348,21 @@ def verify(pipe: FacePipeline, image_a: str, image_b: str) -> dict:
             "calibrated": pipe.calibrated, "notes": notes}
 
 
+MAX_PAIRS_BYTES = 16 << 20  # LFW's pairs.txt is 100 KB
+_PAIR_INDEX = re.compile(r"[0-9]{1,6}", re.ASCII)
+
+
+def _bad_pair_name(name: str) -> bool:
+    return name.startswith(".") or any(c in name for c in "/\\\0")
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, say
+        return False
+
+
 def read_pairs(pairs_file: str | Path, root: str | Path) -> list[tuple[Path, Path, bool]]:
     """LFW ``pairs.txt``: ``name i j`` (same person) or ``name1 i name2 j`` (different).
 
@@ -307,23 +373,27 @@ def read_pairs(pairs_file: str | Path, root: str | Path) -> list[tuple[Path, Pat
         raise DataError(f"image root {root} does not exist")
     images = root / "images" if (root / "images").is_dir() else root
     try:
-        lines = Path(pairs_file).read_text().split("\n")
-    except OSError as err:
-        raise DataError(f"cannot read pairs file {pairs_file}: {err.strerror or err}") from None
+        lines = read_file_bytes(pairs_file, MAX_PAIRS_BYTES, "a pairs file").decode("utf-8").split("\n")
+    except ImageError as err:
+        raise DataError(f"cannot use pairs file {err}") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{pairs_file} is not UTF-8 text (byte {err.start})") from None
     pairs = []
     for number, line in enumerate(lines, 1):
         parts = line.split()
+        if len(parts) <= 2:
+            continue  # the "folds n" header and blank lines
+        if len(parts) > 4 or not all(_PAIR_INDEX.fullmatch(parts[k]) for k in ((1, 2) if len(parts) == 3 else (1, 3))):
+            raise DataError(f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j' (i, j whole numbers)")
         if len(parts) == 3:
             a, b, same = (parts[0], int(parts[1])), (parts[0], int(parts[2])), True
-        elif len(parts) == 4:
-            a, b, same = (parts[0], int(parts[1])), (parts[2], int(parts[3])), False
-        elif len(parts) <= 2:
-            continue  # the "folds n" header and blank lines
         else:
-            raise DataError(f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j'")
+            a, b, same = (parts[0], int(parts[1])), (parts[2], int(parts[3])), False
+        if any(_bad_pair_name(n) for n in (a[0], b[0])):
+            raise DataError(f"{pairs_file}:{number}: a person's name may not hold path separators or start with '.'")
         pa, pb = (images / n / f"{n}_{i:04d}.jpg" for n, i in (a, b))
         for p in (pa, pb):
-            if not p.is_file():
+            if not _is_file(p):
                 raise DataError(f"{pairs_file}:{number}: image {p} is missing")
         pairs.append((pa, pb, same))
     if not pairs:

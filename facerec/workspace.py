@@ -23,17 +23,21 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .errors import WorkspaceError
-from .io import atomic_write_json, atomic_write_with, read_json
+from .data.images import read_file_bytes
+from .errors import DataError, WorkspaceError
+from .io import atomic_write_json, atomic_write_with
+from .manifest import check_manifest
 from .models import FaceViT, FaceViTConfig
 from .data.split import Split
 
 FORMAT_VERSION = 2  # 2: identities may hold null for forgotten head rows, plus the "erasure" record
 MANIFEST = "workspace.json"
 DEFAULT_WORKSPACE = "facerec-workspace"
+MAX_MANIFEST_BYTES = 64 << 20  # identities, split and ledger of a large workspace fit in a few MB
 
 
 def resolve_workspace_path(path: str | os.PathLike | None) -> Path:
@@ -83,12 +87,15 @@ class Workspace:
         if not self.exists():
             raise WorkspaceError(f"{self.root} is not a facerec workspace (no {MANIFEST}); run `facerec train` into it first")
         try:
-            data = read_json(self.manifest_path)
-        except (OSError, json.JSONDecodeError) as err:
-            raise WorkspaceError(f"{self.manifest_path} is unreadable or corrupt: {err}") from None
+            data = json.loads(read_file_bytes(self.manifest_path, MAX_MANIFEST_BYTES, "a manifest").decode("utf-8"))
+        except (DataError, UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+            detail = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else \
+                "nested too deeply" if isinstance(err, RecursionError) else err
+            raise WorkspaceError(f"{self.manifest_path} is unreadable or corrupt: {detail}") from None
         version = data.get("format_version") if isinstance(data, dict) else None
-        if not isinstance(version, int):
+        if type(version) is not int:
             raise WorkspaceError(f"{self.manifest_path} has no format_version; it is not a facerec workspace manifest")
+        check_manifest(data, self.manifest_path, FORMAT_VERSION)
         if version > FORMAT_VERSION:
             raise WorkspaceError(
                 f"workspace {self.root} has format version {version}, newer than this facerec ({__version__}) "
@@ -115,13 +122,25 @@ class Workspace:
         path = self.root / info["weights"]
         if not path.is_file():
             raise WorkspaceError(f"model weights {path} are missing from the workspace")
+        try:  # built on the meta device first: a config that asks for a huge model allocates nothing
+            config = FaceViTConfig.from_dict(info["config"])
+            with torch.device("meta"):
+                expected = {k: tuple(v.shape) for k, v in FaceViT(config, info["num_classes"]).state_dict().items()}
+        except Exception as err:  # unknown keys, wrong types, impossible shapes: timm raises many kinds
+            raise WorkspaceError(f"{self.manifest_path}: model.config is invalid ({type(err).__name__}: {err})") from None
         try:
+            with safe_open(path, "pt") as f:
+                stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            if stored != expected:
+                raise WorkspaceError(f"model weights {path} do not match the model the manifest describes")
             state = load_file(path, device="cpu")
+        except WorkspaceError:
+            raise
         except Exception as err:  # safetensors raises its own error types for a damaged header
             raise WorkspaceError(f"model weights {path} are unreadable (corrupt file?): {err}") from None
         if weights_version(state) != info["version"]:
             raise WorkspaceError(f"model weights {path} do not match their recorded version (corrupt file?)")
-        model = FaceViT(FaceViTConfig.from_dict(info["config"]), int(info["num_classes"]))
+        model = FaceViT(config, info["num_classes"])
         model.load_state_dict(state)
         return model.to(device).eval()
 
@@ -179,11 +198,14 @@ class Workspace:
         self._remove_unreferenced_weights(keep=self.root / weights)
         return manifest
 
-    def remove_unreferenced_weights(self) -> None:
+    def remove_unreferenced_weights(self) -> int:
         """Delete every weights file the manifest does not point to (left by an interrupted command)."""
-        self._remove_unreferenced_weights(keep=self.root / self.manifest()["model"]["weights"])
+        return self._remove_unreferenced_weights(keep=self.root / self.manifest()["model"]["weights"])
 
-    def _remove_unreferenced_weights(self, keep: Path) -> None:
+    def _remove_unreferenced_weights(self, keep: Path) -> int:
+        removed = 0
         for path in (self.root / "models").glob("*.safetensors"):
             if path != keep:
                 path.unlink(missing_ok=True)
+                removed += 1
+        return removed

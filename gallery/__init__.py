@@ -4,7 +4,8 @@ Knows numpy and faiss only (and the standard library); embeddings come from the 
 """
 
 from .gallery import Gallery as Gallery
+from .gallery import GalleryCorrupt as GalleryCorrupt
 from .gallery import GalleryError as GalleryError
 from .gallery import Match as Match
 
-__all__ = ["Gallery", "GalleryError", "Match"]
+__all__ = ["Gallery", "GalleryCorrupt", "GalleryError", "Match"]

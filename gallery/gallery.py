@@ -17,7 +17,9 @@ version: embeddings of two models are not comparable.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,19 @@ from . import store
 
 class GalleryError(Exception):
     """A gallery operation the data does not allow (wrong dimension or model version, unknown person)."""
+
+
+class GalleryCorrupt(GalleryError):
+    """The gallery's files are damaged: unreadable metadata, a missing or altered index file, or
+    counts that disagree. Nothing was changed; the gallery must be rebuilt from its sources."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"the gallery at {path} is corrupt: {problem}")
+        self.path, self.problem = path, problem
+
+
+FORMAT_VERSION = 2  # 2: settings hold the SHA-256 of each index file, checked before faiss reads it
+_INDEX_KINDS = ("auto", "flat", "ivf")
 
 
 @dataclass(frozen=True)
@@ -62,15 +77,15 @@ class Gallery:
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, dim: int, model_version: str, index_kind: str = "auto") -> "Gallery":
-        if index_kind not in ("auto", "flat", "ivf"):
+        if index_kind not in _INDEX_KINDS:
             raise GalleryError(f"index kind must be auto, flat or ivf, got {index_kind!r}")
         path = Path(path)
         if (path / "meta.sqlite").exists():
             raise GalleryError(f"a gallery already exists at {path}")
         path.mkdir(parents=True, exist_ok=True)
-        db = store.connect(path / "meta.sqlite")
+        db = store.connect(path / "meta.sqlite", create=True)
         db.execute("BEGIN")
-        for key, value in (("format_version", 1), ("dim", dim), ("model_version", model_version),
+        for key, value in (("format_version", FORMAT_VERSION), ("dim", dim), ("model_version", model_version),
                            ("index_kind", index_kind), ("generation", 0)):
             store.set_setting(db, key, value)
         db.execute("COMMIT")
@@ -79,15 +94,49 @@ class Gallery:
         return gallery
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Gallery":
+    def open(cls, path: str | os.PathLike, read_only: bool = False) -> "Gallery":
+        """Open an existing gallery, checking it whole first (see :meth:`_check`).
+
+        ``read_only`` never writes to any file (SQLite ``mode=ro``); ``save`` then fails.
+
+        Raises:
+            GalleryError: there is no gallery; GalleryCorrupt: its files are damaged.
+        """
         path = Path(path)
         if not (path / "meta.sqlite").is_file():
             raise GalleryError(f"no gallery at {path}")
-        db = store.connect(path / "meta.sqlite")
-        gen = store.get_setting(db, "generation")
-        vectors = fx.read(str(path / f"vectors-{gen}.faiss"))
-        templates = fx.read(str(path / f"templates-{gen}.faiss"))
-        return cls(path, db, vectors, templates)
+        try:
+            db = store.connect(path / "meta.sqlite", read_only=read_only)
+        except sqlite3.Error as err:
+            raise GalleryCorrupt(path, f"meta.sqlite cannot be opened ({err})") from None
+        try:
+            gen = cls._check(path, db)
+            vectors, templates = _read_index(path, db, "vectors", gen), _read_index(path, db, "templates", gen)
+            gallery = cls(path, db, vectors, templates)
+            _check_counts(gallery)
+            return gallery
+        except BaseException:
+            db.close()
+            raise
+
+    @staticmethod
+    def _check(path: Path, db) -> int:
+        """The metadata's structure and settings are sound; returns the generation to load."""
+        try:
+            problem = store.check(db)
+            settings = dict(db.execute("SELECT key, value FROM settings")) if not problem else {}
+        except sqlite3.Error as err:
+            problem = f"meta.sqlite is unreadable ({err})"
+        if problem:
+            raise GalleryCorrupt(path, problem)
+        version, dim, gen = (_number(settings.get(k)) for k in ("format_version", "dim", "generation"))
+        if version is None or version > FORMAT_VERSION:
+            raise GalleryCorrupt(path, f"unknown gallery format {settings.get('format_version')!r}")
+        if dim is None or not 0 < dim <= 1 << 16 or gen is None or not settings.get("model_version"):
+            raise GalleryCorrupt(path, "the settings 'dim', 'generation' or 'model_version' are missing or invalid")
+        if settings.get("index_kind", "auto") not in _INDEX_KINDS:
+            raise GalleryCorrupt(path, f"unknown index kind {settings['index_kind']!r}")
+        return gen
 
     def close(self) -> None:
         self._db.close()
@@ -96,13 +145,18 @@ class Gallery:
         """Persist the index files as a new generation and commit metadata pointing at them."""
         self._maybe_switch_index()
         gen = int(store.get_setting(self._db, "generation")) + 1
+        digests = {}
         for name, index in (("vectors", self._vectors), ("templates", self._templates)):
             final = self.path / f"{name}-{gen}.faiss"
             tmp = final.with_suffix(".faiss.tmp")
             fx.write(index, str(tmp))
+            digests[name] = _sha256(tmp)
             os.replace(tmp, final)
         if not self._db.in_transaction:
             self._db.execute("BEGIN")
+        for name, digest in digests.items():
+            store.set_setting(self._db, f"sha256:{name}", digest)
+        store.set_setting(self._db, "format_version", FORMAT_VERSION)
         store.set_setting(self._db, "generation", gen)
         self._db.execute("COMMIT")
         for stale in self.path.glob("*.faiss"):
@@ -113,9 +167,9 @@ class Gallery:
         """Drop unsaved changes (reloads the last saved generation)."""
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
-        gen = store.get_setting(self._db, "generation")
-        self._vectors = fx.read(str(self.path / f"vectors-{gen}.faiss"))
-        self._templates = fx.read(str(self.path / f"templates-{gen}.faiss"))
+        gen = int(store.get_setting(self._db, "generation"))
+        self._vectors = _read_index(self.path, self._db, "vectors", gen)
+        self._templates = _read_index(self.path, self._db, "templates", gen)
 
     # -- changes (call save() to persist) ----------------------------------------------------
     def _begin(self) -> None:
@@ -176,6 +230,11 @@ class Gallery:
         return np.asarray([r[0] for r in self._db.execute("SELECT vector_id FROM vectors ORDER BY vector_id")],
                           dtype=np.int64)
 
+    def image_hashes(self, person: str) -> set[str]:
+        """The SHA-256 (or its first 16 hex digits, for re-embedded crops) of each enrolled image of ``person``."""
+        pid = store.person_id(self._db, person)
+        return set(store.hashes_of(self._db, pid)) if pid is not None else set()
+
     def people(self) -> dict[str, int]:
         """Enrolled people with their vector counts."""
         return store.people_counts(self._db)
@@ -199,3 +258,38 @@ class Gallery:
         ids = self.vector_ids()
         names = store.names_of_vectors(self._db, ids)
         return ids, [names[int(i)] for i in ids], fx.reconstruct(self._vectors, ids)
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if isinstance(text, str) and 0 < len(text) < 10 and text.isascii() and text.isdigit() else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_index(path: Path, db, name: str, gen: int):
+    """Load ``<name>-<gen>.faiss`` after checking it against the SHA-256 the metadata recorded, so
+    a damaged file is reported instead of reaching faiss's reader (which trusts its input)."""
+    file = path / f"{name}-{gen}.faiss"
+    if not file.is_file():
+        raise GalleryCorrupt(path, f"index file {file.name} is missing")
+    expected = store.get_setting(db, f"sha256:{name}")
+    if expected is not None and _sha256(file) != expected:
+        raise GalleryCorrupt(path, f"index file {file.name} does not match its recorded checksum")
+    try:
+        return fx.read(str(file))
+    except Exception as err:  # faiss raises RuntimeError; a damaged header may give struct or value errors
+        raise GalleryCorrupt(path, f"index file {file.name} is unreadable ({type(err).__name__})") from None
+
+
+def _check_counts(gallery: Gallery) -> None:
+    vectors, people = store.counts(gallery._db)
+    for index, rows, what in ((gallery._vectors, vectors, "vectors"), (gallery._templates, people, "templates")):
+        if index.d != gallery.dim or index.ntotal != rows:
+            raise GalleryCorrupt(gallery.path, f"the {what} index holds {index.ntotal} of dimension {index.d}; "
+                                               f"the metadata says {rows} of dimension {gallery.dim}")

@@ -30,13 +30,44 @@ CREATE INDEX IF NOT EXISTS vectors_by_person ON vectors(person_id);
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None)  # explicit BEGIN/COMMIT below
-    db.execute("PRAGMA secure_delete = ON")
-    db.execute("PRAGMA journal_mode = DELETE")
+def connect(path: Path, *, create: bool = False, read_only: bool = False) -> sqlite3.Connection:
+    """Open the metadata database; only ``create`` writes the schema (opening never alters a file).
+
+    ``read_only`` opens it with SQLite's ``mode=ro``: a reader cannot change the file even by
+    accident (an empty or foreign file stays as it is). Errors are ``sqlite3.Error``.
+    """
+    if read_only:
+        db = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    else:
+        db = sqlite3.connect(path, isolation_level=None)  # explicit BEGIN/COMMIT below
+        db.execute("PRAGMA secure_delete = ON")
+        db.execute("PRAGMA journal_mode = DELETE")
     db.execute("PRAGMA foreign_keys = ON")
-    db.executescript(SCHEMA)
+    if create:
+        db.executescript(SCHEMA)
     return db
+
+
+def check(db: sqlite3.Connection) -> str | None:
+    """What is wrong with the database's structure, or None (SQLite's ``quick_check`` plus the
+    tables this module needs)."""
+    result = db.execute("PRAGMA quick_check").fetchall()
+    if result != [("ok",)]:
+        return "; ".join(str(r[0]) for r in result[:3])
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = {"settings", "people", "vectors"} - tables
+    return f"missing tables {', '.join(sorted(missing))}" if missing else None
+
+
+def counts(db: sqlite3.Connection) -> tuple[int, int]:
+    """``(vectors, people with at least one vector)``."""
+    vectors = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    people = db.execute("SELECT COUNT(DISTINCT person_id) FROM vectors").fetchone()[0]
+    return int(vectors), int(people)
+
+
+def hashes_of(db: sqlite3.Connection, pid: int) -> list[str]:
+    return [r[0] for r in db.execute("SELECT image_sha256 FROM vectors WHERE person_id = ?", (pid,))]
 
 
 def get_setting(db: sqlite3.Connection, key: str, default: str | None = None) -> str | None:

@@ -135,7 +135,7 @@ def test_bad_input_is_one_line_never_a_traceback(trained, tmp_path, capsys):
     # per-image problems are statuses, and nothing enrolled is an error
     code = main(["enroll", "bob", str(junk), str(blank), "-w", str(ws_src), "--json", "-q"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 2 and [i["status"] for i in out["people"][0]["images"]] == ["unreadable: not an image", "no face"]
+    assert code == 2 and [i["status"] for i in out["people"][0]["images"]] == ["unreadable: not an image (unknown format, or corrupt)", "no face"]
 
 
 def test_concurrent_enrolls_are_serialised_and_lose_nothing(trained, tmp_path):

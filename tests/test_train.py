@@ -85,6 +85,9 @@ def test_orl_short_run_beats_chance_clearly():
     xt, yt = folder.select(split.paths("test"))
     torch.manual_seed(0)
     model = create_model("vit-face-test", num_classes=40)
-    train_model(model, x, y, TrainConfig(epochs=12, batch_size=32, lr=1e-3, warmup_epochs=1, seed=0),
+    train_model(model, x, y, TrainConfig(epochs=24, batch_size=32, lr=1e-3, warmup_epochs=1, seed=0),
                 device=CPU, show_progress=False)
-    assert top1_accuracy(model, xt, yt, CPU) >= 4 / 40  # chance is 1/40
+    # Measured on AMD EPYC, seeds 0-2, with the default kernels and with ATEN_CPU_CAPABILITY=default
+    # OMP_NUM_THREADS=1: 0.225-0.325 (12 epochs gave 0.0875-0.1375, too close to any bound). The
+    # bound is 4x chance (1/40), under half the lowest measurement, so it holds across CPUs.
+    assert top1_accuracy(model, xt, yt, CPU) >= 4 / 40

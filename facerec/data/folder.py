@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
+from ..names import name_problem
+from .images import read_image_file
 
 IMAGE_EXTENSIONS = frozenset({".pgm", ".ppm", ".pbm", ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -26,17 +28,13 @@ IMAGE_EXTENSIONS = frozenset({".pgm", ".ppm", ".pbm", ".jpg", ".jpeg", ".png", "
 def read_image(path: str | os.PathLike, size: int | None = 112) -> np.ndarray:
     """Decode an image file as RGB uint8 ``(H, W, 3)``, resized to ``size x size`` if given.
 
+    The file is read under :mod:`facerec.data.images`' limits (regular files only, size checked
+    from the header before decoding).
+
     Raises:
-        DataError: the file is missing or is not a decodable image.
+        DataError: the file is missing, too large or not a decodable image.
     """
-    try:
-        raw = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode: non-ASCII paths work
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
-    image = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None  # grey -> 3 channels, 16-bit -> 8
-    if image is None:
-        raise DataError(f"{path} is not a readable image")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = cv2.cvtColor(read_image_file(path)[0], cv2.COLOR_BGR2RGB)
     if size is not None and image.shape[:2] != (size, size):
         shrinking = image.shape[0] > size or image.shape[1] > size
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
@@ -52,7 +50,7 @@ class FaceFolder:
     paths: list[str]  # relative to root, "person/file"
     labels: np.ndarray  # (N,) int64
     images: np.ndarray  # (N, size, size, 3) uint8 RGB
-    skipped: list[str] = field(default_factory=list)  # unreadable files, relative to root
+    skipped: list[str] = field(default_factory=list)  # unreadable files (relative) and unusable folder names
     dropped_identities: list[str] = field(default_factory=list)  # filtered out by min_images
 
     def files_by_identity(self) -> dict[str, list[str]]:
@@ -86,12 +84,16 @@ def read_dataset_image(root: str | os.PathLike, rel: str, size: int | None = 112
     if is_record_file(root):
         from .insightface_formats import decode_rgb
 
-        return decode_rgb(_records(str(root)).read(int(rel.rsplit("/", 1)[1])).payload, size or 112)
+        key = int(rel.rsplit("/", 1)[1])
+        return decode_rgb(_records(str(root)).read(key).payload, size or 112, f"{root}, record {key}")
     return read_image(Path(root) / rel, size)
 
 
-def list_identity_files(root: str | os.PathLike) -> dict[str, list[str]]:
+def list_identity_files(root: str | os.PathLike, rejected: list[str] | None = None) -> dict[str, list[str]]:
     """``{person: [relative image paths]}`` for every subfolder of ``root``, sorted.
+
+    Subfolders whose names are not valid person names (:mod:`facerec.names`) are left out and,
+    when ``rejected`` is given, listed there.
 
     A ``.rec`` file is listed by its labels: person ``id<label>`` with paths ``id<label>/<key>``.
 
@@ -102,7 +104,7 @@ def list_identity_files(root: str | os.PathLike) -> dict[str, list[str]]:
         records = _records(str(root))
         found: dict[str, list[str]] = {}
         for key in records.image_keys():
-            person = f"id{int(records.label(key)):05d}"
+            person = f"id{records.label(key):05d}"
             found.setdefault(person, []).append(f"{person}/{key}")
         if not found:
             raise DataError(f"{root} holds no image records")
@@ -114,6 +116,11 @@ def list_identity_files(root: str | os.PathLike) -> dict[str, list[str]]:
         raise DataError(f"{root} is not a directory (expected one subfolder per person)")
     found: dict[str, list[str]] = {}
     for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        problem = name_problem(person.name)
+        if problem:  # it could not be enrolled, printed or forgotten by that name
+            if rejected is not None:
+                rejected.append(f"{person.name}/ (not usable as a name: {problem})")
+            continue
         files = sorted(
             f"{person.name}/{f.name}" for f in person.iterdir()
             if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
@@ -150,7 +157,8 @@ def load_face_folder(
     if min_images and max_images and max_images < min_images:
         raise DataError(f"--max-images ({max_images}) is smaller than --min-images ({min_images})")
     root = Path(root)
-    listing = list_identity_files(root)
+    rejected: list[str] = []
+    listing = list_identity_files(root, rejected)
     flat = [path for files in listing.values() for path in files]
 
     def decode(rel: str) -> np.ndarray | None:
@@ -161,7 +169,7 @@ def load_face_folder(
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         decoded = dict(zip(flat, pool.map(decode, flat)))
-    skipped = [rel for rel, image in decoded.items() if image is None]
+    skipped = rejected + [rel for rel, image in decoded.items() if image is None]
 
     identities, paths, labels, dropped = [], [], [], []
     for person, files in listing.items():

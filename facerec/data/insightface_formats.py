@@ -2,8 +2,9 @@
 
 ``.bin`` verification sets (lfw.bin, cfp_fp.bin, agedb_30.bin): a pickle of ``(bins, issame)``,
 ``bins`` the JPEG bytes of ``2 × len(issame)`` images with pairs interleaved. They are read with an
-unpickler that resolves no class at all beyond numpy's plain-array reconstruction, so a file that
-tries to run code is refused instead of executed.
+own data-only pickle interpreter (:mod:`.safe_pickle`) that resolves no class beyond numpy's
+plain-array reconstruction and caps every size, so a file that tries to run code, or to make the
+reader allocate gigabytes, is refused instead.
 
 ``.rec`` / ``.idx`` (MXNet RecordIO, e.g. ``faces_webface_112x112``, CASIA-WebFace): ``.idx`` is
 text, ``key<TAB>offset`` per line; each ``.rec`` record is ``uint32 magic 0xced7230a``,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,54 +27,90 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
+from .images import ImageError, decode_image, read_file_bytes
+from .safe_pickle import PickleRefused, loads, resolve
 
 RECORD_MAGIC = 0xCED7230A
+MAX_CROP_PIXELS = 4_000_000  # an aligned face crop is 112x112; 4 MP leaves room for any crop size
 _IR_HEADER = struct.Struct("<IfQQ")
-_SAFE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("_codecs", "encode"),  # how Python 2 pickles of bytes arrive under encoding="bytes"
-    ("builtins", "bytearray"), ("__builtin__", "bytearray"),  # image buffers in older .bin files
-}
+_IDX_LINE = re.compile(r"([0-9]{1,18})\t([0-9]{1,18})", re.ASCII)
+MAX_BIN_BYTES = 384 << 20  # cfp_fp.bin, the largest common set, is ~90 MB
+MAX_BIN_PAIRS = 100_000  # lfw.bin has 6,000
 
 
-class _DataOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a .bin set holds only data")
-
-
-def decode_rgb(data: bytes, size: int = 112) -> np.ndarray:
-    if not data:
-        raise DataError("an image record is empty")
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:
-        image = None
-    if image is None:
-        raise DataError("an image in the set cannot be decoded")
+def decode_rgb(data: bytes, size: int = 112, name: str = "an image in the set") -> np.ndarray:
+    """An encoded face crop as RGB uint8 ``(size, size, 3)`` (crops are small: 4 MP at most)."""
+    image = decode_image(bytes(data), name, max_pixels=MAX_CROP_PIXELS, max_side=None)
     if image.shape[:2] != (size, size):
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_bin(path: str | Path, size: int = 112) -> tuple[np.ndarray, np.ndarray]:
-    """``(images (2P, size, size, 3) uint8 RGB, issame (P,) bool)`` of an insightface ``.bin`` set."""
+def load_bin(path: str | Path) -> tuple[list[memoryview], np.ndarray]:
+    """``(encoded images, issame (P,) bool)`` of an insightface ``.bin`` set, images not yet decoded.
+
+    The pickle is read by :mod:`.safe_pickle` (data only, hard limits), so a hostile file is
+    refused with a one-line error instead of running code or allocating without bound.
+    """
     try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+        raw = read_file_bytes(path, MAX_BIN_BYTES, "a .bin set")
+    except ImageError as err:
+        raise DataError(str(err)) from None
     try:
-        bins, issame = _DataOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as err:
+        top = resolve(loads(raw))
+        if not isinstance(top, (tuple, list)) or len(top) != 2:
+            raise PickleRefused("expected (images, issame)")
+        bins, issame = (resolve(v) for v in top)
+        if not isinstance(bins, (list, tuple)) or len(bins) > 2 * MAX_BIN_PAIRS:
+            raise PickleRefused(f"expected a list of at most {2 * MAX_BIN_PAIRS:,} encoded images")
+        images = [_encoded(resolve(b)) for b in bins]
+        same = _issame(issame)
+    except PickleRefused as err:
         raise DataError(f"{path} is not an insightface .bin verification set: {err}") from None
-    issame = np.asarray(issame)
-    if issame.dtype != bool or issame.ndim != 1 or len(bins) != 2 * len(issame):
-        raise DataError(f"{path}: expected 2 images per pair and a boolean issame list")
-    images = [decode_rgb(bytes(b) if not isinstance(b, np.ndarray) else b.tobytes(), size) for b in bins]
-    return np.stack(images), issame
+    if len(images) != 2 * len(same) or not len(same):
+        raise DataError(f"{path}: expected 2 images per pair and a boolean issame list "
+                        f"(found {len(images)} images, {len(same)} pairs)")
+    return images, same
+
+
+def _encoded(value) -> memoryview:
+    if isinstance(value, np.ndarray):
+        if value.dtype != np.uint8 or value.ndim != 1:
+            raise PickleRefused("an image must be encoded bytes (or a 1-D uint8 array of them)")
+        return memoryview(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return memoryview(value)
+    raise PickleRefused("an image must be encoded bytes")
+
+
+def _issame(value) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        if value.dtype != bool or value.ndim != 1:
+            raise PickleRefused("issame must be a 1-D boolean array")
+        return value.copy()
+    if not isinstance(value, (list, tuple)) or len(value) > MAX_BIN_PAIRS:
+        raise PickleRefused(f"issame must be a list of at most {MAX_BIN_PAIRS:,} booleans")
+    if not all(isinstance(v, (bool, np.bool_)) or (type(v) is int and v in (0, 1)) for v in value):
+        raise PickleRefused("issame must hold booleans")
+    return np.array([bool(v) for v in value], dtype=bool)
+
+
+def decode_images(encoded: list, size: int = 112, name: str = "a .bin set", start: int = 0) -> np.ndarray:
+    """Decode encoded face images to ``(n, size, size, 3)`` RGB uint8 (errors name the image index)."""
+    out = np.empty((len(encoded), size, size, 3), np.uint8)
+    for i, data in enumerate(encoded):
+        out[i] = decode_rgb(data, size, f"{name}, image {start + i}")
+    return out
+
+
+def read_bin(path: str | Path, size: int = 112) -> tuple[np.ndarray, np.ndarray]:
+    """``(images (2P, size, size, 3) uint8 RGB, issame (P,) bool)`` of an insightface ``.bin`` set.
+
+    Decodes every image at once; for large sets use :func:`load_bin` and :func:`decode_images`
+    batch by batch.
+    """
+    images, same = load_bin(path)
+    return decode_images(images, size, str(path)), same
 
 
 def write_bin(path: str | Path, images: list[bytes], issame: list[bool]) -> None:
@@ -90,37 +128,67 @@ class Record:
     payload: bytes  # the image bytes
 
 
-def _unpack(key: int, data: bytes) -> Record:
+MAX_RECORD_BYTES = 16 << 20  # one face image with its header; real records are ~10 KB
+MAX_IDX_BYTES = 256 << 20  # CASIA-WebFace's index is ~10 MB
+
+
+def _unpack(path: Path, key: int, data: bytes) -> Record:
     if len(data) < _IR_HEADER.size:
-        raise DataError(f"record {key} is too short for an IRHeader")
+        raise DataError(f"{path}: record {key} is too short for an IRHeader")
     flag, label, _, _ = _IR_HEADER.unpack_from(data)
     rest = data[_IR_HEADER.size:]
     if flag > 0:
+        if len(rest) < 4 * flag:
+            raise DataError(f"{path}: record {key} claims {flag} labels but holds {len(rest)} bytes")
         labels = np.frombuffer(rest[:4 * flag], np.float32).copy()
         return Record(key, flag, labels, rest[4 * flag:])
     return Record(key, flag, label, rest)
 
 
+def _label_value(path: Path, key: int, value: float) -> int:
+    if not np.isfinite(value) or not 0 <= value < 2 ** 31:
+        raise DataError(f"{path}: record {key} has an invalid label {value}")
+    return int(value)
+
+
 class RecordFile:
-    """Random access to a ``.rec`` file through its ``.idx`` (or a sequential scan without one)."""
+    """Random access to a ``.rec`` file through its ``.idx`` (or a sequential scan without one).
+
+    Both files are hostile input: the index must be UTF-8 ``key<TAB>offset`` lines with offsets
+    inside the record file, and no record may claim more bytes than the file holds (or than
+    :data:`MAX_RECORD_BYTES`), so nothing is allocated from a number the file made up.
+    """
 
     def __init__(self, rec_path: str | Path, idx_path: str | Path | None = None):
         self.path = Path(rec_path)
         if not self.path.is_file():
             raise DataError(f"record file {self.path} does not exist")
+        self.size = self.path.stat().st_size
+        if self.size == 0:
+            raise DataError(f"record file {self.path} is empty")
         idx_path = Path(idx_path) if idx_path else self.path.with_suffix(".idx")
         self.offsets = self._read_idx(idx_path) if idx_path.is_file() else self._scan()
 
-    @staticmethod
-    def _read_idx(path: Path) -> dict[int, int]:
+    def _read_idx(self, path: Path) -> dict[int, int]:
+        try:
+            text = read_file_bytes(path, MAX_IDX_BYTES, "a record index").decode("utf-8")
+        except ImageError as err:
+            raise DataError(str(err)) from None
+        except UnicodeDecodeError:
+            raise DataError(f"{path} is not a text index (not UTF-8)") from None
         offsets = {}
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    key, offset = line.split("\t")
-                    offsets[int(key)] = int(offset)
-                except ValueError:
-                    raise DataError(f"{path}:{number}: expected 'key<TAB>offset'") from None
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            match = _IDX_LINE.fullmatch(line.strip())
+            if not match:
+                raise DataError(f"{path}:{number}: expected 'key<TAB>offset' (two whole numbers)")
+            key, offset = int(match[1]), int(match[2])
+            if offset >= self.size:
+                raise DataError(f"{path}:{number}: offset {offset} is past the end of {self.path.name}")
+            offsets[key] = offset
+        if not offsets:
+            raise DataError(f"{path} lists no records")
         return offsets
 
     def _scan(self) -> dict[int, int]:
@@ -136,21 +204,24 @@ class RecordFile:
 
     def _read_from(self, f, position: int) -> tuple[bytes | None, int]:
         """The record payload starting at ``position`` (joining split parts) and the next position."""
-        parts = []
+        parts, total = [], 0
         f.seek(position)
         while True:
             head = f.read(8)
             if len(head) < 8:
-                if parts:
+                if parts or head:
                     raise DataError(f"{self.path}: truncated record at byte {position}")
                 return None, position
             magic, lrecord = struct.unpack("<II", head)
             if magic != RECORD_MAGIC:
                 raise DataError(f"{self.path}: bad record magic at byte {position} (not a RecordIO file, or an old one)")
             length, cflag = lrecord & ((1 << 29) - 1), lrecord >> 29
-            body = f.read(length)
-            if len(body) < length:
+            total += length
+            if total > MAX_RECORD_BYTES:
+                raise DataError(f"{self.path}: the record at byte {position} is over {MAX_RECORD_BYTES >> 20} MiB")
+            if length > self.size - f.tell():
                 raise DataError(f"{self.path}: truncated record at byte {position}")
+            body = f.read(length)
             f.read((4 - length % 4) % 4)
             position = f.tell()
             parts.append(body)
@@ -165,17 +236,23 @@ class RecordFile:
             raise DataError(f"{self.path}: no record {key}")
         with open(self.path, "rb") as f:
             data, _ = self._read_from(f, self.offsets[key])
-        return _unpack(key, data)
+        if data is None:
+            raise DataError(f"{self.path}: record {key} is missing (offset {self.offsets[key]})")
+        return _unpack(self.path, key, data)
 
-    def label(self, key: int) -> float:
-        """The scalar label of an image record, reading only its headers (not the image)."""
+    def label(self, key: int) -> int:
+        """The label of an image record, reading only its headers (not the image)."""
         with open(self.path, "rb") as f:
             f.seek(self.offsets[key])
             head = f.read(8 + _IR_HEADER.size + 4)
         if len(head) < 8 + _IR_HEADER.size:
             raise DataError(f"{self.path}: truncated record {key}")
         flag, label, _, _ = _IR_HEADER.unpack_from(head, 8)
-        return float(np.frombuffer(head[8 + _IR_HEADER.size:], np.float32)[0]) if flag > 0 else label
+        if flag > 0:
+            if len(head) < 8 + _IR_HEADER.size + 4:
+                raise DataError(f"{self.path}: truncated record {key}")
+            label = float(np.frombuffer(head[8 + _IR_HEADER.size:], np.float32)[0])
+        return _label_value(self.path, key, label)
 
     def image_keys(self) -> list[int]:
         """Keys of image records (skipping insightface's header and identity records)."""
@@ -183,7 +260,7 @@ class RecordFile:
         if keys and keys[0] == 0:
             first = self.read(0)
             if first.flag > 0:
-                end = int(first.label[0])
+                end = _label_value(self.path, 0, float(first.label[0]))
                 return [k for k in keys if 1 <= k < end]
         return keys
 

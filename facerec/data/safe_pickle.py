@@ -1,0 +1,359 @@
+"""A data-only pickle reader with hard limits, for insightface ``.bin`` sets.
+
+Python's unpickler cannot be made safe against hostile *sizes* by restricting ``find_class``: a
+``LONG_BINPUT`` to memo slot 605,424,337 makes it allocate a 9.8 GB memo array, and a permitted
+``bytearray(2_000_000_000)`` allocates 2 GB before anything can look at it. So this module
+interprets the pickle opcodes itself (the format is documented in CPython's ``pickletools``), over
+bytes already in memory, with:
+
+- an opcode whitelist (data only: numbers, strings, bytes, lists, tuples, the memo, and the few
+  numpy / ``bytearray`` / ``_codecs.encode`` calls that ``.bin`` files written by Python 2 and 3
+  contain); every other global or opcode is refused, so no code ever runs;
+- the memo as a dict with a cap on its entries (no slot can allocate anything);
+- caps on the number of opcodes (time), on the bytes any call may create (``bytearray(n)`` with
+  an int is never allowed; copies are charged against a budget proportional to the file), on
+  long-integer lengths and on array dimensions.
+
+Bytes payloads are zero-copy ``memoryview`` slices of the file. Any violation is a
+:class:`PickleRefused`; callers turn it into a one-line error naming the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import struct
+
+import numpy as np
+
+MAX_OPS = 4_000_000  # lfw.bin needs ~40 k; bounds the time spent on any input to seconds
+MAX_MEMO = 1_000_000
+MAX_LONG_BYTES = 64
+MAX_ARRAY_DIMS = 8
+_DTYPES = {"b1", "u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f2", "f4", "f8"}
+_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): "reconstruct", ("numpy._core.multiarray", "_reconstruct"): "reconstruct",
+    ("numpy.core.multiarray", "scalar"): "scalar", ("numpy._core.multiarray", "scalar"): "scalar",
+    ("numpy", "ndarray"): "ndarray", ("numpy", "dtype"): "dtype",
+    ("_codecs", "encode"): "encode",  # how Python 3 writes bytes at protocol <= 2
+    ("builtins", "bytearray"): "bytearray", ("__builtin__", "bytearray"): "bytearray",
+}
+
+
+class PickleRefused(ValueError):
+    """The data is not a pickle this reader accepts (malformed, code, or over a limit)."""
+
+
+class _Global(str):
+    """A resolved, whitelisted global (only ever called by REDUCE through :func:`_call`)."""
+
+
+class _Pending:
+    """A numpy array or dtype made by REDUCE, completed by BUILD (as numpy's ``__setstate__`` would)."""
+
+    def __init__(self, kind: str, code: str = ""):
+        self.kind, self.code, self.value = kind, code, None
+
+
+class _Reader:
+    def __init__(self, data: bytes | memoryview, copy_budget: int):
+        self.data = memoryview(data)
+        self.pos = 0
+        self.budget = copy_budget
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or self.pos + n > len(self.data):
+            raise PickleRefused("truncated pickle")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: str):
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def line(self) -> bytes:
+        end = bytes(self.data[self.pos:self.pos + (1 << 16)]).find(b"\n")  # no text argument is longer
+        if end < 0:
+            raise PickleRefused("unterminated text argument")
+        out = bytes(self.data[self.pos:self.pos + end])
+        self.pos += end + 1
+        return out
+
+    def charge(self, n: int) -> None:
+        self.budget -= n
+        if self.budget < 0:
+            raise PickleRefused("the pickle would create more data than the file holds")
+
+    def text(self, raw: memoryview | bytes) -> str:
+        self.charge(len(raw))
+        return str(raw, "utf-8", "surrogatepass")
+
+
+def loads(data: bytes | memoryview, copy_budget: int | None = None):
+    """The object a data-only pickle holds (bytes as ``memoryview``, arrays as numpy arrays).
+
+    Raises:
+        PickleRefused: malformed, not data only, or over a limit.
+    """
+    r = _Reader(data, copy_budget if copy_budget is not None else 2 * len(data) + (1 << 20))
+    stack: list = []
+    marks: list[int] = []
+    memo: dict[int, object] = {}
+
+    def pop_mark() -> list:
+        if not marks:
+            raise PickleRefused("no MARK on the stack")
+        start = marks.pop()
+        items = stack[start:]
+        del stack[start:]
+        return items
+
+    def pop():
+        if len(stack) <= (marks[-1] if marks else 0):
+            raise PickleRefused("stack underflow")
+        return stack.pop()
+
+    def put(index: int) -> None:
+        if not stack:
+            raise PickleRefused("memo write from an empty stack")
+        if index not in memo and len(memo) >= MAX_MEMO:
+            raise PickleRefused(f"more than {MAX_MEMO:,} memo entries")
+        memo[index] = stack[-1]
+
+    def get(index: int) -> None:
+        if index not in memo:
+            raise PickleRefused(f"memo entry {index} was never written")
+        stack.append(memo[index])
+
+    for _ in range(MAX_OPS):
+        op = r.take(1).tobytes()
+        if op == b".":  # STOP
+            if len(stack) != 1 or marks:
+                raise PickleRefused("the pickle does not end with exactly one object")
+            return stack[0]
+        elif op == b"\x80":  # PROTO
+            if r.unpack("<B") > 5:
+                raise PickleRefused("unsupported pickle protocol")
+        elif op == b"\x95":  # FRAME (framing is only a hint; the data is all in memory)
+            r.unpack("<Q")
+        elif op == b"(":
+            marks.append(len(stack))
+        elif op == b"0":
+            pop()
+        elif op == b"1":
+            pop_mark()
+        elif op == b"2":
+            if not stack:
+                raise PickleRefused("stack underflow")
+            stack.append(stack[-1])
+        elif op in (b"N", b"\x88", b"\x89"):
+            stack.append({b"N": None, b"\x88": True, b"\x89": False}[op])
+        elif op == b"I":
+            text = r.line()
+            stack.append(True if text == b"01" else False if text == b"00" else _int(text))
+        elif op == b"J":
+            stack.append(r.unpack("<i"))
+        elif op == b"K":
+            stack.append(r.unpack("<B"))
+        elif op == b"M":
+            stack.append(r.unpack("<H"))
+        elif op == b"L":
+            stack.append(_int(r.line().rstrip(b"L")))
+        elif op in (b"\x8a", b"\x8b"):  # LONG1, LONG4
+            n = r.unpack("<B" if op == b"\x8a" else "<i")
+            if n > MAX_LONG_BYTES:
+                raise PickleRefused("integer too long")
+            stack.append(int.from_bytes(r.take(n), "little", signed=True))
+        elif op == b"F":
+            stack.append(_float(r.line()))
+        elif op == b"G":
+            stack.append(r.unpack(">d"))
+        elif op == b"S":  # protocol-0 string: a quoted repr, escapes decoded (encoding="bytes")
+            text = r.line()
+            if len(text) < 2 or text[:1] != text[-1:] or text[:1] not in (b"'", b'"'):
+                raise PickleRefused("malformed STRING argument")
+            r.charge(len(text))
+            stack.append(memoryview(_escape_decode(text[1:-1])))
+        elif op in (b"T", b"U", b"B", b"C", b"\x8e"):  # BINSTRING, SHORT_BINSTRING, BINBYTES, SHORT_BINBYTES, BINBYTES8
+            fmt = {b"T": "<i", b"U": "<B", b"B": "<I", b"C": "<B", b"\x8e": "<Q"}[op]
+            stack.append(r.take(r.unpack(fmt)))
+        elif op == b"\x96":  # BYTEARRAY8
+            raw = r.take(r.unpack("<Q"))
+            r.charge(len(raw))
+            stack.append(bytearray(raw))
+        elif op == b"V":
+            text = r.line()
+            r.charge(len(text))
+            stack.append(_unicode_escape(text))
+        elif op in (b"X", b"\x8c", b"\x8d"):  # BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
+            stack.append(r.text(r.take(r.unpack({b"X": "<I", b"\x8c": "<B", b"\x8d": "<Q"}[op]))))
+        elif op == b"]":
+            stack.append([])
+        elif op == b"a":
+            item = pop()
+            _append(stack, [item])
+        elif op == b"e":
+            items = pop_mark()
+            _append(stack, items)
+        elif op == b"l":
+            stack.append(pop_mark())
+        elif op == b")":
+            stack.append(())
+        elif op == b"t":
+            stack.append(tuple(pop_mark()))
+        elif op in (b"\x85", b"\x86", b"\x87"):
+            n = op[0] - 0x84
+            if len(stack) - (marks[-1] if marks else 0) < n:
+                raise PickleRefused("stack underflow")
+            items = tuple(stack[-n:])
+            del stack[-n:]
+            stack.append(items)
+        elif op == b"p":
+            put(_int(r.line()))
+        elif op == b"q":
+            put(r.unpack("<B"))
+        elif op == b"r":
+            put(r.unpack("<I"))
+        elif op == b"\x94":  # MEMOIZE
+            put(len(memo))
+        elif op == b"g":
+            get(_int(r.line()))
+        elif op == b"h":
+            get(r.unpack("<B"))
+        elif op == b"j":
+            get(r.unpack("<I"))
+        elif op == b"c":
+            module, name = r.line().decode("ascii", "replace"), r.line().decode("ascii", "replace")
+            stack.append(_resolve(module, name))
+        elif op == b"\x93":  # STACK_GLOBAL
+            name, module = pop(), pop()
+            if not isinstance(module, str) or not isinstance(name, str):
+                raise PickleRefused("STACK_GLOBAL needs two strings")
+            stack.append(_resolve(module, name))
+        elif op == b"R":  # REDUCE
+            args, func = pop(), pop()
+            stack.append(_call(r, func, args))
+        elif op == b"b":  # BUILD
+            state = pop()
+            if not stack:
+                raise PickleRefused("stack underflow")
+            _build(stack[-1], state)
+        else:
+            raise PickleRefused(f"opcode {op!r} at byte {r.pos - 1} is not allowed in a data-only pickle")
+    raise PickleRefused(f"more than {MAX_OPS:,} pickle opcodes")
+
+
+def _int(text: bytes) -> int:
+    try:
+        if len(text) > 40:
+            raise ValueError
+        return int(text)
+    except ValueError:
+        raise PickleRefused("malformed integer argument") from None
+
+
+def _float(text: bytes) -> float:
+    try:
+        if len(text) > 64:
+            raise ValueError
+        return float(text)
+    except ValueError:
+        raise PickleRefused("malformed float argument") from None
+
+
+def _escape_decode(text: bytes) -> bytes:
+    try:
+        return codecs.escape_decode(text)[0]
+    except (ValueError, UnicodeError):
+        raise PickleRefused("malformed STRING argument") from None
+
+
+def _unicode_escape(text: bytes) -> str:
+    try:
+        return text.decode("raw-unicode-escape")
+    except UnicodeError:
+        raise PickleRefused("malformed UNICODE argument") from None
+
+
+def _append(stack: list, items: list) -> None:
+    if not stack or not isinstance(stack[-1], list):
+        raise PickleRefused("APPEND to something that is not a list")
+    stack[-1].extend(items)
+
+
+def _resolve(module: str, name: str) -> _Global:
+    kind = _GLOBALS.get((module, name))
+    if kind is None:
+        raise PickleRefused(f"refusing to load {module}.{name}: a .bin set holds only data")
+    return _Global(kind)
+
+
+def _bytes_like(value) -> bool:
+    return isinstance(value, (memoryview, bytes, bytearray))
+
+
+def _call(r: _Reader, func, args):
+    if not isinstance(func, _Global) or not isinstance(args, tuple):
+        raise PickleRefused("REDUCE of something that is not an allowed function")
+    if func == "encode" and len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin1", "latin-1"):
+        r.charge(len(args[0]))
+        return _latin1(args[0])
+    if func == "bytearray":
+        if not args:
+            return bytearray()
+        if len(args) == 1 and _bytes_like(args[0]):
+            r.charge(len(args[0]))
+            return bytearray(args[0])
+        if len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin1", "latin-1"):
+            r.charge(len(args[0]))
+            return bytearray(_latin1(args[0]))
+        raise PickleRefused("bytearray() is allowed only of bytes or a latin-1 string")  # never bytearray(n)
+    if func == "reconstruct" and len(args) == 3 and args[0] == "ndarray" and _bytes_like(args[2]):
+        return _Pending("array")
+    if func == "dtype" and len(args) == 3 and isinstance(args[0], str) and args[0] in _DTYPES:
+        return _Pending("dtype", args[0])
+    if func == "scalar" and len(args) == 2 and isinstance(args[0], _Pending) and args[0].kind == "dtype":
+        dtype = args[0].value
+        if dtype is None or not _bytes_like(args[1]) or len(args[1]) != dtype.itemsize:
+            raise PickleRefused("malformed numpy scalar")
+        return np.frombuffer(args[1], dtype)[0]
+    raise PickleRefused(f"call of {func} with these arguments is not allowed")
+
+
+def _latin1(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise PickleRefused("a bytes value is not latin-1 text") from None
+
+
+def _build(target, state) -> None:
+    if not isinstance(target, _Pending) or target.value is not None or not isinstance(state, tuple):
+        raise PickleRefused("BUILD is only allowed on a numpy array or dtype")
+    if target.kind == "dtype":
+        if len(state) < 2 or state[1] not in ("<", ">", "|", "="):
+            raise PickleRefused("malformed numpy dtype")
+        target.value = np.dtype(target.code).newbyteorder(state[1] if state[1] != "|" else "=")
+        return
+    if len(state) != 5:
+        raise PickleRefused("malformed numpy array")
+    _, shape, dtype, fortran, raw = state
+    if (not isinstance(shape, tuple) or len(shape) > MAX_ARRAY_DIMS
+            or not all(type(n) is int and n >= 0 for n in shape)):
+        raise PickleRefused("malformed numpy array shape")
+    if not isinstance(dtype, _Pending) or dtype.kind != "dtype" or dtype.value is None or not _bytes_like(raw):
+        raise PickleRefused("a numpy array must be of a plain numeric dtype with raw data")
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.value.itemsize != len(raw):
+        raise PickleRefused("numpy array data does not match its shape")
+    target.value = np.frombuffer(raw, dtype.value).reshape(shape, order="F" if fortran else "C")
+
+
+def resolve(value):
+    """A value from :func:`loads` with completed numpy objects unwrapped (unfinished ones refused)."""
+    if isinstance(value, _Pending):
+        if value.value is None or value.kind != "array":
+            raise PickleRefused("an unfinished numpy object")
+        return value.value
+    return value
