@@ -6,11 +6,12 @@ steps leaves the old state complete plus some of these leftovers. :func:`clean_w
 under the writer lock at the start of every writing command (after an interrupted forget is
 completed) and removes them, so no leftover outlives the next writer:
 
-- temporary files (``.NAME.XXXX.tmp``, ``*.faiss.tmp``) anywhere in the workspace's own folders;
+- temporary files (``.NAME.XXXXXXXX.tmp``, ``*.faiss.tmp``) in the workspace's own folders;
 - staging galleries (``gallery.rebuild``, ``gallery.staging``, ``gallery.old``) — except that a
   gallery swap killed between its two renames is first completed backwards (the old gallery is
   put back), so the gallery is never lost;
-- weights files the manifest does not point to (a forget or training killed before its commit);
+- weights files the manifest does not point to (a forget or training killed before its commit;
+  all of them when there is no manifest yet);
 - stored crops no gallery row refers to (an enroll killed between writing crops and committing
   the gallery, or a remove killed between the two), and crop folders whose names are not valid
   person names (left by an older facerec). This needs a healthy gallery: a damaged one is left for
@@ -20,6 +21,7 @@ completed) and removes them, so no leftover outlives the next writer:
 from __future__ import annotations
 
 import shutil
+import re
 from pathlib import Path
 
 from gallery import Gallery, GalleryCorrupt
@@ -29,6 +31,9 @@ from .names import name_problem
 from .workspace import Workspace
 
 
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp", re.DOTALL)  # io.atomic_write_with's mkstemp names
+
+
 def clean_workspace(ws: Workspace) -> dict:
     """Remove the leftovers of killed commands; returns how many of each kind were removed."""
     restored = _undo_interrupted_swap(ws.root)
@@ -36,9 +41,18 @@ def clean_workspace(ws: Workspace) -> dict:
         "gallery_restored": restored,
         "temporary_files": _remove_temporary_files(ws.root),
         "staging_folders": _remove_staging(ws.root),
-        "weights_files": ws.remove_unreferenced_weights(),
+        "weights_files": _remove_unreferenced_weights(ws),
         "orphan_crops": _remove_orphan_crops(ws.root),
     }
+
+
+def _remove_unreferenced_weights(ws: Workspace) -> int:
+    if ws.exists():
+        return ws.remove_unreferenced_weights()
+    doomed = list((ws.root / "models").glob("*.safetensors"))  # a first training killed before its commit
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return len(doomed)
 
 
 def _undo_interrupted_swap(root: Path) -> bool:
@@ -60,7 +74,7 @@ def _remove_temporary_files(root: Path) -> int:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            if path.name.endswith(".tmp") and path.is_file() and (path.name.startswith(".") or path.suffixes[-2:] == [".faiss", ".tmp"]):
+            if path.is_file() and (_TEMPORARY.fullmatch(path.name) or path.name.endswith(".faiss.tmp")):
                 path.unlink(missing_ok=True)
                 removed += 1
     return removed

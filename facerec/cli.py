@@ -256,7 +256,7 @@ def _writing(args, create: bool = False):
     with workspace_lock(root, create=create):
         if Workspace(root).exists():
             complete_pending(Workspace(root))
-            clean_workspace(Workspace(root))  # what a killed command left: temporary files, staging, orphans
+        clean_workspace(Workspace(root))  # what a killed command left: temporary files, staging, orphans
         yield
 
 

@@ -132,7 +132,8 @@ class Workspace:
             with safe_open(path, "pt") as f:
                 stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
             if stored != expected:
-                raise WorkspaceError(f"model weights {path} do not match the model the manifest describes")
+                raise WorkspaceError(f"{self.manifest_path}: model.config and model.num_classes describe a model "
+                                     f"whose tensors {path.name} does not hold")
             state = load_file(path, device="cpu")
         except WorkspaceError:
             raise

@@ -17,6 +17,7 @@ version: embeddings of two models are not comparable.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
@@ -38,8 +39,21 @@ class GalleryCorrupt(GalleryError):
     counts that disagree. Nothing was changed; the gallery must be rebuilt from its sources."""
 
     def __init__(self, path: Path, problem: str):
+        problem = " ".join(problem.split())  # SQLite's reports span lines; an error is one line
         super().__init__(f"the gallery at {path} is corrupt: {problem}")
         self.path, self.problem = path, problem
+
+
+def _guarded(method):
+    """Report damage SQLite finds only when a query reaches it (a malformed page, text that is not
+    UTF-8) as GalleryCorrupt rather than as a database exception."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
+            raise GalleryCorrupt(self.path, f"meta.sqlite: {err}") from None
+    return wrapper
 
 
 FORMAT_VERSION = 2  # 2: settings hold the SHA-256 of each index file, checked before faiss reads it
@@ -115,6 +129,9 @@ class Gallery:
             gallery = cls(path, db, vectors, templates)
             _check_counts(gallery)
             return gallery
+        except (sqlite3.DatabaseError, UnicodeDecodeError, TypeError, ValueError) as err:
+            db.close()  # damage that quick_check does not see (duplicated keys, a malformed index page)
+            raise GalleryCorrupt(path, f"meta.sqlite: {type(err).__name__}: {err}") from None
         except BaseException:
             db.close()
             raise
@@ -125,7 +142,7 @@ class Gallery:
         try:
             problem = store.check(db)
             settings = dict(db.execute("SELECT key, value FROM settings")) if not problem else {}
-        except sqlite3.Error as err:
+        except (sqlite3.Error, UnicodeDecodeError) as err:
             problem = f"meta.sqlite is unreadable ({err})"
         if problem:
             raise GalleryCorrupt(path, problem)
@@ -141,6 +158,7 @@ class Gallery:
     def close(self) -> None:
         self._db.close()
 
+    @_guarded
     def save(self) -> None:
         """Persist the index files as a new generation and commit metadata pointing at them."""
         self._maybe_switch_index()
@@ -163,6 +181,7 @@ class Gallery:
             if not stale.name.endswith(f"-{gen}.faiss"):
                 stale.unlink(missing_ok=True)
 
+    @_guarded
     def rollback(self) -> None:
         """Drop unsaved changes (reloads the last saved generation)."""
         if self._db.in_transaction:
@@ -176,6 +195,7 @@ class Gallery:
         if not self._db.in_transaction:
             self._db.execute("BEGIN")
 
+    @_guarded
     def add(self, person: str, vectors: np.ndarray, *, image_hashes: list[str], sources: list[str],
             model_version: str) -> list[int]:
         """Add a person's per-image vectors ``(n, d)``; returns their stable ids."""
@@ -192,6 +212,7 @@ class Gallery:
         self._refresh_template(pid)
         return ids
 
+    @_guarded
     def remove_person(self, person: str) -> int:
         """Remove every vector, the template and the metadata of ``person``; returns vectors removed."""
         pid = store.person_id(self._db, person)
@@ -226,19 +247,23 @@ class Gallery:
     def __len__(self) -> int:
         return int(self._vectors.ntotal)
 
+    @_guarded
     def vector_ids(self) -> np.ndarray:
         return np.asarray([r[0] for r in self._db.execute("SELECT vector_id FROM vectors ORDER BY vector_id")],
                           dtype=np.int64)
 
+    @_guarded
     def image_hashes(self, person: str) -> set[str]:
         """The SHA-256 (or its first 16 hex digits, for re-embedded crops) of each enrolled image of ``person``."""
         pid = store.person_id(self._db, person)
         return set(store.hashes_of(self._db, pid)) if pid is not None else set()
 
+    @_guarded
     def people(self) -> dict[str, int]:
         """Enrolled people with their vector counts."""
         return store.people_counts(self._db)
 
+    @_guarded
     def search(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """Per query, the ``k`` most similar enrolled images (1:N over per-image vectors)."""
         scores, ids = fx.search(self._vectors, _normalise(queries, self.dim), k)
@@ -246,6 +271,7 @@ class Gallery:
         return [[Match(names[i], float(s), int(i)) for s, i in zip(row_s, row_i) if i >= 0]
                 for row_s, row_i in zip(scores, ids)]
 
+    @_guarded
     def search_templates(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """Per query, the ``k`` most similar people by their mean template."""
         scores, ids = fx.search(self._templates, _normalise(queries, self.dim), k)
@@ -253,6 +279,7 @@ class Gallery:
         return [[Match(names[i], float(s), int(i)) for s, i in zip(row_s, row_i) if i >= 0]
                 for row_s, row_i in zip(scores, ids)]
 
+    @_guarded
     def export(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         """``(vector ids, person of each, vectors (n, d))`` of the whole gallery."""
         ids = self.vector_ids()

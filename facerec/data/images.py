@@ -16,9 +16,12 @@ images inside ``.bin``/``.rec`` sets) goes through :func:`decode_image`, so one 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
+import sys
+import threading
 
 import cv2
 import numpy as np
@@ -74,7 +77,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         for magic, reader in _READERS:
             if data.startswith(magic):
                 return reader(data)
-    except (struct.error, ValueError, IndexError):
+    except (struct.error, ValueError, IndexError, KeyError):
         raise ValueError("corrupt header") from None
     return None
 
@@ -82,6 +85,14 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 def _png(data: bytes) -> tuple[int, int]:
     if data[12:16] != b"IHDR":
         raise ValueError("no IHDR")
+    position = 8  # every chunk must fit in the file: OpenCV allocates a chunk's claimed length up front
+    while position + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        if length > len(data) - position - 12:
+            raise ValueError(f"a {kind!r} chunk claims {length} bytes")
+        if kind == b"IEND":
+            break
+        position += 12 + length
     return struct.unpack(">II", data[16:24])
 
 
@@ -198,7 +209,8 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS, max_side:
                     flag = reduced
                     break
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        with _quiet_stderr():  # libpng, libjpeg and OpenCV print their complaints on stderr
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     except cv2.error:  # OpenCV's size check (formats without a header reader above) or a decoder failure
         image = None
     if image is None or image.size == 0:
@@ -208,6 +220,34 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS, max_side:
         image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
                            interpolation=cv2.INTER_AREA)
     return image
+
+
+_quiet = {"lock": threading.Lock(), "depth": 0, "saved": -1}
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Point file descriptor 2 at /dev/null while decoders run (re-entrant across threads), so a
+    corrupt file ends in facerec's one-line error and not in lines of decoder chatter."""
+    if os.environ.get("FACEREC_DEBUG"):
+        yield
+        return
+    with _quiet["lock"]:
+        if _quiet["depth"] == 0:
+            sys.stderr.flush()
+            _quiet["saved"] = os.dup(2)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet["lock"]:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                os.dup2(_quiet["saved"], 2)
+                os.close(_quiet["saved"])
 
 
 def read_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,

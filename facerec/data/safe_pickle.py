@@ -85,7 +85,10 @@ class _Reader:
 
     def text(self, raw: memoryview | bytes) -> str:
         self.charge(len(raw))
-        return str(raw, "utf-8", "surrogatepass")
+        try:
+            return str(raw, "utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise PickleRefused("a text value is not UTF-8") from None
 
 
 def loads(data: bytes | memoryview, copy_budget: int | None = None):
