@@ -98,7 +98,7 @@ class Workspace:
         check_manifest(data, self.manifest_path, FORMAT_VERSION)
         if version > FORMAT_VERSION:
             raise WorkspaceError(
-                f"workspace {self.root} has format version {version}, newer than this facerec ({__version__}) "
+                f"{self.manifest_path} has format version {version}, newer than this facerec ({__version__}) "
                 f"understands ({FORMAT_VERSION}); upgrade facerec"
             )
         return data
@@ -140,7 +140,8 @@ class Workspace:
         except Exception as err:  # safetensors raises its own error types for a damaged header
             raise WorkspaceError(f"model weights {path} are unreadable (corrupt file?): {err}") from None
         if weights_version(state) != info["version"]:
-            raise WorkspaceError(f"model weights {path} do not match their recorded version (corrupt file?)")
+            raise WorkspaceError(f"{self.manifest_path}: model.version does not match the weights in {path.name} "
+                                 f"(a corrupt file?)")
         model = FaceViT(config, info["num_classes"])
         model.load_state_dict(state)
         return model.to(device).eval()
