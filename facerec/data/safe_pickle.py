@@ -246,21 +246,21 @@ def loads(data: bytes | memoryview, copy_budget: int | None = None):
 
 
 def _int(text: bytes) -> int:
-    try:
-        if len(text) > 40:
-            raise ValueError
-        return int(text)
-    except ValueError:
-        raise PickleRefused("malformed integer argument") from None
+    return _parse_number(text, int, 40, "integer")
 
 
 def _float(text: bytes) -> float:
+    return _parse_number(text, float, 64, "float")
+
+
+def _parse_number(text: bytes, convert, max_length: int, what: str):
+    """``convert(text)`` for a text opcode argument of at most ``max_length`` bytes."""
     try:
-        if len(text) > 64:
+        if len(text) > max_length:
             raise ValueError
-        return float(text)
+        return convert(text)
     except ValueError:
-        raise PickleRefused("malformed float argument") from None
+        raise PickleRefused(f"malformed {what} argument") from None
 
 
 def _escape_decode(text: bytes) -> bytes:
