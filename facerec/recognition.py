@@ -118,16 +118,17 @@ def enrolled_pair_scores(gallery: Gallery) -> tuple[np.ndarray, np.ndarray, int]
     return genuine, impostor, len(names)
 
 
-def rebuild_gallery(pipe: FacePipeline) -> int:
+def rebuild_gallery(pipe: FacePipeline, skipped: list[str] | None = None) -> int:
     """Re-embed every stored crop with the workspace's current model into a fresh gallery.
 
-    The new gallery is built beside the old one and swapped in by rename. Returns vectors added.
+    The new gallery is built beside the old one and swapped in by rename. Returns vectors added;
+    unreadable crops are listed in ``skipped`` when given.
     """
     from .erasure import complete_pending, swap_in_gallery
 
     complete_pending(pipe.ws)  # an interrupted forget's people must not come back from their crops
     staging = pipe.ws.root / "gallery.rebuild"
-    total = build_gallery(pipe, staging)
+    total = build_gallery(pipe, staging, skipped=skipped)
     swap_in_gallery(pipe.ws, staging)
     return total
 
@@ -271,12 +272,8 @@ def remove(pipe: FacePipeline, name: str) -> dict:
 
 def reindex(pipe: FacePipeline) -> dict:
     """Rebuild the gallery from the stored crops with the current model (replaces a damaged one)."""
-    from .erasure import complete_pending, swap_in_gallery
-
-    complete_pending(pipe.ws)
-    staging, skipped = pipe.ws.root / "gallery.rebuild", []
-    total = build_gallery(pipe, staging, skipped=skipped)
-    swap_in_gallery(pipe.ws, staging)
+    skipped: list[str] = []
+    total = rebuild_gallery(pipe, skipped)
     people = len(_stored_people(pipe.ws.root / "crops"))
     return {"vectors": total, "people": people, "skipped": skipped, "model_version": pipe.model_version}
 
