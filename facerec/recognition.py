@@ -172,17 +172,6 @@ def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(
     return total
 
 
-def _known_hashes(pipe: FacePipeline, name: str) -> set[str]:
-    """16-hex-digit prefixes of the image hashes ``name`` already has in the gallery."""
-    if not (pipe.gallery_path / "meta.sqlite").exists():
-        return set()
-    gallery = pipe.open_gallery()
-    try:
-        return {h[:16] for h in gallery.image_hashes(name)}
-    finally:
-        gallery.close()
-
-
 def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None) -> dict:
     """Enroll ``name`` from images holding exactly one face each; returns per-image statuses.
 
@@ -191,40 +180,43 @@ def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None)
     what is missing.
     """
     validate_name(name)
-    known = _known_hashes(pipe, name)
-    statuses, crops, hashes, sources = [], [], [], []
-    for path in image_paths:
-        found = pipe.read_faces(path)
-        if found.status == "ok" and len(found.crops) > 1:
-            found.status = f"{len(found.crops)} faces found; enrolling needs exactly one"
-        if found.status == "ok" and found.sha256[:16] in known:
-            found.status = ALREADY_ENROLLED
-        elif found.status == "ok":
-            known.add(found.sha256[:16])  # the same image twice in one command is enrolled once
-        if found.status == "ok":
-            crops.append(found.crops[0])
-            hashes.append(found.sha256)
-            sources.append(str(path))
-        statuses.append({"image": str(path), "status": found.status, "faces": len(found.faces)})
-        if progress:
-            progress(1)
-    if not crops:
-        return {"name": name, "enrolled": 0, "images": statuses}
-    crop_dir = pipe.crops_dir(name)
-    gallery = pipe.open_gallery(create=True)  # before the crops: a missing gallery is rebuilt from them
+    exists = (pipe.gallery_path / "meta.sqlite").exists() or _stored_people(pipe.ws.root / "crops")
+    gallery = pipe.open_gallery() if exists else None  # a missing gallery is rebuilt from the crops first
     try:
+        known = {h[:16] for h in gallery.image_hashes(name)} if gallery else set()  # 16 hex digits, as crops store
+        statuses, crops, hashes, sources = [], [], [], []
+        for path in image_paths:
+            found = pipe.read_faces(path)
+            if found.status == "ok" and len(found.crops) > 1:
+                found.status = f"{len(found.crops)} faces found; enrolling needs exactly one"
+            if found.status == "ok" and found.sha256[:16] in known:
+                found.status = ALREADY_ENROLLED
+            elif found.status == "ok":
+                known.add(found.sha256[:16])  # the same image twice in one command is enrolled once
+                crops.append(found.crops[0])
+                hashes.append(found.sha256)
+                sources.append(str(path))
+            statuses.append({"image": str(path), "status": found.status, "faces": len(found.faces)})
+            if progress:
+                progress(1)
+        if not crops:
+            return {"name": name, "enrolled": 0, "images": statuses}
+        gallery = gallery or pipe.open_gallery(create=True)
         # crops, then the gallery commit: a crash in between leaves crops no gallery row refers
         # to, which the next writer removes (cleanup.clean_workspace); a re-run adds them again
+        crop_dir = pipe.crops_dir(name)
         for crop, digest in zip(crops, hashes):
             ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
             atomic_write_bytes(crop_dir / f"{digest[:16]}-0.png", png.tobytes())
-        gallery.add(name, pipe.embed(crops), image_hashes=hashes, sources=sources, model_version=pipe.model_version)
-        gallery.save()
-    except GalleryError as err:
-        gallery.rollback()
-        raise FaceRecError(str(err)) from None
+        try:
+            gallery.add(name, pipe.embed(crops), image_hashes=hashes, sources=sources, model_version=pipe.model_version)
+            gallery.save()
+        except GalleryError as err:
+            gallery.rollback()
+            raise FaceRecError(str(err)) from None
     finally:
-        gallery.close()
+        if gallery is not None:
+            gallery.close()
     return {"name": name, "enrolled": len(crops), "images": statuses}
 
 
