@@ -20,13 +20,13 @@ completed) and removes them, so no leftover outlives the next writer:
 
 from __future__ import annotations
 
-import shutil
 import re
+import shutil
 from pathlib import Path
 
 from gallery import Gallery, GalleryCorrupt
 
-from .erasure import STALE_DIRS
+from .erasure import remove_stale_dirs
 from .names import name_problem
 from .workspace import Workspace
 
@@ -40,7 +40,7 @@ def clean_workspace(ws: Workspace) -> dict:
     return {
         "gallery_restored": restored,
         "temporary_files": _remove_temporary_files(ws.root),
-        "staging_folders": _remove_staging(ws.root),
+        "staging_folders": remove_stale_dirs(ws.root),
         "weights_files": _remove_unreferenced_weights(ws),
         "orphan_crops": _remove_orphan_crops(ws.root),
     }
@@ -77,15 +77,6 @@ def _remove_temporary_files(root: Path) -> int:
             if path.is_file() and (_TEMPORARY.fullmatch(path.name) or path.name.endswith(".faiss.tmp")):
                 path.unlink(missing_ok=True)
                 removed += 1
-    return removed
-
-
-def _remove_staging(root: Path) -> int:
-    removed = 0
-    for name in STALE_DIRS:
-        if (root / name).exists():
-            shutil.rmtree(root / name, ignore_errors=True)
-            removed += 1
     return removed
 
 

@@ -246,11 +246,10 @@ def _workspace(args):
 @contextlib.contextmanager
 def _writing(args, create: bool = False):
     """Hold the workspace's writer lock; first finish a forget that was interrupted after its commit."""
+    from .cleanup import clean_workspace
     from .erasure import complete_pending
     from .lock import workspace_lock
     from .workspace import Workspace, resolve_workspace_path
-
-    from .cleanup import clean_workspace
 
     root = resolve_workspace_path(args.workspace)
     with workspace_lock(root, create=create):
@@ -425,9 +424,8 @@ def cmd_people(args) -> None:
 
 
 def cmd_remove(args) -> None:
-    from .recognition import remove
-
     from .names import validate_name
+    from .recognition import remove
 
     validate_name(args.name)
     with _writing(args):

@@ -122,9 +122,18 @@ def complete_pending(ws: Workspace) -> dict | None:
     removed = purge_people(ws, hashes)
     ws.train_state_path.unlink(missing_ok=True)
     ws.remove_unreferenced_weights()  # the pre-forget weights still know the person
-    for name in STALE_DIRS:
-        shutil.rmtree(ws.root / name, ignore_errors=True)
+    remove_stale_dirs(ws.root)
     ws.update_manifest(lambda m: m["erasure"].pop("pending", None))
+    return removed
+
+
+def remove_stale_dirs(root: Path) -> int:
+    """Delete the staging galleries of unfinished rebuilds, forgets and swaps; returns how many."""
+    removed = 0
+    for name in STALE_DIRS:
+        if (root / name).exists():
+            shutil.rmtree(root / name, ignore_errors=True)
+            removed += 1
     return removed
 
 
