@@ -14,8 +14,9 @@ completed) and removes them, so no leftover outlives the next writer:
   all of them when there is no manifest yet);
 - stored crops no gallery row refers to (an enroll killed between writing crops and committing
   the gallery, or a remove killed between the two), and crop folders whose names are not valid
-  person names (left by an older facerec). This needs a healthy gallery: a damaged one is left for
-  `facerec reindex`, and without a gallery the crops are the gallery's source, not orphans.
+  person names (left by an older facerec). Only the gallery's metadata is read for this (not its
+  FAISS files); when the metadata is damaged the crops are left for `facerec reindex`, and without
+  a gallery the crops are the gallery's source, not orphans.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 import shutil
 from pathlib import Path
 
-from gallery import Gallery, GalleryCorrupt
+from gallery import GalleryCorrupt, stored_image_hashes
 
 from .erasure import remove_stale_dirs
 from .names import name_problem
@@ -85,25 +86,22 @@ def _remove_orphan_crops(root: Path) -> int:
     if not crops_root.is_dir() or not (root / "gallery" / "meta.sqlite").is_file():
         return 0
     try:
-        gallery = Gallery.open(root / "gallery")  # read-write: this also rolls back a hot SQLite journal
+        enrolled = stored_image_hashes(root / "gallery")  # metadata only; also rolls back a hot SQLite journal
     except GalleryCorrupt:
         return 0
     removed = 0
-    try:
-        for folder in list(crops_root.iterdir()):
-            if not folder.is_dir():
-                continue
-            if name_problem(folder.name):
-                removed += sum(1 for _ in folder.iterdir())
-                shutil.rmtree(folder, ignore_errors=True)
-                continue
-            known = {h[:16] for h in gallery.image_hashes(folder.name)}
-            for crop in list(folder.iterdir()):
-                if crop.name.split("-")[0] not in known:
-                    crop.unlink(missing_ok=True)
-                    removed += 1
-            if not any(folder.iterdir()):
-                folder.rmdir()
-    finally:
-        gallery.close()
+    for folder in list(crops_root.iterdir()):
+        if not folder.is_dir():
+            continue
+        if name_problem(folder.name):
+            removed += sum(1 for _ in folder.iterdir())
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        known = {h[:16] for h in enrolled.get(folder.name, ())}
+        for crop in list(folder.iterdir()):
+            if crop.name.split("-")[0] not in known:
+                crop.unlink(missing_ok=True)
+                removed += 1
+        if not any(folder.iterdir()):
+            folder.rmdir()
     return removed

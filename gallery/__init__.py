@@ -7,5 +7,6 @@ from .gallery import Gallery as Gallery
 from .gallery import GalleryCorrupt as GalleryCorrupt
 from .gallery import GalleryError as GalleryError
 from .gallery import Match as Match
+from .gallery import stored_image_hashes as stored_image_hashes
 
-__all__ = ["Gallery", "GalleryCorrupt", "GalleryError", "Match"]
+__all__ = ["Gallery", "GalleryCorrupt", "GalleryError", "Match", "stored_image_hashes"]

@@ -287,6 +287,30 @@ class Gallery:
         return ids, [names[int(i)] for i in ids], fx.reconstruct(self._vectors, ids)
 
 
+def stored_image_hashes(path: str | os.PathLike) -> dict[str, set[str]]:
+    """``{person: image hashes}`` from a gallery's metadata alone, after the same checks as
+    :meth:`Gallery.open` makes of it; the FAISS files are not read. The connection is read-write,
+    so SQLite rolls back a journal left by a killed write.
+
+    Raises:
+        GalleryError: there is no gallery; GalleryCorrupt: its metadata is damaged.
+    """
+    path = Path(path)
+    if not (path / "meta.sqlite").is_file():
+        raise GalleryError(f"no gallery at {path}")
+    try:
+        db = store.connect(path / "meta.sqlite")
+    except sqlite3.Error as err:
+        raise GalleryCorrupt(path, f"meta.sqlite cannot be opened ({err})") from None
+    try:
+        Gallery._check(path, db)
+        return store.hashes_by_person(db)
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
+        raise GalleryCorrupt(path, f"meta.sqlite: {err}") from None
+    finally:
+        db.close()
+
+
 def _number(text: str | None) -> int | None:
     return int(text) if isinstance(text, str) and 0 < len(text) < 10 and text.isascii() and text.isdigit() else None
 

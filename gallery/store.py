@@ -66,6 +66,13 @@ def counts(db: sqlite3.Connection) -> tuple[int, int]:
     return int(vectors), int(people)
 
 
+def hashes_by_person(db: sqlite3.Connection) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for name, digest in db.execute("SELECT p.name, v.image_sha256 FROM vectors v JOIN people p USING(person_id)"):
+        out.setdefault(name, set()).add(digest)
+    return out
+
+
 def hashes_of(db: sqlite3.Connection, pid: int) -> list[str]:
     return [r[0] for r in db.execute("SELECT image_sha256 FROM vectors WHERE person_id = ?", (pid,))]
 
