@@ -11,7 +11,8 @@ import numpy as np
 
 from .data.folder import list_identity_files, read_dataset_image
 from .errors import DataError, FaceRecError
-from .recognition import FacePipeline, _central_face, read_pairs
+from .data.pairs import read_pairs
+from .recognition import FacePipeline, _central_face
 from .verification import contiguous_folds, plot_roc, roc_curve, verification_report
 
 
@@ -35,10 +36,24 @@ def _crop_of(pipe: FacePipeline, path: Path) -> tuple[np.ndarray | None, str]:
     return read_dataset_image(path.parent, path.name), "no face"
 
 
+def _identification_crop(pipe: FacePipeline, root: str, rel: str, aligned: bool) -> np.ndarray | None:
+    if not aligned:
+        return _crop_of(pipe, Path(root) / rel)[0]
+    try:
+        return read_dataset_image(root, rel)
+    except DataError:
+        return None
+
+
 def run_verification(pipe: FacePipeline, *, pairs_file: str | None = None, root: str | None = None,
                      bin_path: str | None = None, flip: bool = False, folds: int = 10,
-                     out: str | None = None, skip_unreadable: bool = False, progress=None) -> dict:
+                     out: str | None = None, skip_unreadable: bool = False, only_folds=None,
+                     progress=None) -> dict:
     """10-fold accuracy (thresholds from the other folds), TAR at FAR 1e-3/1e-2, optional ROC PNG.
+
+    ``only_folds`` (1-based, of the listing's 10 folds) keeps only those folds' pairs, which are
+    then split into ``folds`` contiguous sub-folds: ``only_folds=[1]`` is the person-disjoint
+    protocol for a model trained without fold 1's people (600 pairs, 10 sub-folds of 60).
 
     Every pair is scored: a pair image that is missing is an error; one where no face is found
     is embedded whole (and counted), so the protocol's folds stay intact. An image that exists but
@@ -62,6 +77,8 @@ def run_verification(pipe: FacePipeline, *, pairs_file: str | None = None, root:
         if not root:
             raise FaceRecError("--pairs needs --root (the image folder)")
         pairs = read_pairs(pairs_file, root)
+        if only_folds:
+            pairs = _pairs_of_folds(pairs, only_folds)
         unique = sorted({p for a, b, _ in pairs for p in (a, b)})
         crops, unreadable = {}, {}
         for path in unique:
@@ -84,7 +101,8 @@ def run_verification(pipe: FacePipeline, *, pairs_file: str | None = None, root:
         index = {p: i for i, p in enumerate(order)}
         scores = np.array([emb[index[pairs[i][0]]] @ emb[index[pairs[i][1]]] for i in kept])
         same = np.array([pairs[i][2] for i in kept])
-        source = {"pairs_file": str(pairs_file), "root": str(root), "images": len(unique),
+        source = {"pairs_file": str(pairs_file), "root": str(root), "only_folds": sorted(only_folds or []),
+                  "images": len(unique),
                   "no_face_whole_image": no_face, "pairs_listed": len(pairs),
                   "pairs_skipped": [f"{pairs[i][0].name} {pairs[i][1].name}" for i in range(len(pairs)) if i not in kept_set]}
     report = {**source, "flip": flip, **verification_report(scores, same, folds, fold_of if not bin_path else None)}
@@ -97,8 +115,32 @@ def run_verification(pipe: FacePipeline, *, pairs_file: str | None = None, root:
     return report
 
 
+def _pairs_of_folds(pairs: list, only_folds) -> list:
+    from .data.pairs import pair_fold
+
+    wanted = {int(k) for k in only_folds}
+    if not wanted <= set(range(1, 11)):
+        raise FaceRecError(f"--fold must name folds 1-10 of the listing, got {sorted(wanted)}")
+    return [p for p, k in zip(pairs, pair_fold(len(pairs))) if k in wanted]
+
+
+def select_people(listing: dict[str, list[str]], *, pairs_file: str | None = None, pairs_root: str | None = None,
+                  only_folds=None, exclude=()) -> dict[str, list[str]]:
+    """The people of ``listing`` in the pairs listing's ``only_folds`` (when given), less ``exclude``."""
+    from .data.pairs import fold_people
+
+    keep = set(listing)
+    if only_folds:
+        if not pairs_file:
+            raise FaceRecError("--fold needs --pairs (the listing whose folds name the people)")
+        keep &= fold_people(read_pairs(pairs_file, pairs_root), only_folds)
+    keep -= set(exclude)
+    return {p: f for p, f in listing.items() if p in keep}
+
+
 def run_identification(pipe: FacePipeline, root: str, *, gallery_per_person: int = 1, fpir: float = 0.01,
-                       max_people: int | None = None, progress=None) -> dict:
+                       max_people: int | None = None, aligned: bool = True, people=None,
+                       progress=None) -> dict:
     """Closed-set rank-1/rank-5 and open-set TPIR at FPIR on a folder dataset (faces are crops).
 
     People with more than ``gallery_per_person`` images are enrolled from their first images and
@@ -106,11 +148,15 @@ def run_identification(pipe: FacePipeline, root: str, *, gallery_per_person: int
     and probe as distractors (LFW's one-image people). Open set: the threshold lets ``fpir`` of
     distractors through; TPIR is the share of mated probes that are right at rank 1 and above it.
     Undecodable images are skipped and listed (as training does); a person left with no gallery
-    image is an error.
+    image is an error. ``people`` (a function of the listing) restricts who takes part, e.g. to
+    one LFW fold's people (``select_people``). Unless ``aligned``, each image's central face is
+    detected and aligned as in verification.
     """
     from .evaluation import threshold_at_far
 
     listing = list_identity_files(root)
+    if people is not None:
+        listing = people(listing)
     enrolled = {p: f for p, f in listing.items() if len(f) > gallery_per_person}
     distractor_files = [f for p, files in listing.items() if p not in enrolled for f in files]
     if max_people is not None:
@@ -127,11 +173,12 @@ def run_identification(pipe: FacePipeline, root: str, *, gallery_per_person: int
         for i in range(0, len(files), 128):
             batch = []
             for j, f in enumerate(files[i:i + 128], start=i):
-                try:
-                    batch.append(read_dataset_image(root, f))
-                except DataError:
+                crop = _identification_crop(pipe, root, f, aligned)
+                if crop is None:
                     keep[j] = False
                     skipped.append(f)
+                else:
+                    batch.append(crop)
             if batch:
                 out.append(pipe.embed(np.stack(batch)))
             if progress:

@@ -95,7 +95,7 @@ def _pairs_setup(scratch: Path) -> list[bytes]:
 
 
 def _pairs_run(scratch: Path, data: bytes):
-    from .recognition import read_pairs
+    from .data.pairs import read_pairs
 
     (scratch / "pairs.txt").write_bytes(data)
     return read_pairs(scratch / "pairs.txt", scratch / "lfw")

@@ -18,7 +18,7 @@ from facerec.data.folder import load_face_folder
 from facerec.data.images import read_image_file
 from facerec.data.insightface_formats import load_bin, write_records, RecordFile
 from facerec.errors import DataError, WorkspaceError
-from facerec.recognition import read_pairs
+from facerec.data.pairs import read_pairs
 from facerec.workspace import Workspace
 
 
