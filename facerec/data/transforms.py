@@ -23,13 +23,16 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return x.float().div_(127.5).sub_(1.0)
 
 
-def train_augmentation(seed: int | None = None):
-    """The albumentations pipeline applied to each training crop (uint8 RGB in, uint8 RGB out)."""
+def train_augmentation(seed: int | None = None, flip: bool = True):
+    """The albumentations pipeline applied to each training crop (uint8 RGB in, uint8 RGB out).
+
+    ``flip=False`` leaves mirroring to the caller (distillation mirrors the teacher's target too).
+    """
     import albumentations as A
 
     return A.Compose(
         [
-            A.HorizontalFlip(p=0.5),
+            *([A.HorizontalFlip(p=0.5)] if flip else []),
             A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10), border_mode=0, p=0.8),
             A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.7),
             A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=20, val_shift_limit=0, p=0.3),

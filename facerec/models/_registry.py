@@ -43,6 +43,11 @@ register_config(
     "CPU default: 112x112, conv stem to 7x7 tokens, width 192, depth 4; trains on 2 CPU cores in minutes",
 )
 register_config(
+    "vit-face-s",
+    FaceViTConfig(patch_size=16, width=256, depth=6, num_heads=4, embedding_dim=256, drop_path=0.1, stem="conv"),
+    "the shipped model's architecture: conv stem to 7x7 tokens, width 256, depth 6, 256-d embedding (5 M)",
+)
+register_config(
     "face-transformer",
     FaceViTConfig(patch_size=8, width=512, depth=6, num_heads=8, mlp_ratio=4.0, qkv_bias=False,
                   embedding_dim=512, dropout=0.1),

@@ -1,0 +1,61 @@
+"""The teachers' embeddings of a crop store: training-time targets, never needed to run facerec.
+
+- dlib's ResNet face descriptor (King, dlib 19.x; CC0; 99.38 % LFW per its authors): its 128-d
+  descriptors of every LFW/ORL image are precomputed in ``../shared/teacher/*.npz`` from dlib's own
+  HOG detection and 150x150 chips; they are looked up by relative path.
+- OpenCV's SFace (Zhong et al., "SFace: Sigmoid-constrained hypersphere loss", 2021; Apache-2.0;
+  128-d): run here on the store's own 112x112 five-point crops, which are exactly SFace's input
+  (the ArcFace template, BGR, 0..255), through ``cv2.FaceRecognizerSF``.
+
+Targets are L2-normalised. ``combined`` concatenates the two unit vectors and renormalises, so its
+cosine is the mean of the two teachers' cosines: an ensemble that is better than either alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import DataError
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def dlib_targets(paths: list[str], npz_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 128)`` unit dlib descriptors for ``paths`` and a mask of those the file holds."""
+    with np.load(npz_path, allow_pickle=False) as data:
+        index = {str(p): i for i, p in enumerate(data["paths"])}
+        emb = data["emb"].astype(np.float32)
+    rows = np.array([index.get(p, -1) for p in paths])
+    have = rows >= 0
+    out = np.zeros((len(paths), emb.shape[1]), np.float32)
+    out[have] = _unit(emb[rows[have]])
+    return out, have
+
+
+class SFace:
+    """OpenCV's SFace on aligned RGB crops (batch of one per call: the published graph's input)."""
+
+    def __init__(self, model_path: str | Path):
+        if not Path(model_path).is_file():
+            raise DataError(f"SFace model {model_path} does not exist")
+        self.net = cv2.FaceRecognizerSF.create(str(model_path), "")
+
+    def embed(self, crops_rgb: np.ndarray, flip: bool = False, progress=None) -> np.ndarray:
+        """``(N, 112, 112, 3)`` RGB crops -> ``(N, 128)`` unit embeddings (of the mirror with ``flip``)."""
+        out = np.empty((len(crops_rgb), 128), np.float32)
+        for i, crop in enumerate(crops_rgb):
+            bgr = cv2.cvtColor(crop[:, ::-1] if flip else crop, cv2.COLOR_RGB2BGR)
+            out[i] = self.net.feature(np.ascontiguousarray(bgr)).reshape(-1)
+            if progress:
+                progress(1)
+        return _unit(out)
+
+
+def combined(*targets: np.ndarray) -> np.ndarray:
+    """Concatenation of unit teacher embeddings, renormalised (cosine = mean of the teachers')."""
+    return _unit(np.concatenate(targets, axis=1))
