@@ -9,8 +9,14 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: demo test install clean
 
+# With ../shared present, the demo runs the shipped model on LFW photos (YuNet alignment); with
+# nothing but the clone it trains and forgets on synthetic identities, offline.
+SHARED ?= ../shared
+DEMO_DATA := $(wildcard $(SHARED)/data/lfw/images)
+YUNET := $(wildcard $(SHARED)/models/face_detection_yunet_2023mar.onnx)
+
 demo: $(STAMP)
-	$(VENV)/bin/facerec demo
+	$(VENV)/bin/facerec demo $(if $(DEMO_DATA),--data $(DEMO_DATA) $(if $(YUNET),--detector yunet:$(YUNET)))
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -30,8 +30,9 @@ def train_workspace(
     data_dir: str | os.PathLike,
     workspace: str | os.PathLike,
     *,
-    model_name: str = DEFAULT_MODEL,
+    model_name: str | None = None,
     config: TrainConfig = TrainConfig(),
+    from_scratch: bool = False,
     min_images: int | None = None,
     max_images: int | None = None,
     test_per_identity: int = 2,
@@ -41,6 +42,10 @@ def train_workspace(
 ) -> dict:
     """Load a folder dataset, split it, train a model, measure held-out top-1, save the workspace.
 
+    By default (``model_name`` None) the shipped model is fine-tuned: its backbone is loaded and a
+    new identity head for the dataset's people is initialised from their mean embeddings
+    ("weight imprinting", Qi et al., CVPR 2018), so training starts from a working face model.
+    ``from_scratch`` (or a ``model_name`` other than the shipped model's) starts from random weights.
     An unfinished run of the same model, data and config in ``workspace`` is resumed from its
     last completed epoch unless ``restart`` is set.
 
@@ -49,6 +54,7 @@ def train_workspace(
         ``model``, ``model_version`` and details of the data and run.
     """
     t_start = time.perf_counter()
+    model_name, init = _initial_model(model_name, from_scratch)
     get_config(model_name)  # an unknown model name fails before any data is read
     dev = resolve_device(device)
     ws = Workspace(workspace)
@@ -60,8 +66,13 @@ def train_workspace(
     test_x, test_y = folder.select(split.paths("test"))
 
     torch.manual_seed(config.seed)
-    model = create_model(model_name, len(folder.identities))
-    fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), folder.identities, split.to_dict())
+    if init:
+        model = _shipped_architecture(len(folder.identities))
+        _start_from(model, init, train_x, train_y, dev)
+    else:
+        model = create_model(model_name, len(folder.identities))
+    fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), folder.identities, split.to_dict(),
+                               init)
     if restart:
         ws.train_state_path.unlink(missing_ok=True)
     result = train_model(model, train_x, train_y, config, device=dev, state_path=ws.train_state_path,
@@ -73,7 +84,8 @@ def train_workspace(
                  "images": int(len(folder.paths)), "skipped_unreadable": folder.skipped,
                  "dropped_identities": len(folder.dropped_identities),
                  "min_images": min_images, "max_images": max_images}
-    training = {"config": config.to_dict(), "device": str(dev), "seconds": round(result.seconds, 2),
+    training = {"config": config.to_dict(), "device": str(dev), "initialised_from": init or "scratch",
+                "seconds": round(result.seconds, 2),
                 "top1": top1, "train_top1": train_top1, "final_loss": result.final_loss,
                 "resumed_from_epoch": result.resumed_from}
     version = ws.save(model.cpu(), model_name=model_name, identities=folder.identities, split=split,
@@ -92,12 +104,50 @@ def train_workspace(
         "dropped_identities": len(folder.dropped_identities),
         "model": model_name,
         "model_version": version,
+        "initialised_from": init or "scratch",
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": config.epochs,
         "resumed_from_epoch": result.resumed_from,
         "device": str(dev),
         "workspace": str(ws.root),
     }
+
+
+def _initial_model(model_name: str | None, from_scratch: bool) -> tuple[str, str | None]:
+    """``(model name, shipped version to start from or None)``."""
+    from . import pretrained
+
+    if model_name is None:
+        if pretrained.available() and not from_scratch:
+            return pretrained.model_name(), pretrained.record()["version"]
+        return DEFAULT_MODEL, None
+    if not from_scratch and pretrained.available() and model_name == pretrained.model_name():
+        return model_name, pretrained.record()["version"]
+    return model_name, None
+
+
+def _shipped_architecture(num_classes: int):
+    from . import pretrained
+    from .models import FaceViT, FaceViTConfig
+
+    return FaceViT(FaceViTConfig.from_dict(pretrained.record()["config"]), num_classes)
+
+
+@torch.no_grad()
+def _start_from(model, version: str, images, labels, device) -> None:
+    """Load the shipped backbone into ``model`` and imprint its head: row k = the normalised mean
+    embedding of person k's training crops."""
+    from . import pretrained
+    from .recognition import embed_images
+
+    shipped = pretrained.load_model(device)
+    backbone = {k: v for k, v in shipped.state_dict().items() if not k.startswith("head.")}
+    missing, unexpected = model.load_state_dict(backbone, strict=False)
+    if unexpected or any(not k.startswith("head.") for k in missing):
+        raise ValueError(f"the shipped model {version} does not fit {model.config}")
+    emb = torch.from_numpy(embed_images(shipped, images, device))
+    centres = torch.zeros(model.num_classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels).long(), emb)
+    model.head.weight.copy_(torch.nn.functional.normalize(centres, dim=1))
 
 
 def run_demo(

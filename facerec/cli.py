@@ -38,6 +38,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fold_list(text: str) -> list[int]:
+    try:
+        folds = sorted({int(k) for k in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fold numbers like 1 or 1,2, got {text!r}") from None
+    if not folds or folds[0] < 1 or folds[-1] > 10:
+        raise argparse.ArgumentTypeError(f"folds are numbered 1 to 10, got {text!r}")
+    return folds
+
+
 def _add_common(p: argparse.ArgumentParser, workspace: bool = True) -> None:
     if workspace:
         p.add_argument("-w", "--workspace", default=None,
@@ -53,25 +63,45 @@ DEMO_FORGET_SHARE = 0.1  # the demo then forgets 10 % of the people (GS-LoRA)
 DEFAULT_BENCH_METHODS = "gs-lora,gs-lora++,finetune,grad-ascent,random-label,salun,scrub,lwf,l2,ewc"
 
 
+FINE_TUNE_EPOCHS, FINE_TUNE_LR = 10, 1e-4  # fine-tuning the shipped model: few epochs, a low rate
+
+
 def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None:
     from .models import DEFAULT_MODEL
     from .train import TrainConfig
 
     d = TrainConfig()
-    epochs = epochs or d.epochs
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (see `facerec models`; default {DEFAULT_MODEL})")
-    p.add_argument("--epochs", type=_positive_int, default=epochs, help=f"training epochs (default {epochs})")
+    p.add_argument("--model", default=None,
+                   help=f"model name (see `facerec models`); default: fine-tune the shipped model, or {DEFAULT_MODEL} "
+                        f"from scratch when there is none")
+    p.add_argument("--from-scratch", action="store_true", help="random initial weights instead of the shipped model's")
+    p.add_argument("--epochs", type=_positive_int, default=None,
+                   help=f"training epochs (default {epochs or d.epochs}; {FINE_TUNE_EPOCHS} when fine-tuning)")
+    p.set_defaults(scratch_epochs=epochs or d.epochs)
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=_positive_float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help=f"peak learning rate (default {d.lr}; {FINE_TUNE_LR} when fine-tuning)")
     p.add_argument("--margin", choices=["cosface", "arcface"], default=d.margin, help="training margin (default cosface)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, init and augmentation (default 0)")
     p.add_argument("--device", default=None, help="auto (default: GPU if present), cpu or cuda")
 
 
+def _fine_tuning(args) -> bool:
+    from . import pretrained
+
+    if args.from_scratch or not pretrained.available():
+        return False
+    return args.model is None or args.model == pretrained.model_name()
+
+
 def _train_config(args):
     from .train import TrainConfig
 
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, margin=args.margin, seed=args.seed)
+    d, tune = TrainConfig(), _fine_tuning(args)
+    epochs = args.epochs or (FINE_TUNE_EPOCHS if tune else args.scratch_epochs)
+    lr = args.lr or (FINE_TUNE_LR if tune else d.lr)
+    return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=lr, margin=args.margin, seed=args.seed,
+                       warmup_epochs=min(d.warmup_epochs, epochs / 10) if tune else d.warmup_epochs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,8 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("demo", help="train on synthetic identities (or --data) and report, offline")
-    p.add_argument("--data", default=None, help="a folder dataset to use instead of synthetic identities")
+    p = sub.add_parser("demo", help="the shipped model on real photos (--data), or training on synthetic identities")
+    p.add_argument("--data", default=None,
+                   help="a folder of people (LFW's images/ or your own): enroll a few photos of people the shipped "
+                        "model never saw, recognise their other photos and strangers, forget one of them")
+    p.add_argument("--detector", default="haar", help="face detector for --data (as in enroll; default haar)")
+    p.add_argument("--far", type=float, default=1e-3, help="open-set threshold's target FAR for --data (default 1e-3)")
     p.add_argument("--identities", type=_positive_int, default=DEMO_IDENTITIES,
                    help=f"synthetic identities (default {DEMO_IDENTITIES})")
     p.add_argument("--images-per-identity", type=_positive_int, default=DEMO_IMAGES,
@@ -174,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default=None, help="directory for roc.png")
     q.add_argument("--skip-unreadable", action="store_true",
                    help="leave out pairs whose image cannot be decoded (listed in the report) instead of failing")
+    q.add_argument("--fold", type=_fold_list, default=None, metavar="K[,K]",
+                   help="only the pairs of these folds of the listing (1-10), split into --folds sub-folds: "
+                        "--fold 1 is the person-disjoint test of a model trained without fold 1's people")
     _add_face_options(q)
     _add_common(q)
     q.set_defaults(func=cmd_eval_verification)
@@ -182,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--gallery-per-person", type=_positive_int, default=1, help="enrolled images per person (default 1)")
     q.add_argument("--fpir", type=float, default=0.01, help="false-positive identification rate (default 0.01)")
     q.add_argument("--max-people", type=_positive_int, default=None, help="use at most this many mated people")
+    q.add_argument("--pairs", default=None, help="a pairs listing (LFW pairs.txt) whose --fold names the people")
+    q.add_argument("--fold", type=_fold_list, default=None, metavar="K[,K]",
+                   help="only the people of these folds of --pairs (mated and one-photo distractors alike)")
+    q.add_argument("--exclude", action="append", default=[], metavar="NAME", help="leave this person out (repeatable)")
+    q.add_argument("--detector", default="aligned",
+                   help="aligned (default: images are crops), or a detector as in enroll: align each central face")
     _add_common(q)
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     q.set_defaults(func=cmd_eval_identification)
@@ -244,15 +287,23 @@ def _workspace(args):
 
 
 @contextlib.contextmanager
-def _writing(args, create: bool = False):
-    """Hold the workspace's writer lock; first finish a forget that was interrupted after its commit."""
+def _writing(args, create: bool = False, seed: bool = False):
+    """Hold the workspace's writer lock; first finish a forget that was interrupted after its commit.
+
+    With ``seed``, a workspace without a model of its own gets the shipped one first (created if
+    need be), so enroll / calibrate / forget work on a fresh workspace with no training step.
+    """
+    from . import pretrained
     from .cleanup import clean_workspace
     from .erasure import complete_pending
     from .lock import workspace_lock
     from .workspace import Workspace, resolve_workspace_path
 
     root = resolve_workspace_path(args.workspace)
-    with workspace_lock(root, create=create):
+    seeding = seed and not Workspace(root).exists() and pretrained.available()
+    with workspace_lock(root, create=create or seeding):
+        if seeding and not Workspace(root).exists():
+            pretrained.seed_workspace(root)
         if Workspace(root).exists():
             complete_pending(Workspace(root))
         clean_workspace(Workspace(root))  # what a killed command left: temporary files, staging, orphans
@@ -281,6 +332,7 @@ def cmd_train(args) -> None:
     with _writing(args, create=True):
         report = train_workspace(
             args.data_dir, resolve_workspace_path(args.workspace), model_name=args.model, config=_train_config(args),
+            from_scratch=args.from_scratch,
             min_images=args.min_images, max_images=args.max_images, test_per_identity=args.test_per_identity,
             device=args.device, restart=args.restart, show_progress=not args.quiet,
         )
@@ -309,6 +361,8 @@ def cmd_demo(args) -> None:
     from forgetting.request import choose_people, forget_people
 
     workspace = resolve_workspace_path(args.workspace)
+    if args.data and _fine_tuning(args):
+        return _face_demo(args, workspace)
     with _writing(args, create=True):
         report = run_demo(
             workspace, data_dir=args.data, identities=args.identities,
@@ -332,6 +386,28 @@ def cmd_demo(args) -> None:
     _emit(args, report, human)
 
 
+def _face_demo(args, workspace) -> None:
+    from .demo import run_face_demo
+
+    if not 0 < args.far < 1:
+        raise FaceRecError(f"--far must be between 0 and 1, got {args.far}")
+    with _writing(args, create=True):
+        r = run_face_demo(workspace, args.data, detector=args.detector, far=args.far, seed=args.seed,
+                          device=args.device, show_progress=not args.quiet)
+    cal, known, strangers, forget = r["calibration"], r["known"], r["strangers"], r["forget"]
+    human = (f"shipped model {r['model_version']} on {r['data']} (detector {r['detector']}), no training\n"
+             f"enrolled {r['enrolled_people']} people the model never saw, {r['enrolled_images']} photos\n"
+             f"threshold {cal['threshold']:.3f} at FAR {cal['far_target']:g} on the enrolled faces\n"
+             f"their other {known['images']} photos: rank-1 {known['rank1']:.3f}, right and accepted "
+             f"{known['open_set_accuracy']:.3f}, unknown {known['unknown_rate']:.3f}\n"
+             f"{strangers['images']} strangers: falsely accepted {strangers['false_accept_rate']:.3f}\n"
+             f"forgot {forget['person']} (request {forget['request']}): their {forget['photos']} photos now "
+             f"unknown {forget['answered_unknown']:.3f}, "
+             f"matched to someone else {forget['answered_as_someone_else']:.3f}\n"
+             f"{r['seconds']:.1f} s")
+    _emit(args, r, human)
+
+
 def cmd_enroll(args) -> None:
     from .progress import progress_bar
     from .names import validate_name
@@ -347,7 +423,7 @@ def cmd_enroll(args) -> None:
         if not args.name or not args.images:
             raise FaceRecError("usage: facerec enroll NAME IMAGE... or facerec enroll --folder ROOT")
         people = {validate_name(args.name): args.images}  # before anything is written
-    with _writing(args):
+    with _writing(args, seed=True):
         pipe = _pipeline(args)
         total = sum(len(v) for v in people.values())
         with progress_bar(total, "enroll", enabled=not args.quiet, unit="img") as bar:
@@ -452,7 +528,7 @@ def cmd_calibrate(args) -> None:
 
     if bool(args.pairs) != bool(args.root):
         raise FaceRecError("--pairs and --root go together")
-    with _writing(args):
+    with _writing(args, seed=True):
         with progress_bar(None, "calibrate", enabled=not args.quiet and bool(args.pairs), unit="img") as bar:
             r = calibrate(_pipeline(args), far=args.far, pairs_file=args.pairs, root=args.root, progress=bar.update)
     human = (f"threshold {r['threshold']:.4f} at FAR {r['far']:.2e} (target {r['far_target']:g}); "
@@ -479,7 +555,7 @@ def cmd_forget(args) -> None:
     defaults = GSLoRAConfig()
     config = GSLoRAConfig(**{**defaults.to_dict(), "steps": args.steps or defaults.steps, "seed": args.seed})
     detector = "aligned" if args.aligned or not args.images else args.detector
-    with _writing(args):
+    with _writing(args, seed=True):
         r = forget_people(_workspace(args).root, args.names, method=args.method, shots=args.shots,
                           replay_fraction=args.replay, images=args.images, detector=detector, config=config,
                           device=args.device, show_progress=not args.quiet)
@@ -515,7 +591,7 @@ def cmd_eval_verification(args) -> None:
     with progress_bar(None, "embed", enabled=not args.quiet, unit="img") as bar:
         r = run_verification(_pipeline(args), pairs_file=args.pairs, root=args.root, bin_path=args.bin, flip=args.flip,
                              folds=args.folds, out=args.out, skip_unreadable=args.skip_unreadable,
-                             progress=bar.update)
+                             only_folds=args.fold, progress=bar.update)
     tar = r["tar_at_far"]
     human = (f"{r['pairs']} pairs, {r['folds']}-fold accuracy {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f}; "
              f"TAR {tar['0.001']['tar']:.4f} at FAR 1e-3, {tar['0.01']['tar']:.4f} at FAR 1e-2"
@@ -524,15 +600,20 @@ def cmd_eval_verification(args) -> None:
 
 
 def cmd_eval_identification(args) -> None:
-    from .benchmark import run_identification
+    from .benchmark import run_identification, select_people
     from .progress import progress_bar
 
     if not 0 < args.fpir < 1:
         raise FaceRecError(f"--fpir must be between 0 and 1, got {args.fpir}")
-    args.aligned = True
+    aligned = args.detector == "aligned"
+    people = None
+    if args.fold or args.exclude:
+        def people(listing):
+            return select_people(listing, pairs_file=args.pairs, pairs_root=args.root, only_folds=args.fold,
+                                 exclude=args.exclude)
     with progress_bar(None, "embed", enabled=not args.quiet, unit="img") as bar:
         r = run_identification(_pipeline(args), args.root, gallery_per_person=args.gallery_per_person, fpir=args.fpir,
-                               max_people=args.max_people, progress=bar.update)
+                               max_people=args.max_people, aligned=aligned, people=people, progress=bar.update)
     human = (f"{r['people']} people, {r['mated_probes']} mated probes: rank-1 {r['rank1']:.4f}, rank-5 {r['rank5']:.4f}"
              + (f"; {r['distractors']} distractors: TPIR {r['tpir']:.4f} at FPIR {r['fpir']:.4f}" if "tpir" in r else ""))
     _emit(args, r, human)
@@ -562,6 +643,7 @@ def cmd_bench_forgetting(args) -> None:
     from forgetting.bench import run_bench, write_outputs
 
     from .api import train_workspace
+    from .models import DEFAULT_MODEL
     from .train import TrainConfig
     from .workspace import Workspace
 
@@ -573,7 +655,9 @@ def cmd_bench_forgetting(args) -> None:
         if not same_data:
             config = TrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
             with _writing(argparse.Namespace(workspace=str(base)), create=True):
-                train_workspace(args.data, base, config=config, device=args.device, show_progress=not args.quiet)
+                # the papers' setting: a base model trained on DATA from scratch (the CPU default)
+                train_workspace(args.data, base, model_name=DEFAULT_MODEL, config=config, device=args.device,
+                                show_progress=not args.quiet)
     else:
         base = _workspace(args).root
         Workspace(base).manifest()

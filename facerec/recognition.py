@@ -9,7 +9,6 @@ threshold lives in the manifest (``recognition.threshold``): a best match below 
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,8 @@ import torch
 
 from gallery import Gallery, GalleryError
 from .data.folder import IMAGE_EXTENSIONS, list_identity_files, read_image
-from .data.images import ImageError, read_file_bytes, read_image_file
+from .data.pairs import read_pairs
+from .data.images import ImageError, read_image_file
 from .data.transforms import to_tensor
 from .detect import Face, align_face, make_detector
 from .device import resolve_device
@@ -47,10 +47,16 @@ class FacePipeline:
     """A workspace's model, gallery and detector, loaded once for many images."""
 
     def __init__(self, workspace: Workspace, detector: str = "haar", device: str | None = None):
+        from . import pretrained
+
         self.ws = workspace
-        manifest = workspace.manifest()
         self.device = resolve_device(device)
-        self.model = workspace.load_model(self.device)
+        if workspace.exists() or not pretrained.available():
+            manifest = workspace.manifest()
+            self.model = workspace.load_model(self.device)
+        else:  # no model of its own yet: the shipped one (the first writer copies it in)
+            manifest = pretrained.manifest()
+            self.model = pretrained.load_model(self.device)
         self.model_version = manifest["model"]["version"]
         self.threshold = float(manifest.get("recognition", {}).get("threshold", DEFAULT_THRESHOLD))
         self.calibrated = "threshold" in manifest.get("recognition", {})
@@ -337,59 +343,6 @@ def verify(pipe: FacePipeline, image_a: str, image_b: str) -> dict:
             "calibrated": pipe.calibrated, "notes": notes}
 
 
-MAX_PAIRS_BYTES = 16 << 20  # LFW's pairs.txt is 100 KB
-_PAIR_INDEX = re.compile(r"[0-9]{1,6}", re.ASCII)
-
-
-def _bad_pair_name(name: str) -> bool:
-    return name.startswith(".") or any(c in name for c in "/\\\0")
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # a name too long for the file system, say
-        return False
-
-
-def read_pairs(pairs_file: str | Path, root: str | Path) -> list[tuple[Path, Path, bool]]:
-    """LFW ``pairs.txt``: ``name i j`` (same person) or ``name1 i name2 j`` (different).
-
-    ``root`` is the image folder (``root/name/name_0001.jpg``) or its parent holding ``images/``.
-    """
-    root = Path(root)
-    if not (root / "images").is_dir() and not root.is_dir():
-        raise DataError(f"image root {root} does not exist")
-    images = root / "images" if (root / "images").is_dir() else root
-    try:
-        lines = read_file_bytes(pairs_file, MAX_PAIRS_BYTES, "a pairs file").decode("utf-8").split("\n")
-    except ImageError as err:
-        raise DataError(f"cannot use pairs file {err}") from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{pairs_file} is not UTF-8 text (byte {err.start})") from None
-    pairs = []
-    for number, line in enumerate(lines, 1):
-        parts = line.split()
-        if len(parts) <= 2:
-            continue  # the "folds n" header and blank lines
-        if len(parts) > 4 or not all(_PAIR_INDEX.fullmatch(parts[k]) for k in ((1, 2) if len(parts) == 3 else (1, 3))):
-            raise DataError(f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j' (i, j whole numbers)")
-        if len(parts) == 3:
-            a, b, same = (parts[0], int(parts[1])), (parts[0], int(parts[2])), True
-        else:
-            a, b, same = (parts[0], int(parts[1])), (parts[2], int(parts[3])), False
-        if any(_bad_pair_name(n) for n in (a[0], b[0])):
-            raise DataError(f"{pairs_file}:{number}: a person's name may not hold path separators or start with '.'")
-        pa, pb = (images / n / f"{n}_{i:04d}.jpg" for n, i in (a, b))
-        for p in (pa, pb):
-            if not _is_file(p):
-                raise DataError(f"{pairs_file}:{number}: image {p} is missing")
-        pairs.append((pa, pb, same))
-    if not pairs:
-        raise DataError(f"{pairs_file} holds no pairs")
-    return pairs
-
-
 def calibrate(pipe: FacePipeline, far: float = 1e-3, pairs_file: str | None = None, root: str | None = None,
               progress=None) -> dict:
     """Set the open-set threshold at ``far`` from impostor scores and store it in the workspace."""
@@ -437,7 +390,7 @@ def evaluate_recognition(pipe: FacePipeline, people: dict[str, list[str]], progr
     right person and above the threshold. Each image's face is its central face.
     """
     gallery = pipe.open_gallery()
-    right = unknown = total = no_face = 0
+    right = unknown = total = no_face = accepted_right = 0
     try:
         for name, paths in people.items():
             for path in paths:
@@ -453,7 +406,9 @@ def evaluate_recognition(pipe: FacePipeline, people: dict[str, list[str]], progr
                 below = not best or best[0]["score"] < pipe.threshold
                 right += hit
                 unknown += below
+                accepted_right += hit and not below
     finally:
         gallery.close()
     return {"images": total, "no_face": no_face, "rank1": right / total if total else float("nan"),
-            "unknown_rate": unknown / total if total else float("nan"), "threshold": pipe.threshold}
+            "unknown_rate": unknown / total if total else float("nan"),
+            "open_set_accuracy": accepted_right / total if total else float("nan"), "threshold": pipe.threshold}

@@ -1,0 +1,95 @@
+"""``facerec demo --data DIR``: the shipped model on real photos, with no training step.
+
+From a folder of people (LFW, or the user's own ``DIR/<person>/<photo>``) it takes people the
+shipped model never saw (anyone not among its recorded training people), enrolls a few photos of
+each, sets the open-set threshold at a target FAR on the enrolled faces, recognises the same
+people's other photos and photos of strangers (unseen people who are not enrolled), then forgets
+one enrolled person and checks how their photos are answered afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import pretrained
+from .data.folder import list_identity_files
+from .progress import progress_bar
+from .recognition import FacePipeline, calibrate, enroll, evaluate_recognition
+from .workspace import Workspace
+
+STRANGER = ""  # no enrolled person has an empty name: every answer for a stranger is a wrong one
+
+
+def shipped_training_people() -> set[str]:
+    """Everyone whose photos trained the shipped model (head rows and one-photo people)."""
+    info = pretrained.record()
+    return set(info["identities"]) | {p.split("/", 1)[0] for p in info.get("trained_singles", [])}
+
+
+def choose(listing: dict[str, list[str]], *, people: int, enroll_each: int, strangers: int,
+           seed: int) -> tuple[dict[str, list[str]], list[str]]:
+    """``({person: photos}, stranger photos)`` among people the shipped model never saw."""
+    seen = shipped_training_people()
+    unseen = {p: f for p, f in listing.items() if p not in seen}
+    candidates = sorted(p for p, f in unseen.items() if len(f) > enroll_each)
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(candidates, min(people, len(candidates)), replace=False).tolist()) if candidates else []
+    others = [p for p in sorted(unseen) if p not in chosen]
+    stranger_photos = [unseen[p][0] for p in rng.permutation(others)[:strangers]] if others else []
+    return {p: unseen[p] for p in chosen}, stranger_photos
+
+
+def run_face_demo(workspace, data_dir, *, detector: str, people: int = 25, enroll_each: int = 3,
+                  probes_each: int = 5, strangers: int = 100, far: float = 1e-3, seed: int = 0,
+                  device: str | None = None, show_progress: bool = True) -> dict:
+    """The demo's report: enrollment, calibration, recognition of the enrolled and of strangers,
+    and one forget request. The workspace is reset to the shipped model first."""
+    from forgetting.request import forget_people
+
+    t0 = time.perf_counter()
+    data_dir = Path(data_dir)
+    chosen, stranger_files = choose(list_identity_files(data_dir), people=people, enroll_each=enroll_each,
+                                    strangers=strangers, seed=seed)
+    if len(chosen) < 2:
+        raise_few(data_dir, enroll_each)
+    ws = Workspace(workspace)
+    for part in ("gallery", "crops"):
+        shutil.rmtree(ws.root / part, ignore_errors=True)
+    pretrained.seed_workspace(ws.root)  # the demo's workspace always starts from the shipped model
+    pipe = FacePipeline(ws, detector=detector, device=device)
+    enrolled = {p: [str(data_dir / f) for f in files[:enroll_each]] for p, files in chosen.items()}
+    probes = {p: [str(data_dir / f) for f in files[enroll_each:enroll_each + probes_each]] for p, files in chosen.items()}
+    with progress_bar(sum(map(len, enrolled.values())), "enroll", enabled=show_progress, unit="img") as bar:
+        enrolled_report = [enroll(pipe, p, files, progress=bar.update) for p, files in enrolled.items()]
+    calibration = calibrate(pipe, far=far)
+    with progress_bar(sum(map(len, probes.values())) + len(stranger_files), "recognize", enabled=show_progress,
+                      unit="img") as bar:
+        known = evaluate_recognition(pipe, probes, progress=bar.update)
+        unknown = evaluate_recognition(pipe, {STRANGER: [str(data_dir / f) for f in stranger_files]},
+                                       progress=bar.update)
+    target = sorted(chosen)[0]
+    forget = forget_people(ws.root, [target], device=device, show_progress=show_progress)
+    after = evaluate_recognition(FacePipeline(ws, detector=detector, device=device), {target: probes[target]})
+    return {
+        "data": str(data_dir), "model_version": pipe.model_version, "detector": detector,
+        "enrolled_people": len(enrolled), "enrolled_images": sum(r["enrolled"] for r in enrolled_report),
+        "calibration": calibration,
+        "known": known,  # rank1; open_set_accuracy = right person above the threshold
+        "strangers": {"images": unknown["images"], "no_face": unknown["no_face"],
+                      "false_accept_rate": 1 - unknown["unknown_rate"] if unknown["images"] else float("nan")},
+        "forget": {"person": target, "request": forget["request"], "photos": after["images"],
+                   "answered_unknown": after["unknown_rate"],
+                   "answered_as_someone_else": 1 - after["unknown_rate"] if after["images"] else float("nan")},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def raise_few(data_dir: Path, enroll_each: int):
+    from .errors import FaceRecError
+
+    raise FaceRecError(f"{data_dir}: the demo needs at least two people the shipped model never saw, each with more "
+                       f"than {enroll_each} photos")
