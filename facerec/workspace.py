@@ -83,7 +83,8 @@ class Workspace:
             WorkspaceError: there is none, it is corrupt, or a newer facerec wrote it.
         """
         if not self.root.is_dir():
-            raise WorkspaceError(f"workspace {self.root} does not exist; run `facerec train DATA_DIR -w {self.root}` first")
+            raise WorkspaceError(f"workspace {self.root} does not exist; `facerec enroll NAME PHOTO -w {self.root}` starts "
+                                 f"one on the shipped model, `facerec train DATA_DIR -w {self.root}` on your own data")
         if not self.exists():
             raise WorkspaceError(f"{self.root} is not a facerec workspace (no {MANIFEST}); run `facerec train` into it first")
         try:
