@@ -54,7 +54,7 @@ def train_workspace(
         ``model``, ``model_version`` and details of the data and run.
     """
     t_start = time.perf_counter()
-    model_name, init = _initial_model(model_name, from_scratch)
+    model_name, init = starting_point(model_name, from_scratch)
     get_config(model_name)  # an unknown model name fails before any data is read
     dev = resolve_device(device)
     ws = Workspace(workspace)
@@ -113,8 +113,8 @@ def train_workspace(
     }
 
 
-def _initial_model(model_name: str | None, from_scratch: bool) -> tuple[str, str | None]:
-    """``(model name, shipped version to start from or None)``."""
+def starting_point(model_name: str | None, from_scratch: bool) -> tuple[str, str | None]:
+    """``(model name, shipped version to fine-tune from, or None for random weights)``."""
     from . import pretrained
 
     if model_name is None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .data.folder import list_identity_files, read_dataset_image
 from .errors import DataError, FaceRecError
-from .data.pairs import read_pairs
+from .data.pairs import fold_people, pairs_in_folds, read_pairs
 from .recognition import FacePipeline, _central_face
 from .verification import contiguous_folds, plot_roc, roc_curve, verification_report
 
@@ -78,7 +78,7 @@ def run_verification(pipe: FacePipeline, *, pairs_file: str | None = None, root:
             raise FaceRecError("--pairs needs --root (the image folder)")
         pairs = read_pairs(pairs_file, root)
         if only_folds:
-            pairs = _pairs_of_folds(pairs, only_folds)
+            pairs = pairs_in_folds(pairs, only_folds)
         unique = sorted({p for a, b, _ in pairs for p in (a, b)})
         crops, unreadable = {}, {}
         for path in unique:
@@ -115,20 +115,9 @@ def run_verification(pipe: FacePipeline, *, pairs_file: str | None = None, root:
     return report
 
 
-def _pairs_of_folds(pairs: list, only_folds) -> list:
-    from .data.pairs import pair_fold
-
-    wanted = {int(k) for k in only_folds}
-    if not wanted <= set(range(1, 11)):
-        raise FaceRecError(f"--fold must name folds 1-10 of the listing, got {sorted(wanted)}")
-    return [p for p, k in zip(pairs, pair_fold(len(pairs))) if k in wanted]
-
-
 def select_people(listing: dict[str, list[str]], *, pairs_file: str | None = None, pairs_root: str | None = None,
                   only_folds=None, exclude=()) -> dict[str, list[str]]:
     """The people of ``listing`` in the pairs listing's ``only_folds`` (when given), less ``exclude``."""
-    from .data.pairs import fold_people
-
     keep = set(listing)
     if only_folds:
         if not pairs_file:

@@ -87,11 +87,9 @@ def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None
 
 
 def _fine_tuning(args) -> bool:
-    from . import pretrained
+    from .api import starting_point
 
-    if args.from_scratch or not pretrained.available():
-        return False
-    return args.model is None or args.model == pretrained.model_name()
+    return starting_point(args.model, args.from_scratch)[1] is not None
 
 
 def _train_config(args):

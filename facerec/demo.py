@@ -17,6 +17,7 @@ import numpy as np
 
 from . import pretrained
 from .data.folder import list_identity_files
+from .errors import FaceRecError
 from .progress import progress_bar
 from .recognition import FacePipeline, calibrate, enroll, evaluate_recognition
 from .workspace import Workspace
@@ -55,7 +56,8 @@ def run_face_demo(workspace, data_dir, *, detector: str, people: int = 25, enrol
     chosen, stranger_files = choose(list_identity_files(data_dir), people=people, enroll_each=enroll_each,
                                     strangers=strangers, seed=seed)
     if len(chosen) < 2:
-        raise_few(data_dir, enroll_each)
+        raise FaceRecError(f"{data_dir}: the demo needs at least two people the shipped model never saw, each with "
+                           f"more than {enroll_each} photos")
     ws = Workspace(workspace)
     for part in ("gallery", "crops"):
         shutil.rmtree(ws.root / part, ignore_errors=True)
@@ -87,9 +89,3 @@ def run_face_demo(workspace, data_dir, *, detector: str, people: int = 25, enrol
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
-
-def raise_few(data_dir: Path, enroll_each: int):
-    from .errors import FaceRecError
-
-    raise FaceRecError(f"{data_dir}: the demo needs at least two people the shipped model never saw, each with more "
-                       f"than {enroll_each} photos")

@@ -22,7 +22,7 @@ from .data.folder import IMAGE_EXTENSIONS, list_identity_files, read_image
 from .data.pairs import read_pairs
 from .data.images import ImageError, read_image_file
 from .data.transforms import to_tensor
-from .detect import Face, align_face, make_detector
+from .detect import Face, align_face, central_face, make_detector
 from .device import resolve_device
 from .errors import DataError, FaceRecError
 from .io import atomic_write_bytes
@@ -317,10 +317,7 @@ def _top_people(gallery: Gallery, embeddings: np.ndarray, k: int) -> list[list[d
 
 def _central_face(found: ImageFaces) -> int:
     """Index of the face nearest the image centre (the labelled person in dataset photos)."""
-    if len(found.faces) == 1:
-        return 0
-    cx, cy = found.size[0] / 2, found.size[1] / 2
-    return int(np.argmin([(f.centre[0] - cx) ** 2 + (f.centre[1] - cy) ** 2 for f in found.faces]))
+    return central_face(found.faces, *found.size)
 
 
 def _largest_face(found: ImageFaces) -> int:

@@ -52,6 +52,22 @@ def _seed_for(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
+def optimizer_and_schedule(model: torch.nn.Module, cfg, steps_per_epoch: int):
+    """AdamW with timm's parameter groups (no decay on norms, biases, tokens) and a linear warm-up
+    then cosine decay stepped per iteration. ``cfg`` needs ``lr``, ``min_lr``, ``weight_decay``,
+    ``warmup_epochs`` and ``epochs`` (``TrainConfig``, the distillation recipe's config)."""
+    import_timm()
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+
+    optimizer = create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = CosineLRScheduler(
+        optimizer, t_initial=cfg.epochs * steps_per_epoch, lr_min=cfg.min_lr,
+        warmup_t=int(cfg.warmup_epochs * steps_per_epoch), warmup_lr_init=cfg.lr * 0.01, t_in_epochs=False,
+    )
+    return optimizer, scheduler
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 128) -> np.ndarray:
     """Top-1 identity of each image: argmax of the head's cosines (no margin, all rows intact)."""
@@ -90,21 +106,13 @@ def train_model(
             same ``fingerprint``, training continues after its last completed epoch.
         fingerprint: identifies the run (model, data, config); a checkpoint of another run is ignored.
     """
-    import_timm()
-    from timm.optim import create_optimizer_v2
-    from timm.scheduler import CosineLRScheduler
-
     if cfg.margin not in MARGINS:
         raise ValueError(f"unknown margin {cfg.margin!r}; choose one of {sorted(MARGINS)}")
     margin = MARGINS[cfg.margin]
     model.to(device)
-    optimizer = create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
     batch_size = min(cfg.batch_size, len(images))
     steps_per_epoch = max(1, len(images) // batch_size)
-    scheduler = CosineLRScheduler(
-        optimizer, t_initial=cfg.epochs * steps_per_epoch, lr_min=cfg.min_lr,
-        warmup_t=int(cfg.warmup_epochs * steps_per_epoch), warmup_lr_init=cfg.lr * 0.01, t_in_epochs=False,
-    )
+    optimizer, scheduler = optimizer_and_schedule(model, cfg, steps_per_epoch)
     start_epoch = _load_state(state_path, fingerprint, model, optimizer, scheduler)
     transform = train_augmentation() if cfg.augment else None
     dataset = AugmentedFaces(images, labels, transform)

@@ -74,14 +74,18 @@ def pair_fold(count: int, folds: int = 10) -> list[int]:
     return [int(k) + 1 for k in contiguous_folds(count, folds)]
 
 
-def fold_people(pairs: list[tuple[Path, Path, bool]], fold_numbers, folds: int = 10) -> set[str]:
-    """The people (folder names) who appear in any pair of the 1-based folds ``fold_numbers``."""
+def pairs_in_folds(pairs: list[tuple[Path, Path, bool]], fold_numbers, folds: int = 10) -> list[tuple[Path, Path, bool]]:
+    """The pairs of the 1-based folds ``fold_numbers`` of a contiguous listing, in listing order."""
     wanted = set(int(k) for k in fold_numbers)
     bad = sorted(k for k in wanted if not 1 <= k <= folds)
     if bad:
         raise DataError(f"fold {bad[0]} does not exist: the listing has folds 1-{folds}")
-    fold_of = pair_fold(len(pairs), folds)
-    return {p.parent.name for (a, b, _), k in zip(pairs, fold_of) if k in wanted for p in (a, b)}
+    return [pair for pair, k in zip(pairs, pair_fold(len(pairs), folds)) if k in wanted]
+
+
+def fold_people(pairs: list[tuple[Path, Path, bool]], fold_numbers, folds: int = 10) -> set[str]:
+    """The people (folder names) who appear in any pair of the 1-based folds ``fold_numbers``."""
+    return {p.parent.name for a, b, _ in pairs_in_folds(pairs, fold_numbers, folds) for p in (a, b)}
 
 
 def most_photographed(listing: dict[str, list[str]], count: int, exclude: set[str] = frozenset()) -> list[str]:

@@ -2,4 +2,5 @@
 
 from .align import align_face as align_face
 from .detectors import Face as Face
+from .detectors import central_face as central_face
 from .detectors import make_detector as make_detector

@@ -39,6 +39,14 @@ class Face:
 Detector = Callable[[np.ndarray], list[Face]]
 
 
+def central_face(faces: list[Face], width: float, height: float) -> int:
+    """Index of the face nearest the image centre (the labelled person in dataset photos)."""
+    if len(faces) == 1:
+        return 0
+    cx, cy = width / 2, height / 2
+    return int(np.argmin([(f.centre[0] - cx) ** 2 + (f.centre[1] - cy) ** 2 for f in faces]))
+
+
 def _haar(min_size: int = 24) -> Detector:
     faces = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     eyes = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_eye.xml")

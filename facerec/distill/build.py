@@ -110,7 +110,6 @@ def evaluate_run(model, store: CropStore, targets: dict[str, np.ndarray], pairs_
     """Student, SFace, dlib and their ensemble on LFW fold 1 (person-disjoint: split into 10
     sub-folds), all 10 folds (folds 2-10 *not* person-disjoint for the student), and
     identification among fold-1 people."""
-    from ..data.pairs import fold_people
     from ..recognition import embed_images
     from .evaluate import identification, pair_rows, verification
     from .teachers import combined
@@ -118,9 +117,10 @@ def evaluate_run(model, store: CropStore, targets: dict[str, np.ndarray], pairs_
     student = embed_images(model, store.images, torch.device("cpu"), batch_size=128)
     models = {"student": student, "sface": targets["sface"], "dlib": targets["dlib"],
               "dlib+sface": combined(targets["dlib"], targets["sface"])}
-    fold1 = pair_rows(pairs_file, data_root, store.paths, folds=(1,))
-    every = pair_rows(pairs_file, data_root, store.paths, folds=range(1, 11))
-    people1 = fold_people(read_pairs(pairs_file, data_root), (1,))
+    pairs = read_pairs(pairs_file, data_root)
+    fold1 = pair_rows(pairs, store.paths, folds=(1,))
+    every = pair_rows(pairs, store.paths, folds=range(1, 11))
+    people1 = fold_people(pairs, (1,))
     counts: dict[str, int] = {}
     for p in store.people:
         counts[p] = counts.get(p, 0) + 1

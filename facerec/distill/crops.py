@@ -24,7 +24,7 @@ import numpy as np
 
 from ..data.folder import list_identity_files
 from ..data.images import ImageError, read_image_file
-from ..detect import align_face, make_detector
+from ..detect import align_face, central_face, make_detector
 from ..errors import DataError
 from ..io import atomic_write_json
 
@@ -49,16 +49,11 @@ class CropStore:
         return {p: i for i, p in enumerate(self.paths)}
 
 
-def _central(faces, width: int, height: int) -> int:
-    cx, cy = width / 2, height / 2
-    return int(np.argmin([(f.centre[0] - cx) ** 2 + (f.centre[1] - cy) ** 2 for f in faces]))
-
-
 def aligned_crop(image_bgr: np.ndarray, detect) -> tuple[np.ndarray, bool]:
     """The central face's aligned RGB crop, or the whole image resized (and ``False``)."""
     faces = detect(image_bgr)
     if faces:
-        face = faces[_central(faces, image_bgr.shape[1], image_bgr.shape[0])]
+        face = faces[central_face(faces, image_bgr.shape[1], image_bgr.shape[0])]
         return cv2.cvtColor(align_face(image_bgr, face), cv2.COLOR_BGR2RGB), True
     rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     return cv2.resize(rgb, (112, 112), interpolation=cv2.INTER_AREA), False

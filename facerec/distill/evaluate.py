@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.pairs import pair_fold, read_pairs
+from ..data.pairs import pairs_in_folds
 from ..evaluation import threshold_at_far
 from ..verification import verification_report
 
 
-def pair_rows(pairs_file: Path, data_root: Path, paths: list[str], folds=(1,),
+def pair_rows(pairs: list[tuple[Path, Path, bool]], paths: list[str], folds=(1,),
               sub_folds: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(rows (P, 2), same (P,), fold of each pair (P,))`` for the listing's pairs in ``folds``,
     as crop-store rows. The selected pairs are cut into ``sub_folds`` contiguous folds *before*
@@ -25,9 +25,7 @@ def pair_rows(pairs_file: Path, data_root: Path, paths: list[str], folds=(1,),
     the folds' boundaries (LFW: one truncated JPEG)."""
     from ..verification import contiguous_folds
 
-    pairs = read_pairs(pairs_file, data_root)
-    fold_of = pair_fold(len(pairs))
-    keep = [(a, b, s) for (a, b, s), k in zip(pairs, fold_of) if k in set(folds)]
+    keep = pairs_in_folds(pairs, folds)
     sub = contiguous_folds(len(keep), sub_folds)
     index = {p: i for i, p in enumerate(paths)}
     out = [(index.get(f"{a.parent.name}/{a.name}"), index.get(f"{b.parent.name}/{b.name}"), s, k)

@@ -26,12 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._compat import import_timm
 from ..data.split import Split, make_split
 from ..data.transforms import to_tensor, train_augmentation
 from ..models import MARGINS
 from ..progress import progress_bar
-from ..train import _load_state, _save_state
+from ..train import _load_state, _save_state, _seed_for, optimizer_and_schedule
 from .loss import cosine_loss, relational_loss
 
 
@@ -137,17 +136,10 @@ class _Views(torch.utils.data.Dataset):
 def distill(model, data: DistillData, cfg: DistillConfig, *, device: torch.device, state_path=None,
             show_progress: bool = True, log=None) -> dict:
     """Train ``model`` in place; returns per-epoch mean losses and the wall time."""
-    import_timm()
-    from timm.optim import create_optimizer_v2
-    from timm.scheduler import CosineLRScheduler
-
     margin = MARGINS[cfg.margin]
     model.to(device)
-    optimizer = create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = len(data.images) // cfg.batch_size
-    scheduler = CosineLRScheduler(optimizer, t_initial=cfg.epochs * steps, lr_min=cfg.min_lr,
-                                  warmup_t=int(cfg.warmup_epochs * steps), warmup_lr_init=cfg.lr * 0.01,
-                                  t_in_epochs=False)
+    optimizer, scheduler = optimizer_and_schedule(model, cfg, steps)
     run = fingerprint(cfg, data)
     start = _load_state(state_path, run, model, optimizer, scheduler)
     targets = torch.from_numpy(data.targets)
@@ -159,7 +151,7 @@ def distill(model, data: DistillData, cfg: DistillConfig, *, device: torch.devic
     bar = progress_bar(cfg.epochs * steps, "distil", enabled=show_progress, unit="step")
     bar.update(start * steps)
     for epoch in range(start, cfg.epochs):
-        seed = cfg.seed * 100_003 + epoch
+        seed = _seed_for(cfg.seed, epoch)
         torch.manual_seed(seed)
         transform.set_random_seed(seed)
         flips = np.random.default_rng(seed).random(len(data.images)) < 0.5

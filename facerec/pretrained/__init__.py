@@ -44,7 +44,7 @@ def model_name() -> str:
     return record()["name"]
 
 
-def load_model(device: torch.device | str = "cpu", with_head: bool = True):
+def load_model(device: torch.device | str = "cpu"):
     """The shipped model, its content hash checked against the record."""
     from safetensors.torch import load_file
 
@@ -57,8 +57,6 @@ def load_model(device: torch.device | str = "cpu", with_head: bool = True):
         raise WorkspaceError(f"{WEIGHTS} does not match the hash in {RECORD.name}: the installation is damaged")
     model = FaceViT(FaceViTConfig.from_dict(info["config"]), info["num_classes"])
     model.load_state_dict(state)
-    if not with_head:
-        model.head = None
     return model.to(device).eval()
 
 
