@@ -18,6 +18,7 @@ from .data.folder import load_face_folder
 from .data.split import make_split
 from .device import resolve_device
 from .models import DEFAULT_MODEL, create_model, get_config
+from .replay import DEFAULT_SHOTS, write_replay
 from .train import TrainConfig, top1_accuracy, train_model
 from .workspace import Workspace
 
@@ -38,6 +39,7 @@ def train_workspace(
     test_per_identity: int = 2,
     device: str | None = None,
     restart: bool = False,
+    replay_shots: int = DEFAULT_SHOTS,
     show_progress: bool = True,
 ) -> dict:
     """Load a folder dataset, split it, train a model, measure held-out top-1, save the workspace.
@@ -47,7 +49,8 @@ def train_workspace(
     ("weight imprinting", Qi et al., CVPR 2018), so training starts from a working face model.
     ``from_scratch`` (or a ``model_name`` other than the shipped model's) starts from random weights.
     An unfinished run of the same model, data and config in ``workspace`` is resumed from its
-    last completed epoch unless ``restart`` is set.
+    last completed epoch unless ``restart`` is set. ``replay_shots`` training crops per person
+    are kept in the workspace's replay buffer (``facerec.replay``; 0 keeps none).
 
     Returns:
         A report: ``top1`` (held-out, 0..1), ``seconds`` (training), ``identities``, ``images``,
@@ -68,7 +71,7 @@ def train_workspace(
     torch.manual_seed(config.seed)
     if init:
         model = _shipped_architecture(len(folder.identities))
-        _start_from(model, init, train_x, train_y, dev)
+        start_from_shipped(model, init, train_x, train_y, dev)
     else:
         model = create_model(model_name, len(folder.identities))
     fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), folder.identities, split.to_dict(),
@@ -90,6 +93,8 @@ def train_workspace(
                 "resumed_from_epoch": result.resumed_from}
     version = ws.save(model.cpu(), model_name=model_name, identities=folder.identities, split=split,
                       data=data_info, training=training)
+    replay = write_replay(ws.root, train_x, train_y, folder.identities, shots=replay_shots, seed=config.seed)
+    ws.update_manifest(lambda m: m.update(replay=replay))
     ws.train_state_path.unlink(missing_ok=True)
     return {
         "top1": top1,
@@ -108,6 +113,7 @@ def train_workspace(
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": config.epochs,
         "resumed_from_epoch": result.resumed_from,
+        "replay_images": replay["images"],
         "device": str(dev),
         "workspace": str(ws.root),
     }
@@ -134,7 +140,7 @@ def _shipped_architecture(num_classes: int):
 
 
 @torch.no_grad()
-def _start_from(model, version: str, images, labels, device) -> None:
+def start_from_shipped(model, version: str, images, labels, device) -> None:
     """Load the shipped backbone into ``model`` and imprint its head: row k = the normalised mean
     embedding of person k's training crops."""
     from . import pretrained

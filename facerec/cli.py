@@ -60,7 +60,7 @@ def _add_common(p: argparse.ArgumentParser, workspace: bool = True) -> None:
 # more per image than ORL's, so the demo trains longer than `train`'s default.
 DEMO_IDENTITIES, DEMO_IMAGES, DEMO_EPOCHS = 40, 12, 90
 DEMO_FORGET_SHARE = 0.1  # the demo then forgets 10 % of the people (GS-LoRA)
-DEFAULT_BENCH_METHODS = "gs-lora,gs-lora++,finetune,grad-ascent,random-label,salun,scrub,lwf,l2,ewc"
+DEFAULT_BENCH_METHODS = "gs-lora,gs-lora-paper,gs-lora++,finetune,grad-ascent,random-label,salun,scrub,lwf,l2,ewc"
 
 
 FINE_TUNE_EPOCHS, FINE_TUNE_LR = 10, 1e-4  # fine-tuning the shipped model: few epochs, a low rate
@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-images", type=_positive_int, default=None, help="leave out people with fewer images")
     p.add_argument("--max-images", type=_positive_int, default=None, help="use at most this many images per person")
     p.add_argument("--test-per-identity", type=_positive_int, default=2, help="held-out images per person (default 2)")
+    p.add_argument("--replay-shots", type=int, default=4, metavar="K",
+                   help="keep K training crops per person in the workspace, so forget works without the data "
+                        "(default 4; 0 keeps none)")
     p.add_argument("--restart", action="store_true", help="ignore an unfinished run's checkpoint and start over")
     _add_training(p)
     _add_common(p)
@@ -182,13 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("forget", help="erase people from the model, the gallery and storage (GS-LoRA), or show the ledger")
     p.add_argument("names", nargs="*", metavar="NAME", help="the people to forget, in one request")
     p.add_argument("--method", default="gs-lora", metavar="METHOD",
-                   help="gs-lora (default), gs-lora++ (adds the prototype term; for few replay shots), or a "
-                        "baseline: retrain, finetune, grad-ascent, random-label, salun, scrub, lwf, l2, ewc")
+                   help="gs-lora (default: forgotten faces become strangers' faces), gs-lora++ (adds the prototype "
+                        "term; for few replay shots), gs-lora-paper / gs-lora++-paper (the paper's bounded CE "
+                        "ascent), or a baseline: retrain, finetune, grad-ascent, random-label, salun, scrub, lwf, l2, ewc")
     p.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
     p.add_argument("--replay", type=float, default=1.0,
                    help="replay this fraction of each retained person's training images (default 1.0)")
     p.add_argument("--images", nargs="+", default=None, help="images of the person to unlearn from (one person)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="unlearning steps (default 60)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="unlearning steps (default 120)")
     p.add_argument("--seed", type=int, default=0, help="seed for the replay sample and LoRA init (default 0)")
     p.add_argument("--ledger", action="store_true", help="show the forget ledger instead of forgetting")
     _add_face_options(p)
@@ -230,9 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = evals.add_parser("forgetting", help="forgetting beyond the head: verification TAR, membership inference, "
                                             "relearning (runs on copies; the workspace is untouched)")
     q.add_argument("names", nargs="+", metavar="NAME", help="the people a request would forget")
-    q.add_argument("--method", default="gs-lora", help="forgetting method (as in facerec forget)")
+    q.add_argument("--method", default="gs-lora",
+                   help="forgetting method(s) as in facerec forget, comma-separated; one retrained reference serves all")
     q.add_argument("--far", type=float, default=1e-2, help="FAR for the verification TAR (default 1e-2)")
-    q.add_argument("--relearn-steps", type=_positive_int, default=30, help="fine-tuning steps on retained data")
+    q.add_argument("--relearn-steps", type=_positive_int, default=30, help="fine-tuning steps of the relearning probes")
+    q.add_argument("--relearn-shots", type=_positive_int, default=2,
+                   help="forgotten person's images in the second relearning probe (default 2 each)")
     q.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
     q.add_argument("--no-retrain", action="store_true", help="skip the retrained-without-them reference (slow)")
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
@@ -242,17 +249,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks: forgetting protocols with several methods")
     benches = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
     q = benches.add_parser("forgetting", help="single / continual / few-shot forgetting, methods side by side")
-    q.add_argument("--data", default=None, help="folder dataset: train the base model on it (kept in OUT/base)")
+    q.add_argument("--data", default=None, help="folder dataset: fine-tune the shipped model on it and enroll its "
+                                                "training images (kept in OUT/base)")
+    q.add_argument("--from-scratch", action="store_true", help="with --data: train the base model from random weights")
+    q.add_argument("--strangers", default=None, help="folder of aligned crops of people neither the model nor the "
+                                                     "gallery saw: their unknown rate is the forgotten people's bar")
     q.add_argument("--protocol", choices=["single", "continual", "few-shot"], default="single")
+    q.add_argument("--draws", type=_positive_int, default=1, help="repeat each setting with this many victim draws")
+    q.add_argument("--shares", default=None, help="single: comma-separated percentages forgotten (default 5,10,50,90)")
+    q.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
+    q.add_argument("--without-data", action="store_true",
+                   help="forget with the data root gone: from stored crops and the replay buffer only")
     q.add_argument("--methods", default=DEFAULT_BENCH_METHODS,
                    help=f"comma-separated (default {DEFAULT_BENCH_METHODS}; add retrain for the reference)")
     q.add_argument("--out", default="forgetting-bench", help="directory for the table, JSON and plots")
-    q.add_argument("--per-task", type=_positive_int, default=None, help="continual: people per request (default 10 %%)")
+    q.add_argument("--per-task", type=_positive_int, default=None, help="continual: people per request (default 20 %%)")
     q.add_argument("--epochs", type=_positive_int, default=None, help="base model training epochs (default: train's)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     _add_common(q)
     q.set_defaults(func=cmd_bench_forgetting)
+
+    q = benches.add_parser("lfw100", help="build LFW-100: the forgetting benchmark's CASIA-100-style split of LFW")
+    q.add_argument("--lfw", required=True, help="LFW folder holding images/ and pairs.txt")
+    q.add_argument("--out", required=True, help="new folder for the split (people/, strangers/, split.json)")
+    q.add_argument("--detector", default="haar", help="face detector for alignment (yunet:PATH recommended)")
+    q.add_argument("--people", type=_positive_int, default=100, help="identities (default 100)")
+    q.add_argument("--cap", type=_positive_int, default=30, help="photos per person at most (default 30)")
+    q.add_argument("--seed", type=int, default=0)
+    _add_common(q, workspace=False)
+    q.set_defaults(func=cmd_bench_lfw100)
 
     p = sub.add_parser("models", help="list the model names")
     _add_common(p, workspace=False)
@@ -327,12 +353,14 @@ def cmd_train(args) -> None:
     from .api import train_workspace
     from .workspace import resolve_workspace_path
 
+    if args.replay_shots < 0:
+        raise FaceRecError(f"--replay-shots must be >= 0, got {args.replay_shots}")
     with _writing(args, create=True):
         report = train_workspace(
             args.data_dir, resolve_workspace_path(args.workspace), model_name=args.model, config=_train_config(args),
             from_scratch=args.from_scratch,
             min_images=args.min_images, max_images=args.max_images, test_per_identity=args.test_per_identity,
-            device=args.device, restart=args.restart, show_progress=not args.quiet,
+            replay_shots=args.replay_shots, device=args.device, restart=args.restart, show_progress=not args.quiet,
         )
     _emit(args, report, _describe_training(report))
 
@@ -619,55 +647,126 @@ def cmd_eval_identification(args) -> None:
 
 def cmd_eval_forgetting(args) -> None:
     from forgetting.evaluate import evaluate_forgetting
+    from forgetting.request import METHODS
 
     if not 0 < args.far < 1:
         raise FaceRecError(f"--far must be between 0 and 1, got {args.far}")
-    r = evaluate_forgetting(_workspace(args).root, args.names, method=args.method, far=args.far,
-                            relearn_steps=args.relearn_steps, retrain=not args.no_retrain, shots=args.shots,
-                            device=args.device, show_progress=not args.quiet)
-    rows = [(k, r[k]) for k in ("before", "after", "retrained") if k in r]
-    lines = [f"{'model':10s} acc_f  acc_r  TAR forgotten  TAR retained (FAR {args.far:g})  MIA efficacy"]
-    lines += [f"{k:10s} {v['acc_f']:.3f}  {v['acc_r']:.3f}  {v['verification']['tar_forgotten']:.3f}"
-              f"          {v['verification']['tar_retained']:.3f}                   {_fmt(v['mia_efficacy'])}"
-              for k, v in rows]
-    lines.append(f"after {r['after_relearning']['steps']} relearning steps on retained data only: "
-                 f"acc_f {r['after_relearning']['acc_f']:.3f}")
-    _emit(args, r, "\n".join(lines))
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise FaceRecError(f"unknown forgetting method(s) {', '.join(unknown) or args.method!r}; "
+                           f"choose from {', '.join(METHODS)}")
+    r = evaluate_forgetting(_workspace(args).root, args.names, method=methods, far=args.far,
+                            relearn_steps=args.relearn_steps, relearn_shots=args.relearn_shots,
+                            retrain=not args.no_retrain, shots=args.shots, device=args.device,
+                            show_progress=not args.quiet)
+    _emit(args, r, describe_forgetting_eval(r, args.far))
+
+
+def describe_forgetting_eval(r: dict, far: float) -> str:
+    rows = [("before", r["before"])] + ([("retrained", r["retrained"])] if "retrained" in r else [])
+    rows += list(r["results"].items())
+    lines = [f"{'model':16s} acc_f  acc_r  TAR forgotten (FAR {far:g})  MIA AUC  TPR@FPR1%  SVC efficacy  "
+             "relearned acc_f (retained / +shots)"]
+    for name, v in rows:
+        relearn = v.get("relearning")
+        lines.append(f"{name:16s} {v['acc_f']:.3f}  {v['acc_r']:.3f}  {v['verification']['tar_forgotten']:.3f}"
+                     f"                     {_fmt(v['mia_loss']['auc'])}    {_fmt(v['mia_loss']['tpr_at_fpr_0.01'])}"
+                     f"      {_fmt(v['mia_efficacy'])}         "
+                     + (f"{_fmt(relearn['retained_only'])} / {_fmt(relearn['with_forget_shots'])}" if relearn else "–"))
+    for name, v in r["results"].items():
+        if "gap_to_retrained" in v:
+            lines.append(f"{name}: gap to retrained " + ", ".join(
+                f"{k} {'n/a' if g is None else f'{g:+.3f}'}" for k, g in v["gap_to_retrained"].items()))
+    return "\n".join(lines)
 
 
 def cmd_bench_forgetting(args) -> None:
     from pathlib import Path
 
-    from forgetting.bench import run_bench, write_outputs
+    from forgetting.bench import SINGLE_SHARES, run_bench, write_outputs
 
-    from .api import train_workspace
-    from .models import DEFAULT_MODEL
-    from .train import TrainConfig
     from .workspace import Workspace
 
     out = Path(args.out)
-    if args.data:
-        base = out / "base"
-        existing = Workspace(base)
-        same_data = existing.exists() and existing.manifest()["data"]["root"] == str(Path(args.data).resolve())
-        if not same_data:
-            config = TrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
-            with _writing(argparse.Namespace(workspace=str(base)), create=True):
-                # the papers' setting: a base model trained on DATA from scratch (the CPU default)
-                train_workspace(args.data, base, model_name=DEFAULT_MODEL, config=config, device=args.device,
-                                show_progress=not args.quiet)
-    else:
-        base = _workspace(args).root
-        Workspace(base).manifest()
+    base = _bench_base(args, out / "base") if args.data else _workspace(args).root
+    Workspace(base).manifest()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    shares = SINGLE_SHARES if args.shares is None else tuple(_percentages(args.shares))
+    strangers = _stranger_photos(args.strangers) if args.strangers else None
     try:
-        bench = run_bench(base, args.protocol, methods, seed=args.seed, per_task=args.per_task, device=args.device,
+        bench = run_bench(base, args.protocol, methods, seed=args.seed, draws=args.draws, per_task=args.per_task,
+                          shares=shares, shots=args.shots, strangers=strangers, without_data=args.without_data,
+                          device=args.device,
                           show_progress=not args.quiet)
     except ValueError as err:
         raise FaceRecError(str(err)) from None
     bench["outputs"] = write_outputs(bench, out)
     _emit(args, bench, Path(bench["outputs"]["markdown"]).read_text() + "\n" + "\n".join(
         f"{k}: {v}" for k, v in bench["outputs"].items()))
+
+
+def cmd_bench_lfw100(args) -> None:
+    from pathlib import Path
+
+    from .data.lfw100 import build_lfw100
+    from .progress import progress_bar
+
+    lfw = Path(args.lfw)
+    with progress_bar(None, "align", enabled=not args.quiet, unit="img") as bar:
+        r = build_lfw100(lfw / "images" if (lfw / "images").is_dir() else lfw, lfw / "pairs.txt", args.out,
+                         detector=args.detector, people=args.people, cap=args.cap, seed=args.seed, progress=bar.update)
+    _emit(args, r, f"{r['name']}: {len(r['people'])} people, {r['photos']} photos in {args.out}/people; "
+                   f"{r['strangers']['photos']} photos of {r['strangers']['people']} fold-1 strangers in "
+                   f"{args.out}/strangers; {len(r['skipped'])} skipped (no face or unreadable)")
+
+
+def _bench_base(args, base):
+    """The bench's base workspace for ``--data``: the shipped model fine-tuned on it (or a model
+    trained from scratch), its training images enrolled and the threshold calibrated; reused
+    while the data and the choice are the same."""
+    from pathlib import Path
+
+    from .api import enroll_and_recognize, train_workspace
+    from .models import DEFAULT_MODEL
+    from .train import TrainConfig
+    from .workspace import Workspace
+
+    existing = Workspace(base)
+    same = (existing.exists() and existing.manifest()["data"]["root"] == str(Path(args.data).resolve())
+            and (existing.manifest()["training"].get("initialised_from") == "scratch") == args.from_scratch
+            and "threshold" in existing.manifest().get("recognition", {}))
+    if not same:
+        d = TrainConfig()
+        model = DEFAULT_MODEL if args.from_scratch else None
+        config = _train_config(argparse.Namespace(model=model, from_scratch=args.from_scratch, epochs=args.epochs,
+                                                  scratch_epochs=d.epochs, lr=None, batch_size=d.batch_size,
+                                                  margin=d.margin, seed=args.seed))
+        with _writing(argparse.Namespace(workspace=str(base)), create=True):
+            train_workspace(args.data, base, model_name=model, config=config, from_scratch=args.from_scratch,
+                            device=args.device, show_progress=not args.quiet)
+            enroll_and_recognize(base, args.data, device=args.device, show_progress=not args.quiet)
+    return base
+
+
+def _percentages(text: str) -> list[float]:
+    try:
+        values = [float(v) / 100 for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise FaceRecError(f"--shares takes comma-separated percentages, got {text!r}") from None
+    if not values or not all(0 < v < 1 for v in values):
+        raise FaceRecError(f"--shares: every percentage must be between 0 and 100, got {text!r}")
+    return values
+
+
+def _stranger_photos(folder: str) -> list:
+    from .data.folder import list_identity_files, read_dataset_image
+
+    listing = list_identity_files(folder)
+    photos = [read_dataset_image(folder, rel) for files in listing.values() for rel in files]
+    if not photos:
+        raise FaceRecError(f"--strangers {folder}: no images in person subfolders")
+    return photos
 
 
 def cmd_models(args) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from .workspace import Workspace
 
 KEY_FILE = "erasure.key"
-STALE_DIRS = ("gallery.rebuild", "gallery.old", "gallery.staging")
+STALE_DIRS = ("gallery.rebuild", "gallery.old", "gallery.staging", "replay.staging")
 
 
 def erasure_key(ws: Workspace, create: bool = False) -> bytes | None:
@@ -77,11 +77,12 @@ def purge_people(ws: Workspace, hashes: set[str]) -> dict:
     from gallery import Gallery
 
     key = erasure_key(ws)
-    removed = {"crop_folders": 0, "data_folders": 0, "gallery_people": 0}
+    removed = {"crop_folders": 0, "replay_folders": 0, "data_folders": 0, "gallery_people": 0}
     if key is None or not hashes:
         return removed
     manifest = ws.manifest()
-    folders = [("crop_folders", ws.root / "crops"), ("data_folders", data_root_inside(ws, manifest))]
+    folders = [("crop_folders", ws.root / "crops"), ("replay_folders", ws.root / "replay"),
+               ("data_folders", data_root_inside(ws, manifest))]
     for kind, parent in folders:
         if parent is None or not parent.is_dir():
             continue
@@ -128,8 +129,16 @@ def complete_pending(ws: Workspace) -> dict | None:
 
 
 def remove_stale_dirs(root: Path) -> int:
-    """Delete the staging galleries of unfinished rebuilds, forgets and swaps; returns how many."""
+    """Delete the staging galleries of unfinished rebuilds, forgets and swaps, and the staging
+    replay buffer of an unfinished training; returns how many. A replay buffer caught between
+    its two renames is put back."""
     removed = 0
+    if (root / "replay.old").exists():
+        if (root / "replay").exists():
+            shutil.rmtree(root / "replay.old", ignore_errors=True)
+        else:
+            (root / "replay.old").rename(root / "replay")
+        removed += 1
     for name in STALE_DIRS:
         if (root / name).exists():
             shutil.rmtree(root / name, ignore_errors=True)

@@ -52,6 +52,8 @@ class BaselineConfig:
     temperature: float = 2.0  # LwF and SCRUB distillation temperature
     scrub_max_share: float = 0.5  # SCRUB: share of steps that also take the max (forget) step
     retrain_epochs: int = 60  # retrain: epochs of a fresh training run on the replay data
+    retrain_config: dict | None = None  # retrain: the workspace's own TrainConfig (epochs, rate, warm-up, ...)
+    retrain_from: str | None = None  # retrain: the shipped model version the workspace was fine-tuned from
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -193,14 +195,20 @@ def _loss(method, model, teacher, xf, yf, xr, yr, cfg, margin, generator, step) 
 
 
 def _retrain(model, retain: Data, cfg: BaselineConfig, device, show_progress: bool) -> None:
-    """Replace ``model``'s weights by a fresh training run on the replay data alone."""
+    """Replace ``model``'s weights by a fresh training run on the replay data alone: from random
+    weights, or, when the workspace was fine-tuned from the shipped model, that fine-tune again
+    without the forgotten people (their head rows imprint from no images: zero)."""
+    from facerec.api import start_from_shipped
     from facerec.models.vit import FaceViT
     from facerec.train import TrainConfig, train_model
 
     fresh = FaceViT(model.config, model.num_classes)
-    train_model(fresh, retain.images, retain.labels, TrainConfig(epochs=cfg.retrain_epochs, seed=cfg.seed,
-                                                                 margin=cfg.margin),
-                device=device, show_progress=show_progress)
+    if cfg.retrain_from:
+        start_from_shipped(fresh, cfg.retrain_from, retain.images, retain.labels, device)
+    known = TrainConfig.__dataclass_fields__
+    recipe = TrainConfig(**{k: v for k, v in cfg.retrain_config.items() if k in known}) if cfg.retrain_config else TrainConfig(epochs=cfg.retrain_epochs,
+                                                                                        margin=cfg.margin)
+    train_model(fresh, retain.images, retain.labels, recipe, device=device, show_progress=show_progress)
     model.load_state_dict(fresh.state_dict())
     model.eval()
 

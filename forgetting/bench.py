@@ -2,14 +2,20 @@
 
 Protocols (on a model trained on the dataset, each method starting from a fresh copy of it):
 
-- ``single``: one request forgetting 10 %, and separately one forgetting 50 %, of the people;
-- ``continual``: 4 successive requests of ``per_task`` people (default 10 %), the paper's T1..T4;
-- ``few-shot``: one request of 10 % with 4 replay images per retained person.
+- ``single``: one request forgetting 5 %, 10 %, 50 % and 90 % of the people, separately (the
+  papers' 100-5, 100-10, 100-50 and 100-90 on CASIA-100);
+- ``continual``: 4 successive requests of ``per_task`` people (default 20 %), the papers' T1..T4;
+- ``few-shot``: both of the above with 4 replay images per retained person (GS-LoRA++).
 
-People are a seeded shuffle of the identities. Every request goes through the real
-``facerec forget`` transaction, so the numbers include the whole erasure. Outputs: a Markdown
-table shaped like the paper's (H, Acc_r, Acc_f, Acc_o per task; trainable ratio; seconds), the
-JSON behind it, H per task per method (PNG) and GS-LoRA's per-block group norms (heatmap PNG).
+People are a seeded shuffle of the identities; ``draws`` repeats every setting with the next
+seeds (other victims), so a bar can be checked on the worst draw. Every request goes through the
+real ``facerec forget`` transaction, so the numbers include the whole erasure, and each request
+ends with the gallery check: the forgotten people's held-out photos, and photos of ``strangers``
+(people neither the model nor the gallery saw) searched against the remaining gallery at the
+workspace's calibrated threshold; a forgotten face should be answered ``unknown`` as often as a
+stranger's. Outputs: a Markdown table shaped like the paper's (H, Acc_r, Acc_f, Acc_o per task;
+trainable ratio; seconds), the JSON behind it, H per task per method (PNG) and GS-LoRA's
+per-block group norms (heatmap PNG).
 """
 
 from __future__ import annotations
@@ -23,85 +29,207 @@ import numpy as np
 
 from facerec.io import atomic_write_bytes, atomic_write_json, atomic_write_with
 from facerec.progress import progress_bar
+from facerec.recognition import FacePipeline
 from facerec.workspace import Workspace
 
-from .request import METHODS, forget_people
+from .metrics import h_ceiling, h_mean
+from .request import METHODS, forget_people, gallery_check
+from .request_data import join, read_all, rows_of
 
 PROTOCOLS = ("single", "continual", "few-shot")
+SINGLE_SHARES = (0.05, 0.1, 0.5, 0.9)
+FEW_SHOTS = 4
+TASK_KEYS = ("acc_f_before", "acc_f", "acc_r_before", "acc_r", "acc_o", "h_mean", "h_ceiling", "trainable_ratio",
+             "seconds", "seconds_total", "group_norms", "zero_group_share")
 
 
-def plan(people: list[str], protocol: str, seed: int, per_task: int | None) -> list[tuple[str, list[list[str]], int | None]]:
+def plan(people: list[str], protocol: str, seed: int, per_task: int | None = None,
+         shares: tuple[float, ...] = SINGLE_SHARES, shots: int | None = None) -> list[tuple[str, list[list[str]], int | None]]:
     """``[(setting, [people per task], shots)]`` for a protocol over ``people``."""
-    order = [str(p) for p in np.random.default_rng(seed).permutation(people)]
-    tenth = per_task or max(1, round(0.1 * len(order)))
-    if protocol == "single":
-        return [(f"{len(order)}-{n}", [order[:n]], None) for n in (tenth, max(1, round(0.5 * len(order))))]
-    if protocol == "continual":
-        k = tenth
-        if 4 * k >= len(order):
-            raise ValueError(f"4 tasks of {k} people need more than {len(order)} people")
-        return [("continual", [order[t * k:(t + 1) * k] for t in range(4)], None)]
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if protocol == "few-shot":
-        return [(f"{len(order)}-{tenth}, 4-shot", [order[:tenth]], 4)]
-    raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        shots = shots or FEW_SHOTS
+        return plan(people, "single", seed, per_task, shares, shots) + plan(people, "continual", seed, per_task,
+                                                                              shares, shots)
+    order = [str(p) for p in np.random.default_rng(seed).permutation(people)]
+    suffix = f", {shots}-shot" if shots else ""
+    if protocol == "single":
+        counts = dict.fromkeys(min(len(order) - 1, max(1, round(share * len(order)))) for share in shares)
+        return [(f"{len(order)}-{k}{suffix}", [order[:k]], shots) for k in counts]
+    k = per_task or max(1, round(0.2 * len(order)))
+    if 4 * k >= len(order):
+        raise ValueError(f"4 tasks of {k} people need more than {len(order)} people")
+    return [(f"continual{suffix}", [order[t * k:(t + 1) * k] for t in range(4)], shots)]
 
 
-def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int = 0, per_task: int | None = None,
-              device: str | None = None, show_progress: bool = True) -> dict:
-    """Run ``methods`` under ``protocol`` on copies of the trained workspace ``base``."""
+def strangers_unknown_rate(workspace: Path, photos: list[np.ndarray], device: str | None) -> float | None:
+    """Share of stranger photos the workspace's gallery answers ``unknown`` at its threshold."""
+    if not photos:
+        return None
+    ws = Workspace(workspace)
+    threshold = ws.manifest().get("recognition", {}).get("threshold")
+    if threshold is None:
+        return None
+    check = gallery_check(FacePipeline(ws, detector="aligned", device=device), ws.root / "gallery", photos, [],
+                          threshold)
+    return check.get("unknown_rate")
+
+
+def measure(workspace: Path, root: Path, split, rows: dict[str, int], people: list[str], earlier: list[str],
+            device: str | None) -> dict:
+    """Acc_f / Acc_r / Acc_o of the workspace's model on held-out images read from ``root`` with
+    the base's ``split``, and the gallery check of ``people``'s held-out photos: what the bench
+    measures itself when the requests run without the data root."""
+    from facerec.train import top1_accuracy
+
+    ws = Workspace(workspace)
+    pipe = FacePipeline(ws, detector="aligned", device=device)
+
+    def held_out(names):
+        return join([rows_of(read_all(root, split.test.get(p, [])), rows[p]) for p in names])
+
+    retained = [p for p in rows if p not in people and p not in earlier]
+    sets = {"acc_f": held_out(people), "acc_r": held_out(retained), "acc_o": held_out(earlier)}
+    out = {k: top1_accuracy(pipe.model, d.images, d.labels, pipe.device) for k, d in sets.items()}
+    threshold = ws.manifest().get("recognition", {}).get("threshold")
+    if threshold is not None:
+        out["unknown_forgotten"] = gallery_check(pipe, ws.root / "gallery", list(sets["acc_f"].images), people,
+                                                 threshold).get("unknown_rate")
+    return out
+
+
+def _request(copy: Path, names: list[str], earlier: list[str], method: str, shots: int | None, device,
+             without_data: tuple | None) -> dict:
+    """One forget request on ``copy``: the task's row of the table."""
+    if without_data is None:
+        r = forget_people(copy, names, method=method, shots=shots, device=device, show_progress=False)
+        return {**{k: r.get(k) for k in TASK_KEYS},
+                "unknown_forgotten": (r["gallery"].get("check") or {}).get("unknown_rate"),
+                "data": r.get("images", {}).get("source")}
+    root, split, rows = without_data
+    before = measure(copy, root, split, rows, names, earlier, device)
+    r = forget_people(copy, names, method=method, shots=shots, device=device, show_progress=False)
+    after = measure(copy, root, split, rows, names, earlier, device)
+    return {**{k: r.get(k) for k in TASK_KEYS}, "acc_f_before": before["acc_f"], "acc_r_before": before["acc_r"],
+            "acc_f": after["acc_f"], "acc_r": after["acc_r"], "acc_o": after["acc_o"],
+            "h_mean": h_mean(after["acc_r"], after["acc_f"], before["acc_f"]),
+            "h_ceiling": h_ceiling(before["acc_r"], before["acc_f"]),
+            "unknown_forgotten": after.get("unknown_forgotten"), "data": r.get("images", {}).get("source")}
+
+
+def _hide_data_root(copy: Path) -> None:
+    """Point the copy's manifest at a data root that does not exist (the deployment case)."""
+    Workspace(copy).update_manifest(lambda m: m["data"].update(root=str(copy / "data-root-is-gone")))
+
+
+def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int = 0, draws: int = 1,
+              per_task: int | None = None, shares: tuple[float, ...] = SINGLE_SHARES, shots: int | None = None,
+              strangers: list[np.ndarray] | None = None, without_data: bool = False, device: str | None = None,
+              show_progress: bool = True) -> dict:
+    """Run ``methods`` under ``protocol`` on copies of the trained workspace ``base``.
+
+    ``without_data``: every request runs with the copy's data root gone, so it unlearns from the
+    workspace's crops and replay buffer only; the bench measures held-out accuracy itself."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     manifest = Workspace(base).manifest()
     people = [p for p in manifest["identities"] if p is not None]
-    settings = plan(people, protocol, seed, per_task)
-    total = sum(len(tasks) for _, tasks, _ in settings) * len(methods)
+    hidden = None
+    if without_data:
+        if not manifest.get("replay", {}).get("images"):
+            raise ValueError("--without-data needs a workspace with a replay buffer (train keeps one)")
+        hidden = (Path(manifest["data"]["root"]), Workspace(base).split(),
+                  {n: i for i, n in enumerate(manifest["identities"]) if n is not None})
+    settings = [(draw, *s) for draw in range(draws)
+                for s in plan(people, protocol, seed + draw, per_task, shares, shots)]
+    total = sum(len(tasks) for _, _, tasks, _ in settings) * len(methods)
     results = []
     with tempfile.TemporaryDirectory() as tmp, progress_bar(total, f"bench {protocol}", enabled=show_progress,
                                                              unit="request") as bar:
-        for setting, tasks, shots in settings:
+        for draw, setting, tasks, k_shots in settings:
             for method in methods:
                 copy = Path(tmp) / f"{method}-{len(results)}"
                 shutil.copytree(base, copy, ignore=shutil.ignore_patterns(".lock", "train-state.pt"))
+                if without_data:
+                    _hide_data_root(copy)
                 rows = []
                 for t, names in enumerate(tasks):
-                    r = forget_people(copy, names, method=method, shots=shots, device=device, show_progress=False)
-                    rows.append({"task": t + 1, "known_before": len(people) - sum(map(len, tasks[:t])),
-                                 "forgotten": len(names),
-                                 **{k: r.get(k) for k in ("acc_f_before", "acc_f", "acc_r_before", "acc_r", "acc_o",
-                                                          "h_mean", "h_ceiling", "trainable_ratio", "seconds",
-                                                          "seconds_total", "group_norms", "zero_group_share")}})
+                    earlier = [p for task in tasks[:t] for p in task]
+                    row = _request(copy, names, earlier, method, k_shots, device, hidden)
+                    rows.append({"task": t + 1, "known_before": len(people) - len(earlier), "forgotten": len(names),
+                                 **row, "unknown_strangers": strangers_unknown_rate(copy, strangers or [], device)})
                     bar.set_postfix(method=method, task=t + 1, refresh=False)
                     bar.update(1)
-                results.append({"setting": setting, "method": method, "shots": shots, "tasks": rows})
+                results.append({"setting": setting, "method": method, "shots": k_shots, "draw": draw,
+                                "seed": seed + draw, "tasks": rows})
                 shutil.rmtree(copy, ignore_errors=True)
-    return {"protocol": protocol, "seed": seed, "people": len(people), "model": manifest["model"]["name"],
-            "train_seconds": manifest.get("training", {}).get("seconds"), "results": results}
+    return {"protocol": protocol, "seed": seed, "draws": draws, "people": len(people), "without_data": without_data,
+            "model": manifest["model"]["name"], "train_seconds": manifest.get("training", {}).get("seconds"),
+            "base_top1": manifest.get("training", {}).get("top1"), "strangers": len(strangers or []),
+            "results": results}
 
 
 def _pct(v) -> str:
     return "–" if v is None or v != v else f"{100 * v:.2f}"
 
 
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and v == v]
+    return float(np.mean(values)) if values else None
+
+
+def worst_draw(runs: list[dict]) -> dict:
+    """Over every task of every draw: the highest Acc_f and Acc_o, the lowest H / ceiling and
+    Acc_r − before, and the largest shortfall of forgotten faces' unknown rate under strangers'."""
+    tasks = [t for r in runs for t in r["tasks"]]
+    gaps = [t["unknown_strangers"] - t["unknown_forgotten"] for t in tasks
+            if t.get("unknown_strangers") is not None and t.get("unknown_forgotten") is not None]
+    return {"acc_f": max(t["acc_f"] for t in tasks),
+            "acc_o": max((t["acc_o"] for t in tasks if t["task"] > 1 and t["acc_o"] == t["acc_o"]), default=None),
+            "h_share": min(t["h_mean"] / t["h_ceiling"] if t["h_ceiling"] else 0.0 for t in tasks),
+            "acc_r_drop": max(t["acc_r_before"] - t["acc_r"] for t in tasks),
+            "unknown_gap": max(gaps) if gaps else None}
+
+
 def markdown(bench: dict) -> str:
-    """Tables like the GS-LoRA paper's: one per setting, a row per method, H / Acc_r / Acc_f (/ Acc_o) per task."""
+    """Tables like the GS-LoRA paper's: one per setting, a row per method, H / Acc_r / Acc_f (/ Acc_o)
+    per task (means over the draws), the gallery check, and the worst draw."""
+    draws = bench.get("draws", 1)
     out = [f"Protocol `{bench['protocol']}` on {bench['people']} people, model `{bench['model']}` "
-           f"(trained in {bench['train_seconds']} s). Accuracies in %, H = harmonic mean of Acc_r and the drop "
-           f"in Acc_f; (s) = unlearning seconds of that request, s = all requests."]
+           f"(base top-1 {_pct(bench.get('base_top1'))} %, trained in {bench['train_seconds']} s), "
+           f"{draws} draw(s) of victims from seed {bench['seed']}, means over draws. Accuracies in %, H = harmonic "
+           f"mean of Acc_r and the drop in Acc_f; (s) = unlearning seconds of that request, s = all requests. "
+           f"unknown = share of the forgotten people's held-out photos / of {bench.get('strangers', 0)} strangers' "
+           f"photos the remaining gallery answers `unknown` after the last request. worst = over draws and tasks: "
+           f"max Acc_f, min H / ceiling, max (strangers' − forgotten unknown rate)."]
     for setting in dict.fromkeys(r["setting"] for r in bench["results"]):
         rows = [r for r in bench["results"] if r["setting"] == setting]
         tasks = rows[0]["tasks"]
         head = ["method", "trainable"] + [f"{t['known_before']}-{t['forgotten']} H / Acc_r / Acc_f"
-                                          + (" / Acc_o" if t["task"] > 1 else "") for t in tasks] + ["s"]
+                                          + (" / Acc_o" if t["task"] > 1 else "") for t in tasks]
+        head += ["unknown forgotten / strangers", "worst Acc_f / H÷ceil / gap", "s"]
         out += ["", f"**{setting}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        out.append("| before | – | " + " | ".join(f"– / {_pct(t['acc_r_before'])} / {_pct(t['acc_f_before'])}"
-                                                   + (" / –" if t["task"] > 1 else "") for t in tasks) + " | – |")
-        for r in rows:
-            cells = [f"{_pct(t['h_mean'])} / {_pct(t['acc_r'])} / {_pct(t['acc_f'])}"
-                     + (f" / {_pct(t['acc_o'])}" if t["task"] > 1 else "") + f" ({t['seconds']:.1f} s)"
-                     for t in r["tasks"]]
-            seconds = sum(t["seconds"] for t in r["tasks"])
-            out.append(f"| {r['method']} | {100 * r['tasks'][0]['trainable_ratio']:.2f} % | " + " | ".join(cells)
+        first = [r for r in rows if r["method"] == rows[0]["method"]]
+        before = [f"– / {_pct(_mean(r['tasks'][i]['acc_r_before'] for r in first))} / "
+                  f"{_pct(_mean(r['tasks'][i]['acc_f_before'] for r in first))}" + (" / –" if i else "")
+                  for i in range(len(tasks))]
+        out.append("| before | – | " + " | ".join(before) + " | – | – | – |")
+        for method in dict.fromkeys(r["method"] for r in rows):
+            runs = [r for r in rows if r["method"] == method]
+            cells = []
+            for i in range(len(tasks)):
+                m = {k: _mean(r["tasks"][i][k] for r in runs) for k in ("h_mean", "acc_r", "acc_f", "acc_o", "seconds")}
+                cells.append(f"{_pct(m['h_mean'])} / {_pct(m['acc_r'])} / {_pct(m['acc_f'])}"
+                             + (f" / {_pct(m['acc_o'])}" if i else "") + f" ({m['seconds']:.1f} s)")
+            last = [r["tasks"][-1] for r in runs]
+            worst = worst_draw(runs)
+            seconds = _mean(sum(t["seconds"] for t in r["tasks"]) for r in runs)
+            out.append(f"| {method} | {100 * runs[0]['tasks'][0]['trainable_ratio']:.2f} % | " + " | ".join(cells)
+                       + f" | {_pct(_mean(t['unknown_forgotten'] for t in last))} / "
+                         f"{_pct(_mean(t['unknown_strangers'] for t in last))}"
+                       + f" | {_pct(worst['acc_f'])} / {worst['h_share']:.3f} / {_pct(worst['unknown_gap'])}"
                        + f" | {seconds:.1f} |")
     return "\n".join(out) + "\n"
 
@@ -114,6 +242,8 @@ def plot_h_per_task(bench: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
     for r in bench["results"]:
+        if r.get("draw", 0):
+            continue  # one line per method and setting: the first draw
         ax.plot([t["task"] for t in r["tasks"]], [100 * t["h_mean"] for t in r["tasks"]], marker="o",
                 label=f"{r['method']} ({r['setting']})")
     ax.set_xlabel("task")
@@ -130,7 +260,7 @@ def plot_group_norms(bench: dict, path: Path) -> bool:
     """Heatmap of GS-LoRA's per-block group norms (rows: requests); False when no GS-LoRA ran."""
     rows, labels = [], []
     for r in bench["results"]:
-        for t in r["tasks"]:
+        for t in r["tasks"] if not r.get("draw", 0) else []:
             if t.get("group_norms"):
                 rows.append(t["group_norms"])
                 labels.append(f"{r['method']} {r['setting']} T{t['task']}")
@@ -159,7 +289,7 @@ def write_outputs(bench: dict, out: str | Path) -> dict:
     stem = f"forgetting-{bench['protocol']}"
     paths = {"markdown": out / f"{stem}.md", "json": out / f"{stem}.json", "h_plot": out / f"{stem}-h.png"}
     atomic_write_bytes(paths["markdown"], markdown(bench).encode())
-    atomic_write_json(paths["json"], {"format_version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    atomic_write_json(paths["json"], {"format_version": 2, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                       **bench})
     plot_h_per_task(bench, paths["h_plot"])
     if plot_group_norms(bench, out / f"{stem}-group-norms.png"):

@@ -2,16 +2,23 @@
 
 A classifier that no longer names a person may still embed their faces close together (they can
 be verified against each other), may still betray that their photos were training data, and may
-relearn them from a little fine-tuning on *other* people. For one request and method this runs:
+relearn them from a little fine-tuning. For one request and each method this runs, and reports
+every number beside the same number for a model retrained without the people (the reference:
+what "never saw them" looks like), as a gap:
 
-- **verification-level forgetting**: TAR among the forgotten people's own images (genuine pairs
-  within each person) at the threshold that gives ``far`` on the retained people's impostor pairs —
-  before, after, and for a model retrained without them; beside the same TAR for retained people;
-- **membership inference** (SalUn's confidence attack, Fan et al. ICLR 2024): an RBF SVC (C=3)
-  learns "member" from the true-class softmax confidence of retained training images against
-  retained held-out images, then judges the forgotten people's training images; the efficacy is
-  the share judged non-member (higher = more forgotten; a retrained model is the reference);
-- **relearning**: fine-tune the unlearnt model briefly on retained data only, then measure acc_f.
+- **verification**: TAR among the forgotten people's own images (genuine pairs within each
+  person) at the threshold that gives ``far`` on the retained people's impostor pairs, beside
+  the same TAR for retained people;
+- **membership inference, loss attack** (Yeom et al., CSF 2018; the threshold attack that stays
+  informative on models that generalise well, unlike a confidence SVC): the score is the
+  negative cross-entropy of the true class (no margin). ``auc``: forgotten people's training
+  images (members before the forget) against their held-out images (never members), 0.5 = no
+  signal; ``tpr_at_fpr``: share of their training images scored above the threshold that lets
+  ``fpr`` of the retained people's held-out images (known non-members) through;
+- **SalUn's confidence attack** (Fan et al., ICLR 2024): an RBF SVC on true-class confidence,
+  share of the forgotten training images judged non-member (kept for comparison with SalUn);
+- **relearning**: Acc_f after ``relearn_steps`` of fine-tuning on retained data only, and after
+  the same on retained data plus ``relearn_shots`` images of each forgotten person.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from facerec.data.transforms import to_tensor
 from facerec.device import resolve_device
@@ -33,7 +41,10 @@ from facerec.workspace import Workspace
 
 from .baselines import BaselineConfig, run_baseline
 from .gslora import Data
-from .request import _join, _read_all, _rows_of, forget_people
+from .request import forget_people
+from .request_data import join, read_all, rows_of
+
+SCALE = 64.0  # the logits' scale: scores are computed on what the classifier outputs
 
 
 def _sets(ws: Workspace, names: list[str]) -> dict[str, Data]:
@@ -47,7 +58,7 @@ def _sets(ws: Workspace, names: list[str]) -> dict[str, Data]:
     retained = [p for p in rows if p not in names]
 
     def part(people, which):
-        return _join([_rows_of(_read_all(root, getattr(split, which).get(p, [])), rows[p]) for p in people])
+        return join([rows_of(read_all(root, getattr(split, which).get(p, [])), rows[p]) for p in people])
 
     return {"forget_train": part(names, "train"), "forget_test": part(names, "test"),
             "retain_train": part(retained, "train"), "retain_test": part(retained, "test")}
@@ -55,8 +66,8 @@ def _sets(ws: Workspace, names: list[str]) -> dict[str, Data]:
 
 def verification_forgetting(model, sets: dict[str, Data], far: float, device) -> dict:
     """TAR of forgotten and of retained people's genuine pairs at a FAR set on retained impostors."""
-    forget = _join([sets["forget_train"], sets["forget_test"]])
-    retain = _join([sets["retain_train"], sets["retain_test"]])
+    forget = join([sets["forget_train"], sets["forget_test"]])
+    retain = join([sets["retain_train"], sets["retain_test"]])
     f_genuine, _ = cross_person_scores(embed_images(model, forget.images, device), forget.labels)
     r_genuine, r_impostor = cross_person_scores(embed_images(model, retain.images, device), retain.labels)
     threshold = threshold_at_far(r_impostor, far)
@@ -65,14 +76,35 @@ def verification_forgetting(model, sets: dict[str, Data], far: float, device) ->
 
 
 @torch.no_grad()
-def _confidence(model, data: Data, device, scale: float = 64.0) -> np.ndarray:
-    """Softmax probability of the true class (no margin) per image."""
-    out = []
+def _true_class(model, data: Data, device) -> tuple[np.ndarray, np.ndarray]:
+    """``(softmax probability, cross-entropy)`` of the true class per image (no margin)."""
+    probs, losses = [], []
     for i in range(0, len(data), 128):
-        logits = model(to_tensor(data.images[i:i + 128]).to(device)) * scale
-        probs = torch.softmax(logits.float(), dim=1)
-        out.append(probs[torch.arange(len(probs)), torch.from_numpy(data.labels[i:i + 128])].cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+        logits = model(to_tensor(data.images[i:i + 128]).to(device)).float() * SCALE
+        labels = torch.from_numpy(data.labels[i:i + 128]).to(device)
+        probs.append(torch.softmax(logits, 1)[torch.arange(len(labels)), labels].cpu().numpy())
+        losses.append(F.cross_entropy(logits, labels, reduction="none").cpu().numpy())
+    return (np.concatenate(probs), np.concatenate(losses)) if probs else (np.zeros(0), np.zeros(0))
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Probability that a positive scores above a negative (ties count half): ROC AUC."""
+    if not len(positive) or not len(negative):
+        return float("nan")
+    pos, neg = np.asarray(positive, np.float64)[:, None], np.asarray(negative, np.float64)[None, :]
+    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
+
+
+def loss_attack(model, sets: dict[str, Data], device, fprs=(0.01, 0.05)) -> dict:
+    """The loss threshold attack of the module docstring."""
+    members = -_true_class(model, sets["forget_train"], device)[1]
+    never = -_true_class(model, sets["forget_test"], device)[1]
+    calibration = -_true_class(model, sets["retain_test"], device)[1]
+    out = {"auc": auc(members, never)}
+    for fpr in fprs:
+        threshold = threshold_at_far(calibration, fpr) if len(calibration) else float("inf")
+        out[f"tpr_at_fpr_{fpr:g}"] = accept_rate(members, threshold)
+    return out
 
 
 def mia_efficacy(model, sets: dict[str, Data], device) -> float:
@@ -84,46 +116,87 @@ def mia_efficacy(model, sets: dict[str, Data], device) -> float:
     members = Data(sets["retain_train"].images[pick], sets["retain_train"].labels[pick])
     if len(non_members) == 0 or len(sets["forget_train"]) == 0:
         return float("nan")
-    x = np.concatenate([_confidence(model, members, device), _confidence(model, non_members, device)])[:, None]
+    x = np.concatenate([_true_class(model, members, device)[0], _true_class(model, non_members, device)[0]])[:, None]
     y = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
     attack = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
-    return float((attack.predict(_confidence(model, sets["forget_train"], device)[:, None]) == 0).mean())
+    return float((attack.predict(_true_class(model, sets["forget_train"], device)[0][:, None]) == 0).mean())
 
 
 def _measure(model, sets, far, device) -> dict:
     return {"acc_f": top1_accuracy(model, sets["forget_test"].images, sets["forget_test"].labels, device),
             "acc_r": top1_accuracy(model, sets["retain_test"].images, sets["retain_test"].labels, device),
             "verification": verification_forgetting(model, sets, far, device),
+            "mia_loss": loss_attack(model, sets, device),
             "mia_efficacy": mia_efficacy(model, sets, device)}
 
 
-def evaluate_forgetting(workspace, names: list[str], *, method: str = "gs-lora", far: float = 1e-2,
-                        relearn_steps: int = 30, retrain: bool = True, shots: int | None = None,
-                        device: str | None = None, show_progress: bool = True) -> dict:
-    """Run the request on copies of ``workspace`` and measure it beyond the head (see module doc)."""
+def _few_per_person(data: Data, shots: int) -> Data:
+    keep = np.concatenate([np.flatnonzero(data.labels == c)[:shots] for c in np.unique(data.labels)]) if len(data) else []
+    return Data(data.images[keep], data.labels[keep])
+
+
+def relearning(model_dir: Path, sets: dict[str, Data], steps: int, shots: int, device, show_progress: bool) -> dict:
+    """Acc_f after fine-tuning (the ``finetune`` baseline's loop, lr 1e-4) on retained data only,
+    and on retained data plus ``shots`` training images of each forgotten person."""
+    out = {"steps": steps, "shots": shots}
+    few = _few_per_person(sets["forget_train"], shots)
+    for key, replay in (("retained_only", sets["retain_train"]), ("with_forget_shots", join([sets["retain_train"], few]))):
+        model = Workspace(model_dir).load_model(device)
+        run_baseline("finetune", model, Data(sets["forget_train"].images[:1], sets["forget_train"].labels[:1]),
+                     replay, BaselineConfig(steps=steps, lr=1e-4), device=device, show_progress=show_progress)
+        out[key] = top1_accuracy(model, sets["forget_test"].images, sets["forget_test"].labels, device)
+    return out
+
+
+def gaps(result: dict, reference: dict) -> dict:
+    """``result − reference`` for the beyond-the-head numbers (0 = behaves like the retrained model)."""
+    def get(d, path):
+        for key in path:
+            d = d.get(key, {}) if isinstance(d, dict) else {}
+        return d if isinstance(d, (int, float)) else None
+
+    paths = {"acc_f": ("acc_f",), "acc_r": ("acc_r",), "tar_forgotten": ("verification", "tar_forgotten"),
+             "mia_auc": ("mia_loss", "auc"), "mia_tpr_at_fpr_0.01": ("mia_loss", "tpr_at_fpr_0.01"),
+             "relearned_acc_f": ("relearning", "retained_only"),
+             "relearned_acc_f_with_shots": ("relearning", "with_forget_shots")}
+    out = {}
+    for name, path in paths.items():
+        a, b = get(result, path), get(reference, path)
+        out[name] = None if a is None or b is None else round(a - b, 4)
+    return out
+
+
+def evaluate_forgetting(workspace, names: list[str], *, method: str | list[str] = "gs-lora", far: float = 1e-2,
+                        relearn_steps: int = 30, relearn_shots: int = 2, retrain: bool = True,
+                        shots: int | None = None, device: str | None = None, show_progress: bool = True) -> dict:
+    """Run the request with each method on copies of ``workspace`` and measure it beyond the head
+    (see the module docstring); one retrained reference serves every method."""
     names = list(dict.fromkeys(validate_name(n) for n in names))
+    methods = [method] if isinstance(method, str) else list(method)
     dev = resolve_device(device)
     source = Workspace(workspace)
     sets = _sets(source, names)
-    report = {"method": method, "people": len(names), "images": {k: len(v) for k, v in sets.items()}}
+    report = {"methods": methods, "people": len(names), "images": {k: len(v) for k, v in sets.items()}}
     with tempfile.TemporaryDirectory() as tmp:
-        def forgotten_copy(how: str) -> tuple[dict, object]:
+        def forgotten_copy(how: str) -> tuple[dict, object, Path]:
             copy = Path(tmp) / how
             shutil.copytree(source.root, copy, ignore=shutil.ignore_patterns(".lock", "train-state.pt"))
             request = forget_people(copy, names, method=how, shots=shots, device=device, show_progress=show_progress)
-            return request, Workspace(copy).load_model(dev)
+            return request, Workspace(copy).load_model(dev), copy
 
         report["before"] = _measure(source.load_model(dev), sets, far, dev)
-        request, model = forgotten_copy(method)
-        report["after"] = _measure(model, sets, far, dev)
-        report["seconds"] = request["seconds"]
-        # relearning: fine-tuning touches only retained people (the forget batch is unused by "finetune")
-        run_baseline("finetune", model, Data(sets["forget_train"].images[:1], sets["forget_train"].labels[:1]),
-                     sets["retain_train"], BaselineConfig(steps=relearn_steps, lr=1e-4), device=dev,
-                     show_progress=show_progress)
-        report["after_relearning"] = {"steps": relearn_steps, "acc_f": top1_accuracy(
-            model, sets["forget_test"].images, sets["forget_test"].labels, dev)}
         if retrain:
-            retrain_request, retrained = forgotten_copy("retrain")
-            report["retrained"] = {**_measure(retrained, sets, far, dev), "seconds": retrain_request["seconds"]}
+            request, model, copy = forgotten_copy("retrain")
+            report["retrained"] = {**_measure(model, sets, far, dev), "seconds": request["seconds"],
+                                   "relearning": relearning(copy, sets, relearn_steps, relearn_shots, dev, show_progress)}
+        report["results"] = {}
+        for how in methods:
+            request, model, copy = forgotten_copy(how)
+            result = {**_measure(model, sets, far, dev), "seconds": request["seconds"],
+                      "relearning": relearning(copy, sets, relearn_steps, relearn_shots, dev, show_progress)}
+            if retrain:
+                result["gap_to_retrained"] = gaps(result, report["retrained"])
+            report["results"][how] = result
+    if len(methods) == 1:  # the single-method shape of earlier reports
+        report.update(method=methods[0], after=report["results"][methods[0]])
     return report

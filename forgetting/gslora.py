@@ -5,14 +5,19 @@ Zhao et al., "Continual Forgetting for Pre-trained Vision Models" (CVPR 2024) an
 one forgetting task: fresh LoRA on both FFN linears of every block (backbone, norms and the
 identity head frozen), trained on
 
-    CE(retain) + beta · ReLU(BND - CE(forget)) + alpha · Σ_blocks ‖LoRA group‖₂  [+ prototype term]
+    CE(retain) + forget term + alpha · Σ_blocks ‖LoRA group‖₂  [+ prototype term]
 
 and merged into the weights at the end, so the next task starts from the merged model with
 fresh LoRA. CE is cross-entropy on the training margin's logits (CosFace) with the frozen head:
-the retention term keeps the remaining people, the bounded forget term raises the forgotten
-people's loss until it reaches BND and then stops pushing (unbounded ascent would wreck the
-features). The group lasso is applied as its proximal step (group soft-thresholding after each
-optimiser step), which gives the exact zero groups the paper finds by thresholding norms; it is
+the retention term keeps the remaining people. The forget term is selectable (``objectives``):
+the paper's ``beta · ReLU(BND - CE(forget))`` raises the forgotten people's loss until it reaches
+BND and then stops pushing, and moves their faces into other people's regions on the way; the
+default ``stranger`` objective instead moves only what made each face its person's (towards a
+direction no class uses), ranks the own row below the others, and keeps the retained faces'
+embeddings where they were, so the gallery answers a forgotten face ``unknown`` as it does a
+stranger's. The "before" embeddings it needs come from the same model with its adapters
+bypassed (no copy of the model). The group lasso is applied as its proximal step (group
+soft-thresholding after each optimiser step), which gives the exact zero groups the paper finds by thresholding norms; it is
 off for the first ``alpha_warmup`` of the steps (the paper's sparsity warm-up).
 
 GS-LoRA++ adds ``w_f · ReLU(BND_pro - KL(softmax p_y ‖ softmax z))`` on forget samples, with
@@ -39,7 +44,9 @@ from facerec.data.transforms import to_tensor
 from facerec.models import MARGINS
 from facerec.progress import progress_bar
 
-from .lora import (ATTENTION_TARGETS, FFN_TARGETS, delta_norms, group_norms, inject_lora, merge_lora,
+from .objectives import (OBJECTIVES, bounded_ce, embedding_retention, rank_hinge, stranger_targets, target_loss,
+                         unused_directions)
+from .lora import (ATTENTION_TARGETS, FFN_TARGETS, adapters_disabled, delta_norms, group_norms, inject_lora, merge_lora,
                    zero_group_share)
 
 
@@ -48,13 +55,17 @@ class GSLoRAConfig:
     rank: int = 8
     lora_alpha: float = 1.0  # scaling = lora_alpha / rank (loralib default)
     attention: bool = False  # also adapt qkv and the attention projection
-    steps: int = 60
+    steps: int = 120
     batch_size: int = 16  # per step: this many replay images and this many forget images
     lr: float = 1e-2
     min_lr: float = 1e-5
     weight_decay: float = 0.0
-    bnd: float = 110.0  # CE bound of the forget term (s = 64 logits): the paper's single-step value
-    beta: float = 0.2
+    objective: str = "stranger"  # "stranger" (faces land where strangers land) or "paper" (bounded CE ascent)
+    bnd: float = 110.0  # paper: CE bound of the forget term (s = 64 logits), the paper's single-step value
+    beta: float = 0.2  # paper: weight of the forget term
+    stranger_weight: float = 1.0  # stranger: weight of the target and rank terms
+    rank_margin: float = 0.2  # stranger: the own row ends at least this far below the best other row
+    keep_weight: float = 1.0  # stranger: retained faces keep their embeddings (objectives.embedding_retention)
     alpha: float = 0.01  # group-lasso weight
     alpha_warmup: float = 0.3  # fraction of steps before the group lasso starts
     ascent: str = "all"  # "all": the paper's CE ascent; "own": only the true class's logit carries gradient
@@ -67,7 +78,7 @@ class GSLoRAConfig:
 
     @property
     def method(self) -> str:
-        return "gs-lora++" if self.prototype else "gs-lora"
+        return ("gs-lora++" if self.prototype else "gs-lora") + ("-paper" if self.objective == "paper" else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +134,21 @@ def _prox_group_lasso(groups, threshold: float) -> None:
             module.lora_B.mul_(factor)
 
 
+def _forget_loss(model, cfg: GSLoRAConfig, x, y, nf: int, embeddings, logits, retained_rows, directions):
+    """``(forget term incl. its weight, retained-embedding term, CE on the forget images)``."""
+    if cfg.objective == "paper":
+        term, ce_f = bounded_ce(logits[:nf], y[:nf], cfg.bnd, cfg.ascent)
+        return cfg.beta * term, logits.new_zeros(()), ce_f
+    with torch.no_grad(), adapters_disabled(model):
+        before = model.forward_head(model.forward_features(x), pre_logits=True)
+        ce_f = F.cross_entropy(logits[:nf], y[:nf])
+    rows = model.head.weight
+    term = (target_loss(embeddings[:nf], stranger_targets(before[:nf], y[:nf], rows, directions))
+            + rank_hinge(embeddings[:nf], y[:nf], rows, retained_rows, cfg.rank_margin))
+    keep = embedding_retention(embeddings[nf:], before[nf:]) if len(y) > nf else logits.new_zeros(())
+    return cfg.stranger_weight * term, cfg.keep_weight * keep, ce_f
+
+
 def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: torch.device,
             show_progress: bool = True) -> dict:
     """Run one GS-LoRA task on ``model`` in place and merge it; returns the task's statistics.
@@ -135,6 +161,10 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
         raise ValueError("nothing to forget: the forget set is empty")
     if cfg.margin not in MARGINS:
         raise ValueError(f"unknown margin {cfg.margin!r}")
+    if cfg.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {cfg.steps}")
+    if cfg.objective not in OBJECTIVES:
+        raise ValueError(f"unknown forgetting objective {cfg.objective!r}; choose one of {', '.join(OBJECTIVES)}")
     margin = MARGINS[cfg.margin]
     model.to(device).eval()
     torch.manual_seed(cfg.seed)
@@ -146,6 +176,8 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
         prototypes = torch.zeros(model.num_classes, model.embedding_dim, device=device)
         for c, p in table.items():
             prototypes[c] = p
+    retained_rows = torch.from_numpy(np.unique(retain.labels)).to(device)
+    directions = unused_directions(model.head.weight, np.unique(forget.labels).tolist(), cfg.seed)
     total_params = sum(p.numel() for p in model.parameters())
     groups = inject_lora(model, cfg.rank, cfg.lora_alpha, FFN_TARGETS + (ATTENTION_TARGETS if cfg.attention else ()),
                          cfg.init_gain)
@@ -173,14 +205,12 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
             y = torch.from_numpy(np.concatenate(parts_y)).to(device)
             nf = len(f_idx)
             embeddings = model.forward_head(model.forward_features(x), pre_logits=True)  # (N, D)
-            logits = margin(model.head(embeddings).float(), y)
-            forget_logits = logits[:nf]
-            if cfg.ascent == "own":  # the same loss value, but other people's logits are not pushed up
-                own = F.one_hot(y[:nf], forget_logits.shape[1]).bool()
-                forget_logits = torch.where(own, forget_logits, forget_logits.detach())
-            ce_f = F.cross_entropy(forget_logits, y[:nf])
+            cosines = model.head(embeddings).float()
+            logits = margin(cosines, y)
             ce_r = F.cross_entropy(logits[nf:], y[nf:]) if len(y) > nf else logits.new_zeros(())
-            loss = ce_r + cfg.beta * F.relu(cfg.bnd - ce_f)
+            forget_term, keep, ce_f = _forget_loss(model, cfg, x, y, nf, embeddings, logits, retained_rows,
+                                                   directions)
+            loss = ce_r + keep + forget_term
             if prototypes is not None:
                 kl_f = prototype_kl(prototypes[y[:nf]], embeddings[:nf].float())
                 loss = loss + cfg.prototype_weight * F.relu(cfg.prototype_bnd - kl_f)
@@ -189,7 +219,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
             optimizer.step()
             if step >= warm_steps and cfg.alpha > 0:
                 _prox_group_lasso(groups, lr * cfg.alpha)
-            history.append({"ce_forget": ce_f.item(), "ce_retain": ce_r.item()})
+            history.append({"ce_forget": ce_f.item(), "ce_retain": ce_r.item(), "forget_term": float(forget_term.detach())})
             bar.set_postfix(ce_f=f"{ce_f.item():.1f}", ce_r=f"{ce_r.item():.2f}", refresh=False)
             bar.update(1)
     seconds = time.perf_counter() - t0
@@ -208,6 +238,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
         "trainable_parameters": trainable,
         "trainable_ratio": trainable / total_params,
         "final_ce_forget": history[-1]["ce_forget"],
+        "final_forget_term": history[-1]["forget_term"],
         "final_ce_retain": history[-1]["ce_retain"],
         "config": cfg.to_dict(),
     }

@@ -15,6 +15,7 @@ those groups, :func:`group_norms` and :func:`zero_group_share` measure them.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class LoRALinear(nn.Module):
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, **factory))
         nn.init.kaiming_uniform_(self.lora_A, a=init_gain)  # nn.Linear's own init when gain = sqrt(5)
         self._unmerged_weight: torch.Tensor | None = None
+        self.disabled = False  # True: compute base(x) only (the model as it was before the task)
 
     @property
     def merged(self) -> bool:
@@ -51,7 +53,7 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
-        if self.merged:
+        if self.merged or self.disabled:
             return out
         return out + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scaling  # (..., in) -> (..., r) -> (..., out)
 
@@ -97,6 +99,20 @@ def inject_lora(model: nn.Module, rank: int = 8, alpha: float = 1.0, targets: tu
             group.append(wrapped)
         groups.append(group)
     return groups
+
+
+@contextlib.contextmanager
+def adapters_disabled(model: nn.Module):
+    """Within the block, every unmerged adapter is bypassed: ``model`` computes what it did before
+    the adapters were injected (no copy of the model needed for "before" outputs)."""
+    wrapped = [m for m in model.modules() if isinstance(m, LoRALinear)]
+    for m in wrapped:
+        m.disabled = True
+    try:
+        yield model
+    finally:
+        for m in wrapped:
+            m.disabled = False
 
 
 def merge_lora(model: nn.Module) -> int:

@@ -1,0 +1,95 @@
+"""What a forgetting task asks of the forgotten people's faces: two objectives, small pure functions.
+
+**paper** (GS-LoRA, Zhao et al. CVPR 2024, Eq. 3): ``β · ReLU(BND − CE(forget))``, a bounded
+ascent of the margin cross-entropy on the forget images. Raising a softmax cross-entropy with a
+frozen head can only be done by lowering the true class's logit *relative to the others*, and the
+cheapest way is to move the face towards the nearest other classes: the head stops naming the
+person, but the face now sits in someone else's region, and a gallery search calls Alice "Bob"
+(ORL: 12.5 % of forgotten faces answered ``unknown`` after, 100 % before).
+
+**stranger** (this project): the forgotten person becomes someone the model never learnt. A face
+embedding of a trained person is, roughly, what all faces share (pose, light, the common
+direction of every embedding) plus the part that sets this person's head row apart from the
+other rows. The target for a forget image is its own pre-task embedding with that identity part
+(its component along the person's *centred* row ``w_y − mean(w)``) moved onto an unused
+direction of the embedding space (one per person, where no head row points): the face keeps its
+similarity to every other person and to the gallery (which it had as a non-match before the
+task: a trained person is not confused with the others), the person's photos keep resembling
+each other (as a stranger's photos do), and the own row no longer singles them out. A rank hinge
+finishes the job for the head: the own row must end ``margin`` below the best other row. Both
+terms are bounded (a cosine distance and a hinge), so, like the paper's BND, they stop pushing.
+
+The retained side is the paper's CE on replay images plus :func:`embedding_retention`: the
+gallery stores embeddings and calibrates its threshold on them, and CE alone lets all faces drift
+together, which moves every distance the gallery relies on.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+OBJECTIVES = ("stranger", "paper")
+
+
+def bounded_ce(logits: torch.Tensor, labels: torch.Tensor, bnd: float, ascent: str = "all") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ReLU(bnd − CE), CE)`` of margin logits ``(N, C)``; ``ascent="own"`` lets only the true
+    class's logit carry gradient (the same value, other people's logits are not pushed up)."""
+    if ascent == "own":
+        own = F.one_hot(labels, logits.shape[1]).bool()
+        logits = torch.where(own, logits, logits.detach())
+    ce = F.cross_entropy(logits, labels)
+    return F.relu(bnd - ce), ce
+
+
+def unused_directions(rows: torch.Tensor, people: list[int], seed: int) -> dict[int, torch.Tensor]:
+    """A unit direction per forgotten person (head row index), drawn at random (seeded by the row)
+    in the span of the embedding directions the head uses least: the right singular vectors of
+    the rows ``(C, D)`` beyond the first ``C`` (the exact complement of the rows when C < D), or
+    the last quarter when the rows fill the space. No class points there, so a face moved there
+    is nobody's, and two forgotten people get nearly orthogonal directions."""
+    w = F.normalize(rows.detach().float().cpu(), dim=1)
+    _, _, vh = torch.linalg.svd(w, full_matrices=True)  # (D, D), by decreasing singular value
+    d = w.shape[1]
+    k = d - w.shape[0] if w.shape[0] <= d - 8 else max(8, d // 4)
+    basis = vh[-k:]
+    out = {}
+    for person in people:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + int(person))
+        out[int(person)] = F.normalize(torch.randn(k, generator=g) @ basis, dim=0).to(rows.device)
+    return out
+
+
+def stranger_targets(before_z: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor,
+                     directions: dict[int, torch.Tensor]) -> torch.Tensor:
+    """Unit targets ``(N, D)`` for forget images: ``z − c·u_y + c·r_y`` normalised, with ``z`` the
+    pre-task embedding, ``u_y`` the person's centred row, ``c = z·u_y`` and ``r_y`` the person's
+    unused direction (see the module docstring)."""
+    z = F.normalize(before_z.float(), dim=1)
+    w = F.normalize(rows.float(), dim=1)
+    u = F.normalize(w[labels] - w.mean(0), dim=1)  # what sets the person's row apart from the others
+    r = torch.stack([directions[int(y)] for y in labels.tolist()])
+    c = (z * u).sum(1, keepdim=True)
+    return F.normalize(z - c * u + c * r, dim=1)
+
+
+def target_loss(z: torch.Tensor, targets: torch.Tensor, scale: float = 64.0) -> torch.Tensor:
+    """``s · mean(1 − cos(z, target))``, in logit units like the cross-entropies beside it."""
+    return scale * (1 - F.cosine_similarity(z.float(), targets, dim=1)).mean()
+
+
+def rank_hinge(forget_z: torch.Tensor, forget_y: torch.Tensor, rows: torch.Tensor, retained_rows: torch.Tensor,
+               margin: float, scale: float = 64.0) -> torch.Tensor:
+    """``s · mean ReLU(cos(z, w_y) − max_j cos(z, w_j) + margin)`` over retained rows ``j``: the own
+    row ends ``margin`` below the best other row, so the head no longer names the person."""
+    if not len(retained_rows):
+        return forget_z.new_zeros(())
+    z = F.normalize(forget_z.float(), dim=1)
+    w = F.normalize(rows.float(), dim=1)
+    own = (z * w[forget_y]).sum(1)
+    return scale * F.relu(own - (z @ w[retained_rows].t()).max(1).values + margin).mean()
+
+
+def embedding_retention(z: torch.Tensor, before_z: torch.Tensor, scale: float = 64.0) -> torch.Tensor:
+    """``s · mean(1 − cos(z, z_before))``: retained faces keep their embeddings, not only their class."""
+    return scale * (1 - F.cosine_similarity(z.float(), before_z.float(), dim=1)).mean()

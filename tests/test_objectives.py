@@ -1,0 +1,53 @@
+"""The forgetting objectives as pure functions: where the stranger objective sends a forgotten face."""
+
+import torch
+import torch.nn.functional as F
+
+from forgetting.objectives import (bounded_ce, embedding_retention, rank_hinge, stranger_targets, target_loss,
+                                   unused_directions)
+
+
+def _rows(c=10, d=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    common = torch.randn(d, generator=g)
+    return F.normalize(torch.randn(c, d, generator=g) + 1.5 * F.normalize(common, dim=0), dim=1)  # rows share a part
+
+
+def test_unused_directions_are_orthogonal_to_every_row_and_to_each_other():
+    rows = _rows()
+    dirs = unused_directions(rows, [2, 5], seed=0)
+    for r in dirs.values():
+        assert abs(float(r.norm()) - 1) < 1e-5 and float((rows @ r).abs().max()) < 1e-4
+    assert abs(float(dirs[2] @ dirs[5])) < 0.6  # independent draws in a 22-dimensional complement
+    assert torch.equal(unused_directions(rows, [2], seed=0)[2], dirs[2])  # seeded by the row
+
+
+def test_a_target_loses_its_own_row_but_keeps_its_relation_to_the_other_people():
+    rows = _rows()
+    person = 3
+    z = F.normalize(rows[person] + 0.05 * torch.randn(4, 32, generator=torch.Generator().manual_seed(1)), dim=1)
+    labels = torch.full((4,), person)
+    t = stranger_targets(z, labels, rows, unused_directions(rows, [person], seed=0))
+    before, after = z @ rows.t(), t @ rows.t()
+    assert torch.allclose(t.norm(dim=1), torch.ones(4), atol=1e-5)
+    others = [c for c in range(len(rows)) if c != person]
+    assert (after[:, person] < before[:, person] - 0.25).all()  # the own row no longer points at the face
+    assert (after.argmax(1) != person).all()
+    assert (after[:, others] - before[:, others]).abs().max() < 0.35  # everyone else sees about the same face
+    assert float((t @ t.t()).min()) > 0.8  # the person's photos still resemble each other
+
+
+def test_rank_hinge_is_zero_once_the_own_row_is_below_the_best_other_by_the_margin():
+    rows = torch.eye(3)
+    z = torch.tensor([[0.2, 0.9, 0.0]])
+    retained = torch.tensor([1, 2])
+    assert float(rank_hinge(z, torch.tensor([0]), rows, retained, margin=0.1)) == 0.0
+    assert float(rank_hinge(z, torch.tensor([1]), rows, torch.tensor([0, 2]), margin=0.1)) > 0
+
+
+def test_bounded_terms_vanish_at_their_goal():
+    z = F.normalize(torch.randn(5, 8), dim=1)
+    assert float(target_loss(z, z)) < 1e-4 and float(embedding_retention(z, z.clone())) < 1e-4
+    logits = torch.tensor([[-50.0, 50.0]])
+    term, ce = bounded_ce(logits, torch.tensor([0]), bnd=10.0)
+    assert float(ce) > 10 and float(term) == 0.0
