@@ -592,8 +592,13 @@ def describe_forget(r: dict) -> str:
     lines = [f"forgot {r['forgotten']} people (request {r['request']}); model {r['model_version_before']} -> "
              f"{r['model_version']}"]
     if r.get("unlearned"):
-        lines.append(f"{r['method']}: acc_f {r['acc_f_before']:.3f} -> {r['acc_f']:.3f}, acc_r {r['acc_r_before']:.3f} -> "
-                     f"{r['acc_r']:.3f}, acc_o {_fmt(r['acc_o'])}; H {r['h_mean']:.3f} of ceiling {r['h_ceiling']:.3f}")
+        lines.append(f"{r['method']}: acc_f {_fmt(r['acc_f_before'])} -> {_fmt(r['acc_f'])}, acc_r "
+                     f"{_fmt(r['acc_r_before'])} -> {_fmt(r['acc_r'])}, acc_o {_fmt(r['acc_o'])}; H {_fmt(r['h_mean'])} "
+                     f"of ceiling {_fmt(r['h_ceiling'])}")
+        images = r.get("images", {})
+        if images.get("source") == "workspace":
+            lines.append(f"  data root gone: unlearnt from {images['forget']} stored crops, replayed {images['replay']} "
+                         "replay-buffer crops; no held-out images to measure on (n/a)")
         lines.append(f"  {r['seconds']:.1f} s unlearning ({r['seconds_total']:.1f} s in all), trainable "
                      f"{100 * r['trainable_ratio']:.2f} %"
                      + (", group norms " + " ".join(f"{v:.2f}" for v in r["group_norms"])
