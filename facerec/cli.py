@@ -508,7 +508,6 @@ def cmd_verify(args) -> None:
 
 def cmd_people(args) -> None:
     from gallery import Gallery
-    from .workspace import Workspace, resolve_workspace_path
 
     ws = _workspace(args)
     ws.manifest()
