@@ -34,7 +34,7 @@ from facerec.workspace import Workspace
 
 from .metrics import h_ceiling, h_mean
 from .request import METHODS, forget_people, gallery_check
-from .request_data import join, read_all, rows_of
+from .request_data import people_images
 
 PROTOCOLS = ("single", "continual", "few-shot")
 SINGLE_SHARES = (0.05, 0.1, 0.5, 0.9)
@@ -86,11 +86,9 @@ def measure(workspace: Path, root: Path, split, rows: dict[str, int], people: li
     ws = Workspace(workspace)
     pipe = FacePipeline(ws, detector="aligned", device=device)
 
-    def held_out(names):
-        return join([rows_of(read_all(root, split.test.get(p, [])), rows[p]) for p in names])
-
     retained = [p for p in rows if p not in people and p not in earlier]
-    sets = {"acc_f": held_out(people), "acc_r": held_out(retained), "acc_o": held_out(earlier)}
+    sets = {k: people_images(root, split.test, rows, names)
+            for k, names in (("acc_f", people), ("acc_r", retained), ("acc_o", earlier))}
     out = {k: top1_accuracy(pipe.model, d.images, d.labels, pipe.device) for k, d in sets.items()}
     threshold = ws.manifest().get("recognition", {}).get("threshold")
     if threshold is not None:

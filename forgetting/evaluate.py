@@ -42,7 +42,7 @@ from facerec.workspace import Workspace
 from .baselines import BaselineConfig, run_baseline
 from .gslora import Data
 from .request import forget_people
-from .request_data import join, read_all, rows_of
+from .request_data import join, people_images
 
 SCALE = 64.0  # the logits' scale: scores are computed on what the classifier outputs
 
@@ -57,11 +57,8 @@ def _sets(ws: Workspace, names: list[str]) -> dict[str, Data]:
         raise FaceRecError(f"not an identity of this workspace's model: {', '.join(unknown)}")
     retained = [p for p in rows if p not in names]
 
-    def part(people, which):
-        return join([rows_of(read_all(root, getattr(split, which).get(p, [])), rows[p]) for p in people])
-
-    return {"forget_train": part(names, "train"), "forget_test": part(names, "test"),
-            "retain_train": part(retained, "train"), "retain_test": part(retained, "test")}
+    return {f"{who}_{part}": people_images(root, getattr(split, part), rows, people)
+            for who, people in (("forget", names), ("retain", retained)) for part in ("train", "test")}
 
 
 def verification_forgetting(model, sets: dict[str, Data], far: float, device) -> dict:

@@ -50,6 +50,11 @@ def read_all(root: Path | None, rel_paths: list[str]) -> list[np.ndarray]:
     return out
 
 
+def people_images(root: Path | None, files: dict[str, list[str]], rows: dict[str, int], people: list[str]) -> Data:
+    """The readable images ``files[person]`` of ``people`` under ``root``, labelled with their head rows."""
+    return join([rows_of(read_all(root, files.get(p, [])), rows[p]) for p in people])
+
+
 def replay_files(files: list[str], person: str, *, fraction: float, shots: int | None, seed: int) -> list[str]:
     """A seeded subset of one retained person's training files: ``shots`` of them, or ``fraction``."""
     k = shots if shots is not None else max(1, round(fraction * len(files)))
@@ -88,8 +93,8 @@ def gather(ws_root: Path, manifest: dict, split, rows: dict[str, int], people: l
         replay = [rows_of(read_replay(ws_root, p, limit=shots), rows[p]) for p in retained]
     return RequestData(
         forget=join(forget), replay=join(replay),
-        forget_test=join([rows_of(read_all(data_root, split.test.get(p, [])), rows[p]) for p in people]),
-        retain_test=join([rows_of(read_all(data_root, split.test.get(p, [])), rows[p]) for p in retained]),
+        forget_test=people_images(data_root, split.test, rows, people),
+        retain_test=people_images(data_root, split.test, rows, retained),
         old_test=earlier_forgotten_test_set(ws_root, manifest, data_root),
         source="data root" if data_root is not None else "workspace")
 

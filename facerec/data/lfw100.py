@@ -27,11 +27,10 @@ import cv2
 import numpy as np
 
 from ..detect import make_detector
-from ..distill.crops import aligned_crop
+from ..distill.crops import align_files
 from ..errors import DataError
 from ..io import atomic_write_json
 from .folder import list_identity_files
-from .images import ImageError, read_image_file
 from .pairs import fold_people, most_photographed, read_pairs
 
 FORMAT_VERSION = 1
@@ -51,13 +50,7 @@ def choose_photos(listing: dict[str, list[str]], *, people: int, cap: int, exclu
 def _write_crops(root: Path, files: list[str], dest: Path, detect, progress) -> tuple[int, list[str]]:
     """Align ``files`` (relative to ``root``) into ``dest``; returns (written, skipped)."""
     written, skipped = 0, []
-    for rel in files:
-        try:
-            image, _ = read_image_file(root / rel)
-        except ImageError:
-            skipped.append(rel)
-            continue
-        crop, found = aligned_crop(image, detect)
+    for rel, crop, found in align_files(root, files, detect, skipped):
         if not found:
             skipped.append(rel)  # no face: not a photo the benchmark can use
             continue

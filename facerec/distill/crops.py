@@ -59,6 +59,18 @@ def aligned_crop(image_bgr: np.ndarray, detect) -> tuple[np.ndarray, bool]:
     return cv2.resize(rgb, (112, 112), interpolation=cv2.INTER_AREA), False
 
 
+def align_files(root: Path, files: list[str], detect, skipped: list[str]):
+    """Yield ``(rel, crop, found)`` (see :func:`aligned_crop`) for each of ``files`` under
+    ``root``; files that cannot be read are appended to ``skipped`` instead."""
+    for rel in files:
+        try:
+            image, _ = read_image_file(root / rel)
+        except ImageError:
+            skipped.append(rel)
+            continue
+        yield (rel, *aligned_crop(image, detect))
+
+
 def build_crop_store(root: str | Path, out: str | Path, detector: str, progress=None) -> dict:
     """Detect, align and store every image of the folder dataset ``root`` under ``out``.
 
@@ -72,20 +84,13 @@ def build_crop_store(root: str | Path, out: str | Path, detector: str, progress=
     rejected: list[str] = []
     listing = list_identity_files(root, rejected)
     paths, encoded, face, skipped = [], [], [], list(rejected)
-    for person, files in listing.items():
-        for rel in files:
-            try:
-                image, _ = read_image_file(root / rel)
-            except ImageError:
-                skipped.append(rel)
-                continue
-            crop, found = aligned_crop(image, detect)
-            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            paths.append(rel)
-            encoded.append(jpeg.tobytes())
-            face.append(found)
-            if progress:
-                progress(1)
+    for rel, crop, found in align_files(root, [f for files in listing.values() for f in files], detect, skipped):
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        paths.append(rel)
+        encoded.append(jpeg.tobytes())
+        face.append(found)
+        if progress:
+            progress(1)
     out.mkdir(parents=True, exist_ok=True)
     write_records(out / "crops.rec", encoded, list(range(len(encoded))))
     meta = {"format_version": FORMAT_VERSION, "root": str(root), "detector": detector, "jpeg_quality": JPEG_QUALITY,
