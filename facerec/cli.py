@@ -16,6 +16,7 @@ import sys
 
 from . import __version__
 from .errors import FaceRecError
+from .reports import describe_forget, describe_forgetting_eval, describe_training
 
 
 def _positive_int(text: str) -> int:
@@ -192,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", type=float, default=1.0,
                    help="replay this fraction of each retained person's training images (default 1.0)")
     p.add_argument("--images", nargs="+", default=None, help="images of the person to unlearn from (one person)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="unlearning steps (default 120)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="exactly this many unlearning steps (default: 120, or 12 per forgotten person when that is more)")
     p.add_argument("--seed", type=int, default=0, help="seed for the replay sample and LoRA init (default 0)")
     p.add_argument("--ledger", action="store_true", help="show the forget ledger instead of forgetting")
     _add_face_options(p)
@@ -362,22 +363,7 @@ def cmd_train(args) -> None:
             min_images=args.min_images, max_images=args.max_images, test_per_identity=args.test_per_identity,
             replay_shots=args.replay_shots, device=args.device, restart=args.restart, show_progress=not args.quiet,
         )
-    _emit(args, report, _describe_training(report))
-
-
-def _describe_training(r: dict) -> str:
-    lines = [
-        f"trained {r['model']} on {r['identities']} identities ({r['train_images']} train / {r['test_images']} held-out images)"
-        f" in {r['seconds']:.1f} s on {r['device']}"
-        + (f", resumed from epoch {r['resumed_from_epoch']}" if r["resumed_from_epoch"] else ""),
-        f"held-out top-1: {r['top1']:.3f}   (train top-1 {r['train_top1']:.3f})",
-        f"workspace: {r['workspace']}   model version {r['model_version']}",
-    ]
-    if r["skipped_unreadable"]:
-        lines.append(f"skipped {r['skipped_unreadable']} unreadable image file(s)")
-    if r["dropped_identities"]:
-        lines.append(f"left out {r['dropped_identities']} people with too few images")
-    return "\n".join(lines)
+    _emit(args, report, describe_training(report))
 
 
 def cmd_demo(args) -> None:
@@ -405,7 +391,7 @@ def cmd_demo(args) -> None:
     data = report["data"]
     rec = report["recognize"]
     human = (f"data: {data['source']} — {data['identities']} identities, {data['images']} images\n"
-             + _describe_training(report["train"])
+             + describe_training(report["train"])
              + f"\ngallery: enrolled the training images; held-out rank-1 {rec['rank1']:.3f}, "
                f"unknown {rec['unknown_rate']:.3f} at threshold {rec['threshold']:.3f} (FAR {rec['far']:.1e} on enrolled)\n"
              + describe_forget(forget))
@@ -578,40 +564,14 @@ def cmd_forget(args) -> None:
     if not args.names:
         raise FaceRecError("usage: facerec forget NAME... (or facerec forget --ledger)")
     defaults = GSLoRAConfig()
-    config = GSLoRAConfig(**{**defaults.to_dict(), "steps": args.steps or defaults.steps, "seed": args.seed})
+    exact = {"steps": args.steps, "steps_per_person": 0} if args.steps else {}
+    config = GSLoRAConfig(**{**defaults.to_dict(), **exact, "seed": args.seed})
     detector = "aligned" if args.aligned or not args.images else args.detector
     with _writing(args, seed=True):
         r = forget_people(_workspace(args).root, args.names, method=args.method, shots=args.shots,
                           replay_fraction=args.replay, images=args.images, detector=detector, config=config,
                           device=args.device, show_progress=not args.quiet)
     _emit(args, r, describe_forget(r))
-
-
-def describe_forget(r: dict) -> str:
-    lines = [f"forgot {r['forgotten']} people (request {r['request']}); model {r['model_version_before']} -> "
-             f"{r['model_version']}"]
-    if r.get("unlearned"):
-        lines.append(f"{r['method']}: acc_f {_fmt(r['acc_f_before'])} -> {_fmt(r['acc_f'])}, acc_r "
-                     f"{_fmt(r['acc_r_before'])} -> {_fmt(r['acc_r'])}, acc_o {_fmt(r['acc_o'])}; H {_fmt(r['h_mean'])} "
-                     f"of ceiling {_fmt(r['h_ceiling'])}")
-        images = r.get("images", {})
-        if images.get("source") == "workspace":
-            lines.append(f"  data root gone: unlearnt from {images['forget']} stored crops, replayed {images['replay']} "
-                         "replay-buffer crops; no held-out images to measure on (n/a)")
-        lines.append(f"  {r['seconds']:.1f} s unlearning ({r['seconds_total']:.1f} s in all), trainable "
-                     f"{100 * r['trainable_ratio']:.2f} %"
-                     + (", group norms " + " ".join(f"{v:.2f}" for v in r["group_norms"])
-                        + f", zero groups {r['zero_group_share']:.2f}" if r.get("group_norms") else ""))
-    check = r["gallery"].get("check")
-    if check and check.get("images"):
-        lines.append(f"gallery: {r['gallery']['re_embedded']} vectors re-embedded; the forgotten people's "
-                     f"{check['images']} held-out photos: {check['unknown']} unknown to the remaining gallery "
-                     f"(as strangers before the forget: {_fmt(check['unknown_rate_before_as_stranger'])})")
-    return "\n".join(lines)
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def cmd_eval_verification(args) -> None:
@@ -665,24 +625,6 @@ def cmd_eval_forgetting(args) -> None:
                             retrain=not args.no_retrain, shots=args.shots, device=args.device,
                             show_progress=not args.quiet)
     _emit(args, r, describe_forgetting_eval(r, args.far))
-
-
-def describe_forgetting_eval(r: dict, far: float) -> str:
-    rows = [("before", r["before"])] + ([("retrained", r["retrained"])] if "retrained" in r else [])
-    rows += list(r["results"].items())
-    lines = [f"{'model':16s} acc_f  acc_r  TAR forgotten (FAR {far:g})  MIA AUC  TPR@FPR1%  SVC efficacy  "
-             "relearned acc_f (retained / +shots)"]
-    for name, v in rows:
-        relearn = v.get("relearning")
-        lines.append(f"{name:16s} {v['acc_f']:.3f}  {v['acc_r']:.3f}  {v['verification']['tar_forgotten']:.3f}"
-                     f"                     {_fmt(v['mia_loss']['auc'])}    {_fmt(v['mia_loss']['tpr_at_fpr_0.01'])}"
-                     f"      {_fmt(v['mia_efficacy'])}         "
-                     + (f"{_fmt(relearn['retained_only'])} / {_fmt(relearn['with_forget_shots'])}" if relearn else "–"))
-    for name, v in r["results"].items():
-        if "gap_to_retrained" in v:
-            lines.append(f"{name}: gap to retrained " + ", ".join(
-                f"{k} {'n/a' if g is None else f'{g:+.3f}'}" for k, g in v["gap_to_retrained"].items()))
-    return "\n".join(lines)
 
 
 def cmd_bench_forgetting(args) -> None:
