@@ -34,12 +34,13 @@ from facerec.data.transforms import to_tensor
 from facerec.models import MARGINS
 from facerec.progress import progress_bar
 
-from .gslora import Data, _batches
+from .gslora import Data, _batches, task_steps
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    steps: int = 60
+    steps: int = 60  # at least this many steps, and steps_per_person per forgotten person (gslora.task_steps)
+    steps_per_person: int = 6
     batch_size: int = 16
     lr: float = 1e-4
     margin: str = "cosface"
@@ -134,8 +135,9 @@ def run_baseline(method: str, model, forget: Data, retain: Data, cfg: BaselineCo
     generator = torch.Generator().manual_seed(cfg.seed)
     forget_batches = _batches(len(forget), cfg.batch_size, generator)
     retain_batches = _batches(len(retain), cfg.batch_size, generator) if len(retain) else None
-    with progress_bar(cfg.steps, method, enabled=show_progress, unit="step") as bar:
-        for step in range(cfg.steps):
+    steps = task_steps(cfg.steps, cfg.steps_per_person, forget)
+    with progress_bar(steps, method, enabled=show_progress, unit="step") as bar:
+        for step in range(steps):
             f_idx = next(forget_batches).numpy()
             xf = to_tensor(forget.images[f_idx]).to(device)
             yf = torch.from_numpy(forget.labels[f_idx]).to(device)
@@ -144,7 +146,7 @@ def run_baseline(method: str, model, forget: Data, retain: Data, cfg: BaselineCo
                 xr = to_tensor(retain.images[r_idx]).to(device)
                 yr = torch.from_numpy(retain.labels[r_idx]).to(device)
             loss = _loss(method, model, teacher, xf, yf, xr if retain_batches else None, yr if retain_batches else None,
-                         cfg, margin, generator, step)
+                         cfg, margin, generator, step / steps)
             if anchor is not None:
                 weights = fisher if fisher is not None else [None] * len(params)
                 scale = cfg.ewc_weight if fisher is not None else cfg.l2_weight
@@ -162,11 +164,11 @@ def run_baseline(method: str, model, forget: Data, retain: Data, cfg: BaselineCo
     for p in model.parameters():
         p.requires_grad_(True)
     trainable = sum(int(m.sum()) for m in mask) if mask is not None else sum(p.numel() for p in params)
-    return {"method": method, "seconds": round(time.perf_counter() - t0, 2), "trainable_parameters": trainable,
-            "trainable_ratio": trainable / total, "config": cfg.to_dict()}
+    return {"method": method, "seconds": round(time.perf_counter() - t0, 2), "steps": steps,
+            "trainable_parameters": trainable, "trainable_ratio": trainable / total, "config": cfg.to_dict()}
 
 
-def _loss(method, model, teacher, xf, yf, xr, yr, cfg, margin, generator, step) -> torch.Tensor:
+def _loss(method, model, teacher, xf, yf, xr, yr, cfg, margin, generator, progress: float) -> torch.Tensor:
     ce = lambda x, y: F.cross_entropy(margin(model(x), y), y)  # noqa: E731
     retain_ce = ce(xr, yr) if xr is not None else xf.new_zeros(())
     if method == "finetune":
@@ -187,7 +189,7 @@ def _loss(method, model, teacher, xf, yf, xr, yr, cfg, margin, generator, step) 
             t_r = teacher(xr) * scale if xr is not None else None
             t_f = teacher(xf) * scale
         min_loss = retain_ce + (_distill(model(xr) * scale, t_r, cfg.temperature) if xr is not None else 0.0)
-        if step < cfg.scrub_max_share * cfg.steps:
+        if progress < cfg.scrub_max_share:
             return min_loss - _distill(model(xf) * scale, t_f, cfg.temperature)  # max step: leave the teacher
         return min_loss
     raise AssertionError(method)

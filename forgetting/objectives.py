@@ -16,7 +16,9 @@ direction of the embedding space (one per person, where no head row points): the
 similarity to every other person and to the gallery (which it had as a non-match before the
 task: a trained person is not confused with the others), the person's photos keep resembling
 each other (as a stranger's photos do), and the own row no longer singles them out. A rank hinge
-finishes the job for the head: the own row must end ``margin`` below the best other row. Both
+finishes the job for the head: the own row must end ``margin`` below the best other row, reached
+by moving away from the own row only (the best other row is a constant of the hinge: pulling the
+face towards it would make the person someone else again). Both
 terms are bounded (a cosine distance and a hinge), so, like the paper's BND, they stop pushing.
 
 The retained side is the paper's CE on replay images plus :func:`embedding_retention`: the
@@ -81,13 +83,15 @@ def target_loss(z: torch.Tensor, targets: torch.Tensor, scale: float = 64.0) -> 
 def rank_hinge(forget_z: torch.Tensor, forget_y: torch.Tensor, rows: torch.Tensor, retained_rows: torch.Tensor,
                margin: float, scale: float = 64.0) -> torch.Tensor:
     """``s · mean ReLU(cos(z, w_y) − max_j cos(z, w_j) + margin)`` over retained rows ``j``: the own
-    row ends ``margin`` below the best other row, so the head no longer names the person."""
+    row ends ``margin`` below the best other row, so the head no longer names the person. The best
+    other cosine carries no gradient: the face leaves its own row rather than approaching another."""
     if not len(retained_rows):
         return forget_z.new_zeros(())
     z = F.normalize(forget_z.float(), dim=1)
     w = F.normalize(rows.float(), dim=1)
     own = (z * w[forget_y]).sum(1)
-    return scale * F.relu(own - (z @ w[retained_rows].t()).max(1).values + margin).mean()
+    best_other = (z @ w[retained_rows].t()).max(1).values.detach()
+    return scale * F.relu(own - best_other + margin).mean()
 
 
 def embedding_retention(z: torch.Tensor, before_z: torch.Tensor, scale: float = 64.0) -> torch.Tensor:

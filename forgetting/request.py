@@ -88,7 +88,8 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
         report["model_version"], weights = stage_weights(plan, pipe)
     else:
         report["model_version"] = pipe.model_version
-    report["gallery"], recognition = stage_gallery(plan, pipe, data, report["model_version_before"])
+    report["gallery"], recognition = stage_gallery(plan, pipe, data, report["model_version_before"],
+                                                   report.get("unknown_rate_before_as_stranger"))
     if fail_before_commit:  # for tests: a crash after all the work, before the commit
         raise RuntimeError("injected failure before the commit")
     report["request"] = commit(plan, report, weights, recognition)
@@ -198,9 +199,11 @@ def stage_weights(plan: Plan, pipe: FacePipeline) -> tuple[str, Path]:
     return version, weights
 
 
-def stage_gallery(plan: Plan, pipe: FacePipeline, data: RequestData | None, version_before: str) -> tuple[dict, dict]:
+def stage_gallery(plan: Plan, pipe: FacePipeline, data: RequestData | None, version_before: str,
+                  before_as_stranger: float | None = None) -> tuple[dict, dict]:
     """Stage 4b: the remaining gallery re-embedded into ``gallery.staging``, its threshold, and the
-    gallery check of the forgotten people's held-out photos; returns (report, recognition record)."""
+    gallery check of the forgotten people's held-out photos (beside ``before_as_stranger``, their
+    unknown rate against the same gallery before the forget); returns (report, recognition record)."""
     staging = plan.ws.root / "gallery.staging"
     vectors = build_gallery(pipe, staging, exclude=set(plan.names))
     recognition = dict(plan.manifest.get("recognition", {}))
@@ -210,7 +213,7 @@ def stage_gallery(plan: Plan, pipe: FacePipeline, data: RequestData | None, vers
         recognition["threshold"], recognition["enrolled_vectors"] = report["threshold"], vectors
     if plan.in_model and vectors and data is not None:
         check = gallery_check(pipe, staging, list(data.forget_test.images), plan.in_model, report["threshold"] or 0.4)
-        check["unknown_rate_before_as_stranger"] = plan.report.get("unknown_rate_before_as_stranger")
+        check["unknown_rate_before_as_stranger"] = before_as_stranger
         check["matched_forgotten"] = 0 if set(plan.in_model).isdisjoint(_gallery_people(staging)) else None
         report["check"] = check
     return report, recognition

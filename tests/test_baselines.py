@@ -27,7 +27,7 @@ def setup():
 def test_each_baseline_trains_the_backbone_and_keeps_the_head(setup, method):
     model, forget, retain = setup
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    stats = run_baseline(method, model, forget, retain, BaselineConfig(steps=3, batch_size=4, lr=1e-3, retrain_epochs=1),
+    stats = run_baseline(method, model, forget, retain, BaselineConfig(steps=3, steps_per_person=0, batch_size=4, lr=1e-3, retrain_epochs=1),
                          device=torch.device("cpu"), show_progress=False)
     after = model.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
@@ -39,7 +39,7 @@ def test_each_baseline_trains_the_backbone_and_keeps_the_head(setup, method):
 def test_salun_moves_only_salient_weights(setup):
     model, forget, retain = setup
     before = {k: v.clone() for k, v in model.named_parameters() if not k.startswith("head.")}
-    stats = run_baseline("salun", model, forget, retain, BaselineConfig(steps=3, batch_size=4, lr=1e-3, saliency=0.2),
+    stats = run_baseline("salun", model, forget, retain, BaselineConfig(steps=3, steps_per_person=0, batch_size=4, lr=1e-3, saliency=0.2),
                          device=torch.device("cpu"), show_progress=False)
     moved = sum(int((p != before[k]).sum()) for k, p in model.named_parameters() if k in before)
     total = sum(v.numel() for v in before.values())

@@ -45,6 +45,16 @@ def test_rank_hinge_is_zero_once_the_own_row_is_below_the_best_other_by_the_marg
     assert float(rank_hinge(z, torch.tensor([1]), rows, torch.tensor([0, 2]), margin=0.1)) > 0
 
 
+def test_rank_hinge_moves_the_face_off_its_own_row_not_towards_another_person():
+    rows = torch.eye(3)
+    z = torch.tensor([[0.3, 0.9, 0.1]], requires_grad=True)  # person 1, best other row: 0
+    rank_hinge(z, torch.tensor([1]), rows, torch.tensor([0, 2]), margin=0.2).backward()
+    step = -z.grad[0]  # the direction descent moves the face
+    assert step[1] < 0  # away from the own row
+    basis, _ = torch.linalg.qr(torch.stack([z.detach()[0], rows[1]], dim=1))  # span{face, own row}
+    assert float((step - basis @ (basis.t() @ step)).norm()) < 1e-5 * float(step.norm())  # no pull towards row 0
+
+
 def test_bounded_terms_vanish_at_their_goal():
     z = F.normalize(torch.randn(5, 8), dim=1)
     assert float(target_loss(z, z)) < 1e-4 and float(embedding_retention(z, z.clone())) < 1e-4

@@ -1,0 +1,48 @@
+"""One GS-LoRA task: its step budget grows with the people named; pre-task embeddings are computed once."""
+
+import numpy as np
+import torch
+
+from facerec.data.transforms import to_tensor
+from facerec.models import create_model
+from forgetting.gslora import BeforeCache, Data, GSLoRAConfig, task_steps, unlearn
+from forgetting.lora import inject_lora
+
+
+def _data(labels: list[int], seed: int = 0) -> Data:
+    rng = np.random.default_rng(seed)
+    return Data(rng.integers(0, 256, (len(labels), 112, 112, 3), dtype=np.uint8), np.array(labels, dtype=np.int64))
+
+
+def test_the_step_budget_grows_with_the_people_a_request_names():
+    assert task_steps(120, 12, _data([0, 0, 1])) == 120
+    assert task_steps(120, 12, _data([p for p in range(20) for _ in range(2)])) == 240
+    assert task_steps(50, 0, _data(list(range(30)))) == 50  # 0 per person: exactly ``steps``
+    torch.manual_seed(0)
+    model = create_model("vit-face-test", 6).eval()
+    stats = unlearn(model, _data([0, 1, 2]), _data([3, 4, 5], seed=1), GSLoRAConfig(steps=1, steps_per_person=2,
+                                                                                   batch_size=2),
+                    device=torch.device("cpu"), show_progress=False)
+    assert stats["steps"] == 6
+
+
+def test_pre_task_embeddings_are_the_model_without_its_adapters_and_computed_once():
+    torch.manual_seed(0)
+    model = create_model("vit-face-test", 4).eval()
+    images = _data([0, 1, 2, 3]).images
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(to_tensor(images)), pre_logits=True)
+    groups = inject_lora(model, rank=4)
+    with torch.no_grad():
+        for group in groups:
+            for layer in group:
+                layer.lora_B.normal_()  # the adapted model now differs from the pre-task one
+    cache = BeforeCache(model, (len(images),), torch.device("cpu"))
+    got = cache.get(0, np.array([2, 0, 2]), images)
+    assert torch.allclose(got, expected[[2, 0, 2]], atol=1e-5)
+    assert cache.known[0].tolist() == [True, False, True, False]
+    calls = []
+    handle = model.blocks[0].register_forward_hook(lambda *_: calls.append(1))
+    cache.get(0, np.array([0, 2]), images)
+    assert not calls  # both already known: no forward pass
+    handle.remove()
