@@ -182,7 +182,8 @@ def _forget_loss(cfg: GSLoRAConfig, y, nf: int, embeddings, logits, before, rows
         return cfg.beta * term, logits.new_zeros(()), ce_f
     with torch.no_grad():
         ce_f = F.cross_entropy(logits[:nf], y[:nf])
-    term = (target_loss(embeddings[:nf], stranger_targets(before[:nf], y[:nf], rows, directions))
+    term = (target_loss(embeddings[:nf], stranger_targets(before[:nf], y[:nf], rows, directions, retained_rows,
+                                                                   cfg.rank_margin))
             + rank_hinge(embeddings[:nf], y[:nf], rows, retained_rows, cfg.rank_margin))
     keep = embedding_retention(embeddings[nf:], before[nf:]) if len(y) > nf else logits.new_zeros(())
     return cfg.stranger_weight * term, cfg.keep_weight * keep, ce_f

@@ -15,10 +15,12 @@ other rows. The target for a forget image is its own pre-task embedding with tha
 direction of the embedding space (one per person, where no head row points): the face keeps its
 similarity to every other person and to the gallery (which it had as a non-match before the
 task: a trained person is not confused with the others), the person's photos keep resembling
-each other (as a stranger's photos do), and the own row no longer singles them out. A rank hinge
-finishes the job for the head: the own row must end ``margin`` below the best other row, reached
-by moving away from the own row only (the best other row is a constant of the hinge: pulling the
-face towards it would make the person someone else again). Both
+each other (as a stranger's photos do), and the own row no longer singles them out. Where that
+still leaves the own row within ``margin`` of the best other row, the target moves further off
+the own row, just far enough. A rank hinge holds the head to the same: the own row must end
+``margin`` below the best other row, reached by moving away from the own row only (the best
+other row is a constant of the hinge: pulling the face towards it would make the person someone
+else again). Both
 terms are bounded (a cosine distance and a hinge), so, like the paper's BND, they stop pushing.
 
 The retained side is the paper's CE on replay images plus :func:`embedding_retention`: the
@@ -63,16 +65,34 @@ def unused_directions(rows: torch.Tensor, people: list[int], seed: int) -> dict[
 
 
 def stranger_targets(before_z: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor,
-                     directions: dict[int, torch.Tensor]) -> torch.Tensor:
+                     directions: dict[int, torch.Tensor], retained_rows: torch.Tensor | None = None,
+                     margin: float = 0.0, iterations: int = 24) -> torch.Tensor:
     """Unit targets ``(N, D)`` for forget images: ``z − c·u_y + c·r_y`` normalised, with ``z`` the
     pre-task embedding, ``u_y`` the person's centred row, ``c = z·u_y`` and ``r_y`` the person's
-    unused direction (see the module docstring)."""
+    unused direction (see the module docstring). With ``retained_rows`` and ``margin``, a target
+    whose own row is still not ``margin`` below the best retained row is moved further along
+    ``−u_y`` (the least way that does it, found by bisection), so the target and the rank hinge
+    ask the same of the face instead of pulling against each other."""
     z = F.normalize(before_z.float(), dim=1)
     w = F.normalize(rows.float(), dim=1)
     u = F.normalize(w[labels] - w.mean(0), dim=1)  # what sets the person's row apart from the others
     r = torch.stack([directions[int(y)] for y in labels.tolist()])
     c = (z * u).sum(1, keepdim=True)
-    return F.normalize(z - c * u + c * r, dim=1)
+    target = z - c * u + c * r
+    if retained_rows is None or not len(retained_rows) or margin <= 0:
+        return F.normalize(target, dim=1)
+
+    def short(alpha: torch.Tensor) -> torch.Tensor:  # how far the own row is from margin below the best other
+        t = F.normalize(target - alpha[:, None] * u, dim=1)
+        return (t * w[labels]).sum(1) - (t @ w[retained_rows].t()).max(1).values + margin
+
+    low, high = torch.zeros(len(z), device=z.device), torch.full((len(z),), 4.0, device=z.device)
+    for _ in range(iterations):
+        mid = (low + high) / 2
+        ok = short(mid) <= 0
+        high, low = torch.where(ok, mid, high), torch.where(ok, low, mid)
+    alpha = torch.where(short(torch.zeros_like(low)) <= 0, torch.zeros_like(low), high)
+    return F.normalize(target - alpha[:, None] * u, dim=1)
 
 
 def target_loss(z: torch.Tensor, targets: torch.Tensor, scale: float = 64.0) -> torch.Tensor:

@@ -61,3 +61,17 @@ def test_bounded_terms_vanish_at_their_goal():
     logits = torch.tensor([[-50.0, 50.0]])
     term, ce = bounded_ce(logits, torch.tensor([0]), bnd=10.0)
     assert float(ce) > 10 and float(term) == 0.0
+
+
+def test_a_target_ends_the_margin_below_the_best_retained_row_when_asked():
+    torch.manual_seed(0)
+    rows = F.normalize(torch.randn(6, 16), dim=1)
+    z = F.normalize(rows[2] + 0.3 * torch.randn(4, 16), dim=1)  # photos of person 2
+    labels = torch.full((4,), 2)
+    directions = unused_directions(rows, [2], seed=0)
+    retained = torch.tensor([0, 1, 3, 4, 5])
+    t = stranger_targets(z, labels, rows, directions, retained, margin=0.3)
+    own, best = t @ rows[2], (t @ rows[retained].t()).max(1).values
+    assert bool((own <= best - 0.3 + 1e-3).all())
+    plain = stranger_targets(z, labels, rows, directions)
+    assert float(F.cosine_similarity(t, plain).min()) > 0.5  # the least move that does it, not a new face
