@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
     q.add_argument("--without-data", action="store_true",
                    help="forget with the data root gone: from stored crops and the replay buffer only")
+    q.add_argument("--beyond-head", action="store_true",
+                   help="also measure every request beyond the head (TAR among the forgotten, loss-attack AUC, "
+                        "relearning), as gaps to retrain when it is among the methods")
     q.add_argument("--methods", default=DEFAULT_BENCH_METHODS,
                    help=f"comma-separated (default {DEFAULT_BENCH_METHODS}; add retrain for the reference)")
     q.add_argument("--out", default="forgetting-bench", help="directory for the table, JSON and plots")
@@ -643,8 +646,7 @@ def cmd_bench_forgetting(args) -> None:
     try:
         bench = run_bench(base, args.protocol, methods, seed=args.seed, draws=args.draws, per_task=args.per_task,
                           shares=shares, shots=args.shots, strangers=strangers, without_data=args.without_data,
-                          device=args.device,
-                          show_progress=not args.quiet)
+                          beyond=args.beyond_head, device=args.device, show_progress=not args.quiet)
     except ValueError as err:
         raise FaceRecError(str(err)) from None
     bench["outputs"] = write_outputs(bench, out)

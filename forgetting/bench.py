@@ -13,9 +13,12 @@ real ``facerec forget`` transaction, so the numbers include the whole erasure, a
 ends with the gallery check: the forgotten people's held-out photos, and photos of ``strangers``
 (people neither the model nor the gallery saw) searched against the remaining gallery at the
 workspace's calibrated threshold; a forgotten face should be answered ``unknown`` as often as a
-stranger's. Outputs: a Markdown table shaped like the paper's (H, Acc_r, Acc_f, Acc_o per task;
-trainable ratio; seconds), the JSON behind it, H per task per method (PNG) and GS-LoRA's
-per-block group norms (heatmap PNG).
+stranger's. With ``beyond`` each request is also measured beyond the identity head (TAR among the
+forgotten people's own photos, the loss attack's AUC, Acc_f after relearning: see
+:mod:`forgetting.evaluate`), and, when ``retrain`` is among the methods, each as a gap to the
+retrained model of the same draw and task. Outputs: a Markdown table shaped like the paper's (H,
+Acc_r, Acc_f, Acc_o per task; trainable ratio; seconds; the beyond-the-head numbers), the JSON
+behind it, H per task per method (PNG) and GS-LoRA's per-block group norms (heatmap PNG).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from facerec.progress import progress_bar
 from facerec.recognition import FacePipeline
 from facerec.workspace import Workspace
 
+from .evaluate import loss_attack, relearning, task_sets, verification_forgetting
 from .metrics import h_ceiling, h_mean
 from .request import METHODS, forget_people, gallery_check
 from .request_data import people_images
@@ -39,6 +43,9 @@ from .request_data import people_images
 PROTOCOLS = ("single", "continual", "few-shot")
 SINGLE_SHARES = (0.05, 0.1, 0.5, 0.9)
 FEW_SHOTS = 4
+BEYOND_HEAD = ("tar_forgotten", "mia_auc", "relearned_acc_f", "relearned_acc_f_with_shots")
+BEYOND_FAR = 1e-2  # verification's FAR, set on the retained people's impostor pairs (as eval forgetting)
+RELEARN_STEPS, RELEARN_SHOTS = 30, 2
 TASK_KEYS = ("acc_f_before", "acc_f", "acc_r_before", "acc_r", "acc_o", "h_mean", "h_ceiling", "trainable_ratio",
              "seconds", "seconds_total", "group_norms", "zero_group_share")
 
@@ -116,6 +123,35 @@ def _request(copy: Path, names: list[str], earlier: list[str], method: str, shot
             "unknown_forgotten": after.get("unknown_forgotten"), "data": r.get("images", {}).get("source")}
 
 
+def beyond_head(copy: Path, source: tuple, names: list[str], earlier: list[str], device: str | None) -> dict:
+    """One request's numbers beyond the head, on held-out and training images read from the base's
+    data root: TAR among the forgotten people at FAR 1e-2, the loss attack's AUC, and Acc_f after
+    relearning on retained data (and with 2 images of each forgotten person)."""
+    from facerec.device import resolve_device
+
+    root, split, rows = source
+    sets = task_sets(root, split, rows, names, [p for p in rows if p not in names and p not in earlier])
+    dev = resolve_device(device)
+    model = Workspace(copy).load_model(dev)
+    relearned = relearning(copy, sets, RELEARN_STEPS, RELEARN_SHOTS, dev, False)
+    return {"tar_forgotten": verification_forgetting(model, sets, BEYOND_FAR, dev)["tar_forgotten"],
+            "mia_auc": loss_attack(model, sets, dev)["auc"], "relearned_acc_f": relearned["retained_only"],
+            "relearned_acc_f_with_shots": relearned["with_forget_shots"]}
+
+
+def gaps_to_retrain(results: list[dict]) -> None:
+    """Add ``gap_to_retrain`` (method − retrain, same draw, setting and task) to every task that has
+    the beyond-the-head numbers, when ``retrain`` ran."""
+    refs = {(r["draw"], r["setting"]): r for r in results if r["method"] == "retrain"}
+    for r in results:
+        ref = refs.get((r["draw"], r["setting"]))
+        if ref is None or ref is r:
+            continue
+        for task, ref_task in zip(r["tasks"], ref["tasks"]):
+            task["gap_to_retrain"] = {k: round(task[k] - ref_task[k], 4) for k in BEYOND_HEAD
+                                      if task.get(k) is not None and ref_task.get(k) is not None}
+
+
 def _hide_data_root(copy: Path) -> None:
     """Point the copy's manifest at a data root that does not exist (the deployment case)."""
     Workspace(copy).update_manifest(lambda m: m["data"].update(root=str(copy / "data-root-is-gone")))
@@ -123,23 +159,25 @@ def _hide_data_root(copy: Path) -> None:
 
 def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int = 0, draws: int = 1,
               per_task: int | None = None, shares: tuple[float, ...] = SINGLE_SHARES, shots: int | None = None,
-              strangers: list[np.ndarray] | None = None, without_data: bool = False, device: str | None = None,
-              show_progress: bool = True) -> dict:
+              strangers: list[np.ndarray] | None = None, without_data: bool = False, beyond: bool = False,
+              device: str | None = None, show_progress: bool = True) -> dict:
     """Run ``methods`` under ``protocol`` on copies of the trained workspace ``base``.
 
     ``without_data``: every request runs with the copy's data root gone, so it unlearns from the
-    workspace's crops and replay buffer only; the bench measures held-out accuracy itself."""
+    workspace's crops and replay buffer only; the bench measures held-out accuracy itself.
+    ``beyond``: measure every request beyond the head too (:func:`beyond_head`)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     manifest = Workspace(base).manifest()
     people = [p for p in manifest["identities"] if p is not None]
-    hidden = None
-    if without_data:
-        if not manifest.get("replay", {}).get("images"):
-            raise ValueError("--without-data needs a workspace with a replay buffer (train keeps one)")
-        hidden = (Path(manifest["data"]["root"]), Workspace(base).split(),
+    if without_data and not manifest.get("replay", {}).get("images"):
+        raise ValueError("--without-data needs a workspace with a replay buffer (train keeps one)")
+    source = None  # where the bench reads images itself: (data root, split, head rows)
+    if without_data or beyond:
+        source = (Path(manifest["data"]["root"]), Workspace(base).split(),
                   {n: i for i, n in enumerate(manifest["identities"]) if n is not None})
+    hidden = source if without_data else None
     settings = [(draw, *s) for draw in range(draws)
                 for s in plan(people, protocol, seed + draw, per_task, shares, shots)]
     total = sum(len(tasks) for _, _, tasks, _ in settings) * len(methods)
@@ -156,6 +194,8 @@ def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int 
                 for t, names in enumerate(tasks):
                     earlier = [p for task in tasks[:t] for p in task]
                     row = _request(copy, names, earlier, method, k_shots, device, hidden)
+                    if beyond:
+                        row.update(beyond_head(copy, source, names, earlier, device))
                     rows.append({"task": t + 1, "known_before": len(people) - len(earlier), "forgotten": len(names),
                                  **row, "unknown_strangers": strangers_unknown_rate(copy, strangers or [], device)})
                     bar.set_postfix(method=method, task=t + 1, refresh=False)
@@ -163,6 +203,8 @@ def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int 
                 results.append({"setting": setting, "method": method, "shots": k_shots, "draw": draw,
                                 "seed": seed + draw, "tasks": rows})
                 shutil.rmtree(copy, ignore_errors=True)
+    if beyond:
+        gaps_to_retrain(results)
     return {"protocol": protocol, "seed": seed, "draws": draws, "people": len(people), "without_data": without_data,
             "model": manifest["model"]["name"], "train_seconds": manifest.get("training", {}).get("seconds"),
             "base_top1": manifest.get("training", {}).get("top1"), "strangers": len(strangers or []),
@@ -229,7 +271,31 @@ def markdown(bench: dict) -> str:
                          f"{_pct(_mean(t['unknown_strangers'] for t in last))}"
                        + f" | {_pct(worst['acc_f'])} / {worst['h_share']:.3f} / {_pct(worst['unknown_gap'])}"
                        + f" | {seconds:.1f} |")
+        out += _beyond_table(rows)
     return "\n".join(out) + "\n"
+
+
+def _beyond_table(rows: list[dict]) -> list[str]:
+    """One setting's beyond-the-head lines: the last task's numbers (means over draws) and the
+    largest gap to retrain over draws and tasks; nothing when the bench ran without them."""
+    if "tar_forgotten" not in rows[0]["tasks"][-1]:
+        return []
+    out = ["", f"beyond the head, after the last request (means over draws): TAR among the forgotten at FAR "
+               f"{BEYOND_FAR:g}, loss-attack AUC (0.5 = no signal), Acc_f after {RELEARN_STEPS} relearning steps on "
+               f"retained data / plus {RELEARN_SHOTS} images per forgotten person; worst gap = largest |method − "
+               "retrain| over draws and tasks, in points", "",
+           "| method | TAR forgotten | MIA AUC | relearned Acc_f | worst gap TAR / AUC / relearned / +shots |",
+           "|---|---|---|---|---|"]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        runs = [r for r in rows if r["method"] == method]
+        last = [r["tasks"][-1] for r in runs]
+        gaps = [t["gap_to_retrain"] for r in runs for t in r["tasks"] if "gap_to_retrain" in t]
+        worst = [max((abs(g[k]) for g in gaps if k in g), default=None) for k in BEYOND_HEAD]
+        out.append(f"| {method} | {_pct(_mean(t['tar_forgotten'] for t in last))} | "
+                   f"{_mean(t['mia_auc'] for t in last):.3f} | {_pct(_mean(t['relearned_acc_f'] for t in last))} / "
+                   f"{_pct(_mean(t['relearned_acc_f_with_shots'] for t in last))} | "
+                   + (" / ".join(_pct(w) for w in worst) if gaps else "–") + " |")
+    return out
 
 
 def plot_h_per_task(bench: dict, path: Path) -> None:

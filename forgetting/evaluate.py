@@ -55,8 +55,11 @@ def _sets(ws: Workspace, names: list[str]) -> dict[str, Data]:
     unknown = [n for n in names if n not in rows]
     if unknown:
         raise FaceRecError(f"not an identity of this workspace's model: {', '.join(unknown)}")
-    retained = [p for p in rows if p not in names]
+    return task_sets(root, split, rows, names, [p for p in rows if p not in names])
 
+
+def task_sets(root: Path, split, rows: dict[str, int], names: list[str], retained: list[str]) -> dict[str, Data]:
+    """``forget_train``, ``forget_test``, ``retain_train``, ``retain_test``: the images every measure reads."""
     return {f"{who}_{part}": people_images(root, getattr(split, part), rows, people)
             for who, people in (("forget", names), ("retain", retained)) for part in ("train", "test")}
 
@@ -140,7 +143,8 @@ def relearning(model_dir: Path, sets: dict[str, Data], steps: int, shots: int, d
     for key, replay in (("retained_only", sets["retain_train"]), ("with_forget_shots", join([sets["retain_train"], few]))):
         model = Workspace(model_dir).load_model(device)
         run_baseline("finetune", model, Data(sets["forget_train"].images[:1], sets["forget_train"].labels[:1]),
-                     replay, BaselineConfig(steps=steps, lr=1e-4), device=device, show_progress=show_progress)
+                     replay, BaselineConfig(steps=steps, steps_per_person=0, lr=1e-4), device=device,
+                     show_progress=show_progress)
         out[key] = top1_accuracy(model, sets["forget_test"].images, sets["forget_test"].labels, device)
     return out
 

@@ -99,3 +99,21 @@ def test_bench_trains_its_base_model_from_a_folder(tiny_trained, tmp_path, capsy
     version = json.loads((out / "base" / "workspace.json").read_text())["model"]["version"]
     assert main(argv) == 0  # the base model is reused, not retrained
     assert json.loads((out / "base" / "workspace.json").read_text())["model"]["version"] == version
+
+
+def test_bench_measures_beyond_the_head_as_gaps_to_retrain(tiny_trained, tmp_path, capsys):
+    data, ws = tiny_trained
+    out = tmp_path / "bench"
+    code = main(["bench", "forgetting", "-w", str(ws), "--shares", "20", "--methods", "retrain,gs-lora",
+                 "--beyond-head", "--out", str(out), "--json", "-q"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    retrain, gs = (r["tasks"][0] for r in report["results"])
+    for task in (retrain, gs):
+        assert 0 <= task["tar_forgotten"] <= 1 and 0 <= task["mia_auc"] <= 1
+        assert 0 <= task["relearned_acc_f"] <= 1 and 0 <= task["relearned_acc_f_with_shots"] <= 1
+    assert "gap_to_retrain" not in retrain
+    assert gs["gap_to_retrain"]["mia_auc"] == round(gs["mia_auc"] - retrain["mia_auc"], 4)
+    assert set(gs["gap_to_retrain"]) == {"tar_forgotten", "mia_auc", "relearned_acc_f", "relearned_acc_f_with_shots"}
+    table = (out / "forgetting-single.md").read_text()
+    assert "beyond the head" in table and "| gs-lora | " in table.split("beyond the head")[1]
