@@ -18,9 +18,10 @@ embeddings where they were, so the gallery answers a forgotten face ``unknown`` 
 stranger's. The "before" embeddings it needs come from the same model with its adapters
 bypassed (no copy of the model), once per image (:class:`BeforeCache`). A task runs
 ``max(steps, steps_per_person × people)`` steps (:func:`task_steps`), so a request naming more
-people still sees each person's images as often. The group lasso is applied as its proximal step (group
-soft-thresholding after each optimiser step), which gives the exact zero groups the paper finds by thresholding norms; it is
-off for the first ``alpha_warmup`` of the steps (the paper's sparsity warm-up).
+people still sees each person's images as often. The group lasso is applied as its proximal step
+(group soft-thresholding after each optimiser step), which gives the exact zero groups the paper
+finds by thresholding norms; it is off for the first ``alpha_warmup`` of the steps (the paper's
+sparsity warm-up).
 
 GS-LoRA++ adds ``w_f · ReLU(BND_pro - KL(softmax p_y ‖ softmax z))`` on forget samples, with
 ``p_y`` the pre-task mean embedding of the sample's class (softmax over embedding dimensions, as
@@ -67,8 +68,7 @@ class GSLoRAConfig:
     bnd: float = 110.0  # paper: CE bound of the forget term (s = 64 logits), the paper's single-step value
     beta: float = 0.2  # paper: weight of the forget term
     stranger_weight: float = 1.0  # stranger: weight of the target and rank terms
-    rank_margin: float = 0.3  # stranger: the own row ends at least this far below the best other row (0.2 left 1 in 80
-    # held-out photos named after a 20-person request, LFW-100 continual T1)
+    rank_margin: float = 0.3  # stranger: own row this far below the best other (0.2, 0.25: 1 of 80 photos still named)
     keep_weight: float = 1.0  # stranger: retained faces keep their embeddings (objectives.embedding_retention)
     alpha: float = 0.01  # group-lasso weight
     alpha_warmup: float = 0.3  # fraction of steps before the group lasso starts
