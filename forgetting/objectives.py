@@ -20,8 +20,8 @@ still leaves the own row within ``margin`` of the best other row, the target mov
 the own row, just far enough. A rank hinge holds the head to the same: the own row must end
 ``margin`` below the best other row, reached by moving away from the own row only (the best
 other row is a constant of the hinge: pulling the face towards it would make the person someone
-else again). Both
-terms are bounded (a cosine distance and a hinge), so, like the paper's BND, they stop pushing.
+else again). Both terms are bounded (a cosine distance and a hinge), so, like the paper's BND,
+they stop pushing.
 
 The retained side is the paper's CE on replay images plus :func:`embedding_retention`: the
 gallery stores embeddings and calibrates its threshold on them, and CE alone lets all faces drift
