@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gallery import Gallery, GalleryError
-from .data.folder import IMAGE_EXTENSIONS, list_identity_files, read_image
+from .data.folder import IMAGE_EXTENSIONS, list_identity_files, png_bytes, read_image
 from .data.pairs import read_pairs
 from .data.images import ImageError, read_image_file
 from .data.transforms import to_tensor
@@ -212,8 +212,7 @@ def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None)
         # to, which the next writer removes (cleanup.clean_workspace); a re-run adds them again
         crop_dir = pipe.crops_dir(name)
         for crop, digest in zip(crops, hashes):
-            ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-            atomic_write_bytes(crop_dir / f"{digest[:16]}-0.png", png.tobytes())
+            atomic_write_bytes(crop_dir / f"{digest[:16]}-0.png", png_bytes(crop))
         try:
             gallery.add(name, pipe.embed(crops), image_hashes=hashes, sources=sources, model_version=pipe.model_version)
             gallery.save()

@@ -20,10 +20,9 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from .data.folder import read_image
+from .data.folder import png_bytes, read_image
 from .errors import DataError
 
 FORMAT_VERSION = 1
@@ -49,10 +48,9 @@ def write_replay(root: Path, images: np.ndarray, labels: np.ndarray, identities:
         person = identities[labels[i]]
         if person is None:
             continue
-        ok, png = cv2.imencode(".png", cv2.cvtColor(images[i], cv2.COLOR_RGB2BGR))
         folder = staging / person
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{hashlib.sha256(images[i].tobytes()).hexdigest()[:16]}.png").write_bytes(png.tobytes())
+        (folder / f"{hashlib.sha256(images[i].tobytes()).hexdigest()[:16]}.png").write_bytes(png_bytes(images[i]))
         count += 1
     old = root / f"{FOLDER}.old"
     shutil.rmtree(old, ignore_errors=True)

@@ -25,6 +25,14 @@ from .images import read_image_file
 IMAGE_EXTENSIONS = frozenset({".pgm", ".ppm", ".pbm", ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """An RGB uint8 image ``(H, W, 3)`` encoded as PNG: how crops are stored (read back by :func:`read_image`)."""
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError("could not encode a PNG")
+    return png.tobytes()
+
+
 def read_image(path: str | os.PathLike, size: int | None = 112) -> np.ndarray:
     """Decode an image file as RGB uint8 ``(H, W, 3)``, resized to ``size x size`` if given.
 

@@ -23,14 +23,13 @@ import os
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..detect import make_detector
 from ..distill.crops import align_files
 from ..errors import DataError
-from ..io import atomic_write_json
-from .folder import list_identity_files
+from ..io import atomic_write_bytes, atomic_write_json
+from .folder import list_identity_files, png_bytes
 from .pairs import fold_people, most_photographed, read_pairs
 
 FORMAT_VERSION = 1
@@ -56,8 +55,7 @@ def _write_crops(root: Path, files: list[str], dest: Path, detect, progress) -> 
             continue
         target = dest / (str(Path(rel).with_suffix("")) + ".png")
         target.parent.mkdir(parents=True, exist_ok=True)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-        target.write_bytes(png.tobytes())
+        atomic_write_bytes(target, png_bytes(crop))
         written += 1
         if progress:
             progress(1)

@@ -32,12 +32,14 @@ from __future__ import annotations
 import math
 import os
 import pathlib
-import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
 import cv2
 import numpy as np
+
+from ..io import atomic_write_bytes
+from .folder import png_bytes
 
 __all__ = ["IdentityTraits", "identity_traits", "render_face", "render_image",
            "identity_name", "generate_dataset"]
@@ -632,22 +634,8 @@ def identity_name(identity: int) -> str:
 
 
 def _write_png_atomic(path: pathlib.Path, rgb: np.ndarray) -> None:
-    """Encode, write to a temp file beside ``path``, then rename over it.
-
-    A rename within one folder is atomic, so a killed run leaves either the old
-    file, the complete new one, or a stray ``.tmp`` file, never a torn PNG.
-    """
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f"could not encode PNG for {path}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    """Temp file beside ``path``, then rename: a killed run never leaves a torn PNG."""
+    atomic_write_bytes(path, png_bytes(rgb))
 
 
 def generate_dataset(
