@@ -17,6 +17,7 @@ import torch
 from .data.folder import load_face_folder
 from .data.split import make_split
 from .device import resolve_device
+from .errors import FaceRecError
 from .models import DEFAULT_MODEL, create_model, get_config
 from .replay import DEFAULT_SHOTS, write_replay
 from .train import TrainConfig, top1_accuracy, train_model
@@ -34,6 +35,7 @@ def train_workspace(
     model_name: str | None = None,
     config: TrainConfig = TrainConfig(),
     from_scratch: bool = False,
+    init_from: str | os.PathLike | None = None,
     min_images: int | None = None,
     max_images: int | None = None,
     test_per_identity: int = 2,
@@ -48,6 +50,9 @@ def train_workspace(
     new identity head for the dataset's people is initialised from their mean embeddings
     ("weight imprinting", Qi et al., CVPR 2018), so training starts from a working face model.
     ``from_scratch`` (or a ``model_name`` other than the shipped model's) starts from random weights.
+    ``init_from``: fine-tune another model file in the shipped model's format instead (e.g. a
+    backbone trained with ``tools/train_face_model.py --exclude-top 100``); the workspace records
+    it, and ``forget --method retrain`` starts from it again.
     An unfinished run of the same model, data and config in ``workspace`` is resumed from its
     last completed epoch unless ``restart`` is set. ``replay_shots`` training crops per person
     are kept in the workspace's replay buffer (``facerec.replay``; 0 keeps none).
@@ -57,7 +62,8 @@ def train_workspace(
         ``model``, ``model_version`` and details of the data and run.
     """
     t_start = time.perf_counter()
-    model_name, init = starting_point(model_name, from_scratch)
+    model_name, init = starting_point(model_name, from_scratch, init_from)
+    init_file = str(Path(init_from).resolve()) if init_from is not None else None
     get_config(model_name)  # an unknown model name fails before any data is read
     dev = resolve_device(device)
     ws = Workspace(workspace)
@@ -70,8 +76,8 @@ def train_workspace(
 
     torch.manual_seed(config.seed)
     if init:
-        model = _shipped_architecture(len(folder.identities))
-        start_from_shipped(model, init, train_x, train_y, dev)
+        model = _pretrained_architecture(len(folder.identities), init_file)
+        start_from_pretrained(model, init, train_x, train_y, dev, init_file)
     else:
         model = create_model(model_name, len(folder.identities))
     fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), folder.identities, split.to_dict(),
@@ -88,6 +94,7 @@ def train_workspace(
                  "dropped_identities": len(folder.dropped_identities),
                  "min_images": min_images, "max_images": max_images}
     training = {"config": config.to_dict(), "device": str(dev), "initialised_from": init or "scratch",
+                **({"initialised_from_file": init_file} if init_file else {}),
                 "seconds": round(result.seconds, 2),
                 "top1": top1, "train_top1": train_top1, "final_loss": result.final_loss,
                 "resumed_from_epoch": result.resumed_from}
@@ -119,10 +126,19 @@ def train_workspace(
     }
 
 
-def starting_point(model_name: str | None, from_scratch: bool) -> tuple[str, str | None]:
-    """``(model name, shipped version to fine-tune from, or None for random weights)``."""
+def starting_point(model_name: str | None, from_scratch: bool,
+                   init_from: str | os.PathLike | None = None) -> tuple[str, str | None]:
+    """``(model name, version of the shipped model or of ``init_from`` to fine-tune from, or None
+    for random weights)``."""
     from . import pretrained
 
+    if init_from is not None:
+        if from_scratch:
+            raise FaceRecError("--init-from and --from-scratch exclude each other")
+        info = pretrained.read_record(init_from)
+        if model_name is not None and model_name != info["name"]:
+            raise FaceRecError(f"{init_from} is a {info['name']} model, not {model_name}")
+        return info["name"], info["version"]
     if model_name is None:
         if pretrained.available() and not from_scratch:
             return pretrained.model_name(), pretrained.record()["version"]
@@ -132,25 +148,30 @@ def starting_point(model_name: str | None, from_scratch: bool) -> tuple[str, str
     return model_name, None
 
 
-def _shipped_architecture(num_classes: int):
+def _pretrained_architecture(num_classes: int, weights: str | None = None):
     from . import pretrained
     from .models import FaceViT, FaceViTConfig
 
-    return FaceViT(FaceViTConfig.from_dict(pretrained.record()["config"]), num_classes)
+    info = pretrained.record() if weights is None else pretrained.read_record(weights)
+    return FaceViT(FaceViTConfig.from_dict(info["config"]), num_classes)
 
 
 @torch.no_grad()
-def start_from_shipped(model, version: str, images, labels, device) -> None:
-    """Load the shipped backbone into ``model`` and imprint its head: row k = the normalised mean
-    embedding of person k's training crops."""
+def start_from_pretrained(model, version: str, images, labels, device, weights: str | None = None) -> None:
+    """Load the backbone of the shipped model (or of the model file ``weights``), which must be
+    ``version``, into ``model`` and imprint its head: row k = the normalised mean embedding of
+    person k's training crops."""
     from . import pretrained
     from .recognition import embed_images
 
-    shipped = pretrained.load_model(device)
+    shipped = pretrained.load_model(device, weights)
+    found = (pretrained.record() if weights is None else pretrained.read_record(weights))["version"]
+    if found != version:
+        raise FaceRecError(f"the model to start from is {version}, but {weights or 'the shipped model'} is now {found}")
     backbone = {k: v for k, v in shipped.state_dict().items() if not k.startswith("head.")}
     missing, unexpected = model.load_state_dict(backbone, strict=False)
     if unexpected or any(not k.startswith("head.") for k in missing):
-        raise ValueError(f"the shipped model {version} does not fit {model.config}")
+        raise ValueError(f"the model {version} does not fit {model.config}")
     emb = torch.from_numpy(embed_images(shipped, images, device))
     centres = torch.zeros(model.num_classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels).long(), emb)
     model.head.weight.copy_(torch.nn.functional.normalize(centres, dim=1))

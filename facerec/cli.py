@@ -90,7 +90,7 @@ def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None
 def _fine_tuning(args) -> bool:
     from .api import starting_point
 
-    return starting_point(args.model, args.from_scratch)[1] is not None
+    return starting_point(args.model, args.from_scratch, getattr(args, "init_from", None))[1] is not None
 
 
 def _train_config(args):
@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep K training crops per person in the workspace, so forget works without the data "
                         "(default 4; 0 keeps none)")
     p.add_argument("--restart", action="store_true", help="ignore an unfinished run's checkpoint and start over")
+    p.add_argument("--init-from", default=None, metavar="MODEL.safetensors",
+                   help="fine-tune this face model file (tools/train_face_model.py's model.safetensors with its "
+                        "model.json) instead of the shipped model; forget --method retrain starts from it again")
     _add_training(p)
     _add_common(p)
     p.set_defaults(func=cmd_train)
@@ -253,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", default=None, help="folder dataset: fine-tune the shipped model on it and enroll its "
                                                 "training images (kept in OUT/base)")
     q.add_argument("--from-scratch", action="store_true", help="with --data: train the base model from random weights")
+    q.add_argument("--init-from", default=None, metavar="MODEL.safetensors",
+                   help="with --data: fine-tune this face model file instead of the shipped model (e.g. a backbone "
+                        "that left the benchmark's people out: the clean retrain reference)")
     q.add_argument("--strangers", default=None, help="folder of aligned crops of people neither the model nor the "
                                                      "gallery saw: their unknown rate is the forgotten people's bar")
     q.add_argument("--protocol", choices=["single", "continual", "few-shot"], default="single")
@@ -359,10 +365,11 @@ def cmd_train(args) -> None:
 
     if args.replay_shots < 0:
         raise FaceRecError(f"--replay-shots must be >= 0, got {args.replay_shots}")
+    config = _train_config(args)  # a bad --init-from fails here, before the workspace is created
     with _writing(args, create=True):
         report = train_workspace(
-            args.data_dir, resolve_workspace_path(args.workspace), model_name=args.model, config=_train_config(args),
-            from_scratch=args.from_scratch,
+            args.data_dir, resolve_workspace_path(args.workspace), model_name=args.model, config=config,
+            from_scratch=args.from_scratch, init_from=args.init_from,
             min_images=args.min_images, max_images=args.max_images, test_per_identity=args.test_per_identity,
             replay_shots=args.replay_shots, device=args.device, restart=args.restart, show_progress=not args.quiet,
         )
@@ -599,11 +606,11 @@ def cmd_eval_identification(args) -> None:
     if not 0 < args.fpir < 1:
         raise FaceRecError(f"--fpir must be between 0 and 1, got {args.fpir}")
     aligned = args.detector == "aligned"
-    people = None
-    if args.fold or args.exclude:
-        def people(listing):
-            return select_people(listing, pairs_file=args.pairs, pairs_root=args.root, only_folds=args.fold,
-                                 exclude=args.exclude)
+    def chosen(listing):
+        return select_people(listing, pairs_file=args.pairs, pairs_root=args.root, only_folds=args.fold,
+                             exclude=args.exclude)
+
+    people = chosen if args.fold or args.exclude else None
     with progress_bar(None, "embed", enabled=not args.quiet, unit="img") as bar:
         r = run_identification(_pipeline(args), args.root, gallery_per_person=args.gallery_per_person, fpir=args.fpir,
                                max_people=args.max_people, aligned=aligned, people=people, progress=bar.update)
@@ -681,18 +688,20 @@ def _bench_base(args, base):
     from .workspace import Workspace
 
     existing = Workspace(base)
+    init_file = str(Path(args.init_from).resolve()) if args.init_from else None
     same = (existing.exists() and existing.manifest()["data"]["root"] == str(Path(args.data).resolve())
             and (existing.manifest()["training"].get("initialised_from") == "scratch") == args.from_scratch
+            and existing.manifest()["training"].get("initialised_from_file") == init_file
             and "threshold" in existing.manifest().get("recognition", {}))
     if not same:
         d = TrainConfig()
         model = DEFAULT_MODEL if args.from_scratch else None
-        config = _train_config(argparse.Namespace(model=model, from_scratch=args.from_scratch, epochs=args.epochs,
-                                                  scratch_epochs=d.epochs, lr=None, batch_size=d.batch_size,
-                                                  margin=d.margin, seed=args.seed))
+        config = _train_config(argparse.Namespace(model=model, from_scratch=args.from_scratch, init_from=args.init_from,
+                                                  epochs=args.epochs, scratch_epochs=d.epochs, lr=None,
+                                                  batch_size=d.batch_size, margin=d.margin, seed=args.seed))
         with _writing(argparse.Namespace(workspace=str(base)), create=True):
             train_workspace(args.data, base, model_name=model, config=config, from_scratch=args.from_scratch,
-                            device=args.device, show_progress=not args.quiet)
+                            init_from=args.init_from, device=args.device, show_progress=not args.quiet)
             enroll_and_recognize(base, args.data, device=args.device, show_progress=not args.quiet)
     return base
 

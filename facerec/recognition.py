@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gallery import Gallery, GalleryError
-from .data.folder import IMAGE_EXTENSIONS, list_identity_files, png_bytes, read_image
+from .data.folder import list_identity_files, png_bytes, read_image
 from .data.pairs import read_pairs
 from .data.images import ImageError, read_image_file
 from .data.transforms import to_tensor

@@ -53,7 +53,8 @@ class BaselineConfig:
     scrub_max_share: float = 0.5  # SCRUB: share of steps that also take the max (forget) step
     retrain_epochs: int = 60  # retrain: epochs of a fresh training run on the replay data
     retrain_config: dict | None = None  # retrain: the workspace's own TrainConfig (epochs, rate, warm-up, ...)
-    retrain_from: str | None = None  # retrain: the shipped model version the workspace was fine-tuned from
+    retrain_from: str | None = None  # retrain: the shipped model version the workspace was fine-tuned from ...
+    retrain_from_file: str | None = None  # ... or the model file (facerec train --init-from) it was fine-tuned from
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -197,15 +198,15 @@ def _loss(method, model, teacher, xf, yf, xr, yr, cfg, margin, generator, progre
 
 def _retrain(model, retain: Data, cfg: BaselineConfig, device, show_progress: bool) -> None:
     """Replace ``model``'s weights by a fresh training run on the replay data alone: from random
-    weights, or, when the workspace was fine-tuned from the shipped model, that fine-tune again
-    without the forgotten people (their head rows imprint from no images: zero)."""
-    from facerec.api import start_from_shipped
+    weights, or, when the workspace was fine-tuned from the shipped model (or a model file), that
+    fine-tune again without the forgotten people (their head rows imprint from no images: zero)."""
+    from facerec.api import start_from_pretrained
     from facerec.models.vit import FaceViT
     from facerec.train import TrainConfig, train_model
 
     fresh = FaceViT(model.config, model.num_classes)
     if cfg.retrain_from:
-        start_from_shipped(fresh, cfg.retrain_from, retain.images, retain.labels, device)
+        start_from_pretrained(fresh, cfg.retrain_from, retain.images, retain.labels, device, cfg.retrain_from_file)
     known = TrainConfig.__dataclass_fields__
     recipe = TrainConfig(**{k: v for k, v in cfg.retrain_config.items() if k in known}) if cfg.retrain_config else TrainConfig(epochs=cfg.retrain_epochs,
                                                                                         margin=cfg.margin)

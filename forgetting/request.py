@@ -129,11 +129,13 @@ def plan_request(workspace, names: list[str], *, method: str, shots: int | None,
                           "objective": "paper" if method.endswith("-paper") else cfg.objective,
                           "margin": trained_with.get("margin", cfg.margin)})
     init = manifest.get("training", {}).get("initialised_from")
+    init_file = manifest.get("training", {}).get("initialised_from_file")
     base_cfg = baseline_config or BaselineConfig(seed=cfg.seed)
     base_cfg = BaselineConfig(**{**base_cfg.to_dict(), "margin": cfg.margin,
                                  "retrain_epochs": trained_with.get("epochs", base_cfg.retrain_epochs),
                                  "retrain_config": trained_with or None,
-                                 "retrain_from": init if init not in (None, "scratch") else None})
+                                 "retrain_from": init if init not in (None, "scratch") else None,
+                                 "retrain_from_file": init_file})
     in_model = [n for n in names if n in rows]
     data_root = Path(recorded) if recorded and Path(recorded).exists() else None
     report = {"people": names, "forgotten": len(names), "method": method, "unlearned": len(in_model)}

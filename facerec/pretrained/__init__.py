@@ -44,17 +44,40 @@ def model_name() -> str:
     return record()["name"]
 
 
-def load_model(device: torch.device | str = "cpu"):
-    """The shipped model, its content hash checked against the record."""
+def read_record(weights: str | Path) -> dict:
+    """The record of another model file in the shipped model's format (``NAME.json`` beside
+    ``NAME.safetensors``, as ``tools/train_face_model.py`` writes them): a backbone to fine-tune
+    from instead of the shipped one (e.g. one that left the benchmark's people out)."""
+    weights = Path(weights)
+    path = weights.with_suffix(".json")
+    if weights.suffix != ".safetensors" or not weights.is_file() or not path.is_file():
+        raise WorkspaceError(f"{weights}: not a face model file (a .safetensors with its record {path.name} beside it)")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise WorkspaceError(f"{path}: unreadable model record ({err})") from None
+    if not isinstance(info, dict) or not {"name", "version", "config", "num_classes"} <= info.keys():
+        raise WorkspaceError(f"{path}: not a face model record (needs name, version, config, num_classes)")
+    return info
+
+
+def load_model(device: torch.device | str = "cpu", weights: str | Path | None = None):
+    """The shipped model (or the model file ``weights``), its content hash checked against the record."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from ..models import FaceViT, FaceViTConfig
     from ..workspace import weights_version
 
-    info = record()
-    state = load_file(WEIGHTS, device="cpu")
+    info = record() if weights is None else read_record(weights)
+    path = WEIGHTS if weights is None else Path(weights)
+    try:
+        state = load_file(path, device="cpu")
+    except (OSError, SafetensorError) as err:
+        raise WorkspaceError(f"{path}: unreadable weights ({err})") from None
     if weights_version(state) != info["version"]:
-        raise WorkspaceError(f"{WEIGHTS} does not match the hash in {RECORD.name}: the installation is damaged")
+        raise WorkspaceError(f"{path} does not match the hash in {path.with_suffix('.json').name}: the "
+                             f"{'installation' if weights is None else 'file'} is damaged")
     model = FaceViT(FaceViTConfig.from_dict(info["config"]), info["num_classes"])
     model.load_state_dict(state)
     return model.to(device).eval()
