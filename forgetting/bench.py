@@ -35,7 +35,7 @@ from facerec.progress import progress_bar
 from facerec.recognition import FacePipeline
 from facerec.workspace import Workspace
 
-from .evaluate import loss_attack, relearning, task_sets, verification_forgetting
+from .evaluate import gaps, loss_attack, relearning, task_sets, verification_forgetting
 from .metrics import h_ceiling, h_mean
 from .request import METHODS, forget_people, gallery_check
 from .request_data import people_images
@@ -148,8 +148,7 @@ def gaps_to_retrain(results: list[dict]) -> None:
         if ref is None or ref is r:
             continue
         for task, ref_task in zip(r["tasks"], ref["tasks"]):
-            task["gap_to_retrain"] = {k: round(task[k] - ref_task[k], 4) for k in BEYOND_HEAD
-                                      if task.get(k) is not None and ref_task.get(k) is not None}
+            task["gap_to_retrain"] = {k: v for k, v in gaps(task, ref_task, BEYOND_HEAD).items() if v is not None}
 
 
 def _hide_data_root(copy: Path) -> None:
@@ -289,12 +288,12 @@ def _beyond_table(rows: list[dict]) -> list[str]:
     for method in dict.fromkeys(r["method"] for r in rows):
         runs = [r for r in rows if r["method"] == method]
         last = [r["tasks"][-1] for r in runs]
-        gaps = [t["gap_to_retrain"] for r in runs for t in r["tasks"] if "gap_to_retrain" in t]
-        worst = [max((abs(g[k]) for g in gaps if k in g), default=None) for k in BEYOND_HEAD]
+        found = [t["gap_to_retrain"] for r in runs for t in r["tasks"] if "gap_to_retrain" in t]
+        worst = [max((abs(g[k]) for g in found if k in g), default=None) for k in BEYOND_HEAD]
         out.append(f"| {method} | {_pct(_mean(t['tar_forgotten'] for t in last))} | "
                    f"{_mean(t['mia_auc'] for t in last):.3f} | {_pct(_mean(t['relearned_acc_f'] for t in last))} / "
                    f"{_pct(_mean(t['relearned_acc_f_with_shots'] for t in last))} | "
-                   + (" / ".join(_pct(w) for w in worst) if gaps else "–") + " |")
+                   + (" / ".join(_pct(w) for w in worst) if found else "–") + " |")
     return out
 
 

@@ -149,22 +149,27 @@ def relearning(model_dir: Path, sets: dict[str, Data], steps: int, shots: int, d
     return out
 
 
-def gaps(result: dict, reference: dict) -> dict:
-    """``result − reference`` for the beyond-the-head numbers (0 = behaves like the retrained model)."""
+BEYOND_PATHS = {"acc_f": ("acc_f",), "acc_r": ("acc_r",), "tar_forgotten": ("verification", "tar_forgotten"),
+                "mia_auc": ("mia_loss", "auc"), "mia_tpr_at_fpr_0.01": ("mia_loss", "tpr_at_fpr_0.01"),
+                "relearned_acc_f": ("relearning", "retained_only"),
+                "relearned_acc_f_with_shots": ("relearning", "with_forget_shots")}
+
+
+def flat(result: dict) -> dict:
+    """A measured result's beyond-the-head numbers by name (None where missing)."""
     def get(d, path):
         for key in path:
             d = d.get(key, {}) if isinstance(d, dict) else {}
         return d if isinstance(d, (int, float)) else None
 
-    paths = {"acc_f": ("acc_f",), "acc_r": ("acc_r",), "tar_forgotten": ("verification", "tar_forgotten"),
-             "mia_auc": ("mia_loss", "auc"), "mia_tpr_at_fpr_0.01": ("mia_loss", "tpr_at_fpr_0.01"),
-             "relearned_acc_f": ("relearning", "retained_only"),
-             "relearned_acc_f_with_shots": ("relearning", "with_forget_shots")}
-    out = {}
-    for name, path in paths.items():
-        a, b = get(result, path), get(reference, path)
-        out[name] = None if a is None or b is None else round(a - b, 4)
-    return out
+    return {name: get(result, path) for name, path in BEYOND_PATHS.items()}
+
+
+def gaps(result: dict, reference: dict, keys=None) -> dict:
+    """``result − reference`` per name of two flat results (0 = behaves like the retrained model;
+    None where either is missing)."""
+    return {k: None if result.get(k) is None or reference.get(k) is None else round(result[k] - reference[k], 4)
+            for k in (keys if keys is not None else result)}
 
 
 def evaluate_forgetting(workspace, names: list[str], *, method: str | list[str] = "gs-lora", far: float = 1e-2,
@@ -196,7 +201,7 @@ def evaluate_forgetting(workspace, names: list[str], *, method: str | list[str] 
             result = {**_measure(model, sets, far, dev), "seconds": request["seconds"],
                       "relearning": relearning(copy, sets, relearn_steps, relearn_shots, dev, show_progress)}
             if retrain:
-                result["gap_to_retrained"] = gaps(result, report["retrained"])
+                result["gap_to_retrained"] = gaps(flat(result), flat(report["retrained"]))
             report["results"][how] = result
     if len(methods) == 1:  # the single-method shape of earlier reports
         report.update(method=methods[0], after=report["results"][methods[0]])
