@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,7 @@ REPORTED_METRICS = ("acc_f", "acc_f_before", "acc_r", "acc_r_before", "acc_o", "
                     "zero_group_share", "trainable_ratio", "seconds")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     """What a request will do, settled before any work: the people, where they are, the method."""
 
@@ -63,7 +63,11 @@ class Plan:
     data_root: Path | None  # the training data, when it is still there
     shots: int | None = None
     replay_fraction: float = 1.0
-    report: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """The report's first lines: who, how many, how."""
+        return {"people": self.names, "forgotten": len(self.names), "method": self.method,
+                "unlearned": len(self.in_model)}
 
 
 def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots: int | None = None,
@@ -79,8 +83,7 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
     plan = plan_request(workspace, names, method=method, shots=shots, replay_fraction=replay_fraction,
                         config=config, baseline_config=baseline_config)
     pipe = FacePipeline(plan.ws, detector=detector, device=device)
-    report = plan.report
-    report["model_version_before"] = pipe.model_version
+    report = {**plan.summary(), "model_version_before": pipe.model_version}
     data, weights = None, None
     if plan.in_model:
         data = gather_data(plan, pipe, images or [])
@@ -138,8 +141,7 @@ def plan_request(workspace, names: list[str], *, method: str, shots: int | None,
                                  "retrain_from_file": init_file})
     in_model = [n for n in names if n in rows]
     data_root = Path(recorded) if recorded and Path(recorded).exists() else None
-    report = {"people": names, "forgotten": len(names), "method": method, "unlearned": len(in_model)}
-    return Plan(ws, manifest, names, rows, in_model, method, cfg, base_cfg, data_root, shots, replay_fraction, report)
+    return Plan(ws, manifest, names, rows, in_model, method, cfg, base_cfg, data_root, shots, replay_fraction)
 
 
 def gather_data(plan: Plan, pipe: FacePipeline, images: list[str]) -> RequestData:
