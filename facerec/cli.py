@@ -190,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME", help="the people to forget, in one request")
     p.add_argument("--method", default="gs-lora", metavar="METHOD",
                    help="gs-lora (default: forgotten faces become strangers' faces), gs-lora++ (adds the prototype "
-                        "term; for few replay shots), gs-lora-paper / gs-lora++-paper (the paper's bounded CE "
-                        "ascent), or a baseline: retrain, finetune, grad-ascent, random-label, salun, scrub, lwf, l2, ewc")
+                        "term; for few replay shots), gs-lora-calibrated / gs-lora++-calibrated (one edit of every "
+                        "face, training photos held to where unseen ones go: closer to a retrained model beyond "
+                        "the head), gs-lora-paper / gs-lora++-paper (the paper's bounded CE ascent), or a baseline: retrain, finetune, grad-ascent, random-label, salun, scrub, lwf, l2, ewc")
     p.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
     p.add_argument("--replay", type=float, default=1.0,
                    help="replay this fraction of each retained person's training images (default 1.0)")

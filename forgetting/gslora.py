@@ -15,7 +15,9 @@ BND and then stops pushing, and moves their faces into other people's regions on
 default ``stranger`` objective instead moves only what made each face its person's (towards a
 direction no class uses), ranks the own row below the others, and keeps the retained faces'
 embeddings where they were, so the gallery answers a forgotten face ``unknown`` as it does a
-stranger's. The "before" embeddings it needs come from the same model with its adapters
+stranger's; the ``calibrated`` objective asks every face for one linear edit instead and holds
+back probes of each forgotten person, so that the forgotten people's training photos end where
+their unseen photos end (retrain-equivalence beyond the head, see ``objectives``). The "before" embeddings it needs come from the same model with its adapters
 bypassed (no copy of the model), once per image (:class:`BeforeCache`). A task runs
 ``max(steps, steps_per_person × people)`` steps (:func:`task_steps`), so a request naming more
 people still sees each person's images as often. The group lasso is applied as its proximal step
@@ -47,8 +49,9 @@ from facerec.data.transforms import to_tensor
 from facerec.models import MARGINS
 from facerec.progress import progress_bar
 
-from .objectives import (OBJECTIVES, bounded_ce, embedding_retention, rank_hinge, stranger_targets, target_loss,
-                         unused_directions)
+from .objectives import (OBJECTIVES, bounded_ce, embedding_retention, identity_basis, identity_edit, rank_hinge,
+                         stranger_targets, target_loss, unused_directions)
+from .probes import hold_back, probe_levels
 from .lora import (ATTENTION_TARGETS, FFN_TARGETS, adapters_disabled, delta_norms, group_norms, inject_lora, merge_lora,
                    zero_group_share)
 
@@ -64,12 +67,15 @@ class GSLoRAConfig:
     lr: float = 1e-2
     min_lr: float = 1e-5
     weight_decay: float = 0.0
-    objective: str = "stranger"  # "stranger" (faces land where strangers land) or "paper" (bounded CE ascent)
+    objective: str = "stranger"  # "stranger" (faces land where strangers land), "calibrated" or "paper" (CE ascent)
     bnd: float = 110.0  # paper: CE bound of the forget term (s = 64 logits), the paper's single-step value
     beta: float = 0.2  # paper: weight of the forget term
     stranger_weight: float = 1.0  # stranger: weight of the target and rank terms
     rank_margin: float = 0.3  # stranger: own row this far below the best other (0.2, 0.25: 1 of 80 photos still named)
     keep_weight: float = 1.0  # stranger: retained faces keep their embeddings (objectives.embedding_retention)
+    rho: float = 0.75  # calibrated: how much of the identity part is kept, on unused directions (identity_edit)
+    probe_share: float = 0.25  # calibrated: each forgotten person's images held back as probes (probes.hold_back)
+    probe_every: int = 4  # calibrated: steps between two measurements of the probes
     alpha: float = 0.01  # group-lasso weight
     alpha_warmup: float = 0.3  # fraction of steps before the group lasso starts
     ascent: str = "all"  # "all": the paper's CE ascent; "own": only the true class's logit carries gradient
@@ -82,7 +88,8 @@ class GSLoRAConfig:
 
     @property
     def method(self) -> str:
-        return ("gs-lora++" if self.prototype else "gs-lora") + ("-paper" if self.objective == "paper" else "")
+        suffix = {"paper": "-paper", "calibrated": "-calibrated"}.get(self.objective, "")
+        return ("gs-lora++" if self.prototype else "gs-lora") + suffix
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,14 +181,26 @@ class BeforeCache:
         return self.table[part][index_t]
 
 
-def _forget_loss(cfg: GSLoRAConfig, y, nf: int, embeddings, logits, before, rows, retained_rows, directions):
+def _forget_loss(cfg: GSLoRAConfig, y, nf: int, embeddings, logits, before, rows, retained_rows, directions,
+                 basis=None, level=None):
     """``(forget term incl. its weight, retained-embedding term, CE on the forget images)``; ``before``
-    is the batch's pre-task embeddings (only the stranger objective uses them)."""
+    is the batch's pre-task embeddings (the stranger and calibrated objectives use them), ``basis``
+    and ``level`` the calibrated objective's edit and probe levels."""
     if cfg.objective == "paper":
         term, ce_f = bounded_ce(logits[:nf], y[:nf], cfg.bnd, cfg.ascent)
         return cfg.beta * term, logits.new_zeros(()), ce_f
     with torch.no_grad():
         ce_f = F.cross_entropy(logits[:nf], y[:nf])
+    if cfg.objective == "calibrated":
+        q, r = basis
+        term = target_loss(embeddings[:nf], identity_edit(before[:nf], q, r, cfg.rho))
+        probed = ~torch.isnan(level[y[:nf]])  # no closer to the own row than the person's probes
+        if probed.any():
+            term = term + rank_hinge(embeddings[:nf][probed], y[:nf][probed], rows, retained_rows,
+                                     -level[y[:nf][probed]]) * probed.float().mean()
+        keep = (embedding_retention(embeddings[nf:], identity_edit(before[nf:], q, r, cfg.rho)) if len(y) > nf
+                else logits.new_zeros(()))
+        return cfg.stranger_weight * term, cfg.keep_weight * keep, ce_f
     term = (target_loss(embeddings[:nf], stranger_targets(before[:nf], y[:nf], rows, directions, retained_rows,
                                                                    cfg.rank_margin))
             + rank_hinge(embeddings[:nf], y[:nf], rows, retained_rows, cfg.rank_margin))
@@ -217,7 +236,14 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
         for c, p in table.items():
             prototypes[c] = p
     retained_rows = torch.from_numpy(np.unique(retain.labels)).to(device)
-    directions = unused_directions(model.head.weight, np.unique(forget.labels).tolist(), cfg.seed)
+    people = np.unique(forget.labels).tolist()
+    directions = unused_directions(model.head.weight, people, cfg.seed)
+    basis = probe = None
+    if cfg.objective == "calibrated":
+        basis = identity_basis(model.head.weight, people, directions)
+        train_idx, probe_idx = hold_back(forget.labels, cfg.probe_share, cfg.seed)
+        probe = Data(forget.images[probe_idx], forget.labels[probe_idx])
+        forget = Data(forget.images[train_idx], forget.labels[train_idx])
     total_params = sum(p.numel() for p in model.parameters())
     groups = inject_lora(model, cfg.rank, cfg.lora_alpha, FFN_TARGETS + (ATTENTION_TARGETS if cfg.attention else ()),
                          cfg.init_gain)
@@ -229,7 +255,8 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     generator = torch.Generator().manual_seed(cfg.seed)
     forget_batches = _batches(len(forget), cfg.batch_size, generator)
     retain_batches = _batches(len(retain), cfg.batch_size, generator) if len(retain) else None
-    cache = BeforeCache(model, (len(forget), len(retain)), device) if cfg.objective == "stranger" else None
+    cache = BeforeCache(model, (len(forget), len(retain)), device) if cfg.objective != "paper" else None
+    level = None
     history = []
     t0 = time.perf_counter()
     with progress_bar(steps, cfg.method, enabled=show_progress, unit="step") as bar:
@@ -255,8 +282,10 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
                 before = cache.get(0, f_idx, forget.images)
                 if retain_batches is not None:
                     before = torch.cat([before, cache.get(1, r_idx, retain.images)])
+            if probe is not None and step % cfg.probe_every == 0:
+                level = probe_levels(model, probe.images, probe.labels, model.head.weight, retained_rows, device)
             forget_term, keep, ce_f = _forget_loss(cfg, y, nf, embeddings, logits, before, model.head.weight, retained_rows,
-                                                   directions)
+                                                   directions, basis, level)
             loss = ce_r + keep + forget_term
             if prototypes is not None:
                 kl_f = prototype_kl(prototypes[y[:nf]], embeddings[:nf].float())

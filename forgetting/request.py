@@ -42,7 +42,8 @@ from .gslora import Data, GSLoRAConfig, unlearn
 from .metrics import h_ceiling, h_mean
 from .request_data import RequestData, gather
 
-GS_LORA_METHODS = ("gs-lora", "gs-lora++", "gs-lora-paper", "gs-lora++-paper")  # -paper: the paper's objective
+GS_LORA_METHODS = ("gs-lora", "gs-lora++", "gs-lora-calibrated", "gs-lora++-calibrated", "gs-lora-paper",
+                   "gs-lora++-paper")  # -paper: the paper's objective; -calibrated: objectives' calibrated one
 METHODS = GS_LORA_METHODS + BASELINES
 REPORTED_METRICS = ("acc_f", "acc_f_before", "acc_r", "acc_r_before", "acc_o", "h_mean", "h_ceiling",
                     "zero_group_share", "trainable_ratio", "seconds")
@@ -129,7 +130,8 @@ def plan_request(workspace, names: list[str], *, method: str, shots: int | None,
     trained_with = manifest.get("training", {}).get("config", {})
     cfg = config or GSLoRAConfig()
     cfg = GSLoRAConfig(**{**cfg.to_dict(), "prototype": method.startswith("gs-lora++"),
-                          "objective": "paper" if method.endswith("-paper") else cfg.objective,
+                          "objective": ("paper" if method.endswith("-paper") else "calibrated"
+                                        if method.endswith("-calibrated") else cfg.objective),
                           "margin": trained_with.get("margin", cfg.margin)})
     init = manifest.get("training", {}).get("initialised_from")
     init_file = manifest.get("training", {}).get("initialised_from_file")

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from facerec.cli import main
 from facerec.data.synthetic import generate_dataset
 

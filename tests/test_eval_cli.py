@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from facerec.cli import main
 from facerec.data.insightface_formats import write_bin
 

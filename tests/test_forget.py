@@ -201,12 +201,12 @@ def stranger_photos(tmp_path_factory):
     return [read_dataset_image(root, f) for files in list_identity_files(root).values() for f in files]
 
 
-@pytest.mark.parametrize("method", ["gs-lora", "gs-lora-paper"])
+@pytest.mark.parametrize("method", ["gs-lora", "gs-lora-calibrated", "gs-lora-paper"])
 def test_forgotten_faces_end_where_strangers_are(tuned_gallery, stranger_photos, tmp_path, method, capsys):
     """After the forget, the forgotten people's held-out photos are searched against the remaining
-    gallery beside photos of 4 people nobody saw. With the default objective the forgotten faces'
-    best matches are no closer than the strangers' (the paper's objective is run beside it, and
-    pulls them in, as measured on LFW-100 in docs/BENCHMARKS.md)."""
+    gallery beside photos of 4 people nobody saw. With the default objective (and the calibrated
+    one) the forgotten faces' best matches are no closer than the strangers' (the paper's
+    objective is run beside it, and pulls them in, as measured on LFW-100 in docs/BENCHMARKS.md)."""
     from facerec.data.folder import read_image
 
     data, source = tuned_gallery
@@ -219,7 +219,7 @@ def test_forgotten_faces_end_where_strangers_are(tuned_gallery, stranger_photos,
                            show_progress=False)
     forgotten, strangers = np.mean(_best_scores(ws, photos, people)), np.mean(_best_scores(ws, stranger_photos, []))
     assert report["acc_f"] <= 0.25
-    if method == "gs-lora":  # measured 0.585 against 0.567
+    if method != "gs-lora-paper":  # measured 0.529 against 0.607 (calibrated: 0.456 against 0.535)
         assert forgotten <= strangers + 0.05
     else:  # measured 0.853 against 0.701: the bounded CE ascent moves them into the others
         assert forgotten >= strangers + 0.08

@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from forgetting.objectives import (bounded_ce, embedding_retention, rank_hinge, stranger_targets, target_loss,
-                                   unused_directions)
+from forgetting.objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, rank_hinge,
+                                   row_gap, stranger_targets, target_loss, unused_directions)
 
 
 def _rows(c=10, d=32, seed=0):
@@ -75,3 +75,31 @@ def test_a_target_ends_the_margin_below_the_best_retained_row_when_asked():
     assert bool((own <= best - 0.3 + 1e-3).all())
     plain = stranger_targets(z, labels, rows, directions)
     assert float(F.cosine_similarity(t, plain).min()) > 0.5  # the least move that does it, not a new face
+
+
+def test_the_identity_edit_is_one_linear_map_that_unnames_the_forgotten_and_spares_the_rest():
+    rows, people = _rows(c=10, d=32), [3, 7]
+    q, r = identity_basis(rows, people, unused_directions(rows, people, seed=0))
+    assert torch.allclose(q.t() @ q, torch.eye(2), atol=1e-5) and float((q.t() @ r).abs().max()) < 1e-4
+    g = torch.Generator().manual_seed(2)
+    faces = F.normalize(rows[people].repeat_interleave(3, 0) + 0.05 * torch.randn(6, 32, generator=g), dim=1)
+    labels = torch.tensor(people).repeat_interleave(3)
+    edited = identity_edit(faces, q, r, rho=0.75)
+    retained = torch.tensor([c for c in range(10) if c not in people])
+    assert (row_gap(faces, labels, rows, retained) > 0).all()  # named before
+    assert (row_gap(edited, labels, rows, retained) < 0).all()  # nobody's after
+    outside = torch.randn(1, 32, generator=g)
+    outside = F.normalize(outside - (outside @ q) @ q.t(), dim=1)  # no part in the forgotten people's span
+    assert torch.allclose(identity_edit(outside, q, r, 0.75), outside, atol=1e-5)  # such a face is left as it is
+    assert float((identity_edit(faces, q, r, 1.0) @ identity_edit(faces, q, r, 1.0).t()).min()) > 0.8 * float(
+        (faces @ faces.t()).min())  # rho = 1 moves the identity part whole: the photos still resemble each other
+
+
+def test_the_rank_hinge_takes_one_margin_per_face():
+    rows = _rows()
+    z = F.normalize(rows[[1, 1]] + 0.01, dim=1)
+    labels = torch.tensor([1, 1])
+    retained = torch.tensor([0, 2, 3])
+    gap = row_gap(z, labels, rows, retained)
+    per_face = rank_hinge(z, labels, rows, retained, margin=torch.stack([-gap[0] + 0.1, -gap[1] - 0.1]))
+    assert abs(float(per_face) - 64 * 0.1 / 2) < 1e-3  # the first face 0.1 short of its level, the second past it
