@@ -17,8 +17,9 @@ direction no class uses), ranks the own row below the others, and keeps the reta
 embeddings where they were, so the gallery answers a forgotten face ``unknown`` as it does a
 stranger's; the ``calibrated`` objective asks every face for one linear edit instead and holds
 back probes of each forgotten person, so that the forgotten people's training photos end where
-their unseen photos end (retrain-equivalence beyond the head, see ``objectives``). The "before" embeddings it needs come from the same model with its adapters
-bypassed (no copy of the model), once per image (:class:`BeforeCache`). A task runs
+their unseen photos end (retrain-equivalence beyond the head, see ``objectives``). The "before"
+embeddings they need come from the same model with its adapters bypassed (no copy of the model),
+once per image (:class:`BeforeCache`). A task runs
 ``max(steps, steps_per_person × people)`` steps (:func:`task_steps`), so a request naming more
 people still sees each person's images as often. The group lasso is applied as its proximal step
 (group soft-thresholding after each optimiser step), which gives the exact zero groups the paper
