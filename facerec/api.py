@@ -136,6 +136,7 @@ def starting_point(model_name: str | None, from_scratch: bool,
         if from_scratch:
             raise FaceRecError("--init-from and --from-scratch exclude each other")
         info = pretrained.read_record(init_from)
+        pretrained.load_model("cpu", init_from)  # the whole file checked now, before anything is written
         if model_name is not None and model_name != info["name"]:
             raise FaceRecError(f"{init_from} is a {info['name']} model, not {model_name}")
         return info["name"], info["version"]
@@ -149,11 +150,12 @@ def starting_point(model_name: str | None, from_scratch: bool,
 
 
 def _pretrained_architecture(num_classes: int, weights: str | None = None):
+    """A fresh model shaped like the shipped model (or the model file ``weights``), whose config is
+    taken from the checked load (a record asking for a huge model is refused before it is built)."""
     from . import pretrained
-    from .models import FaceViT, FaceViTConfig
+    from .models import FaceViT
 
-    info = pretrained.record() if weights is None else pretrained.read_record(weights)
-    return FaceViT(FaceViTConfig.from_dict(info["config"]), num_classes)
+    return FaceViT(pretrained.load_model("cpu", weights).config, num_classes)
 
 
 @torch.no_grad()

@@ -59,6 +59,36 @@ def weights_version(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
+
+def load_checked_model(path: Path, config: dict, num_classes: int, version: str, record, device="cpu") -> FaceViT:
+    """The model that ``record`` (a manifest or a model file's record) describes, with the weights
+    in ``path``: the config is built on the meta device first (a config that asks for a huge model
+    allocates nothing), the file's tensor shapes are checked against it before any is read, and
+    the weights' content hash against ``version``. Anything wrong is one :class:`WorkspaceError`."""
+    try:
+        cfg = FaceViTConfig.from_dict(config)
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in FaceViT(cfg, num_classes).state_dict().items()}
+    except Exception as err:  # unknown keys, wrong types, impossible shapes: timm raises many kinds
+        raise WorkspaceError(f"{record}: model.config is invalid ({type(err).__name__}: {err})") from None
+    try:
+        with safe_open(path, "pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        if stored != expected:
+            raise WorkspaceError(f"{record}: model.config and model.num_classes describe a model "
+                                 f"whose tensors {path.name} does not hold")
+        state = load_file(path, device="cpu")
+    except WorkspaceError:
+        raise
+    except Exception as err:  # safetensors raises its own error types for a damaged header
+        raise WorkspaceError(f"model weights {path} are unreadable (corrupt file?): {err}") from None
+    if weights_version(state) != version:
+        raise WorkspaceError(f"{record}: model.version does not match the weights in {path.name} (a corrupt file?)")
+    model = FaceViT(cfg, num_classes)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
 class Workspace:
     """Reads and writes one workspace directory."""
 
@@ -123,29 +153,8 @@ class Workspace:
         path = self.root / info["weights"]
         if not path.is_file():
             raise WorkspaceError(f"model weights {path} are missing from the workspace")
-        try:  # built on the meta device first: a config that asks for a huge model allocates nothing
-            config = FaceViTConfig.from_dict(info["config"])
-            with torch.device("meta"):
-                expected = {k: tuple(v.shape) for k, v in FaceViT(config, info["num_classes"]).state_dict().items()}
-        except Exception as err:  # unknown keys, wrong types, impossible shapes: timm raises many kinds
-            raise WorkspaceError(f"{self.manifest_path}: model.config is invalid ({type(err).__name__}: {err})") from None
-        try:
-            with safe_open(path, "pt") as f:
-                stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-            if stored != expected:
-                raise WorkspaceError(f"{self.manifest_path}: model.config and model.num_classes describe a model "
-                                     f"whose tensors {path.name} does not hold")
-            state = load_file(path, device="cpu")
-        except WorkspaceError:
-            raise
-        except Exception as err:  # safetensors raises its own error types for a damaged header
-            raise WorkspaceError(f"model weights {path} are unreadable (corrupt file?): {err}") from None
-        if weights_version(state) != info["version"]:
-            raise WorkspaceError(f"{self.manifest_path}: model.version does not match the weights in {path.name} "
-                                 f"(a corrupt file?)")
-        model = FaceViT(config, info["num_classes"])
-        model.load_state_dict(state)
-        return model.to(device).eval()
+        return load_checked_model(path, info["config"], info["num_classes"], info["version"], self.manifest_path,
+                                  device)
 
     def save(self, model: FaceViT, *, model_name: str, identities: list[str], split: Split,
              data: dict, training: dict) -> str:

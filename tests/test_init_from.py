@@ -56,7 +56,12 @@ def test_train_from_a_model_file_and_retrain_from_it_again(tmp_path, tiny_traine
     assert "not a face model file" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("content", [None, b"not json", b"{}"])
+HUGE = json.dumps({"name": "vit-face-test", "version": "0" * 16, "num_classes": 3,
+                   "config": {"img_size": 112, "patch_size": 16, "width": 4_000_000, "depth": 64, "num_heads": 4,
+                              "embedding_dim": 256}}).encode()
+
+
+@pytest.mark.parametrize("content", [None, b"not json", b"{}", HUGE])
 def test_a_bad_model_file_is_one_line_and_exit_2(tmp_path, content, capsys):
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"\0" * 16)

@@ -62,25 +62,14 @@ def read_record(weights: str | Path) -> dict:
 
 
 def load_model(device: torch.device | str = "cpu", weights: str | Path | None = None):
-    """The shipped model (or the model file ``weights``), its content hash checked against the record."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from ..models import FaceViT, FaceViTConfig
-    from ..workspace import weights_version
+    """The shipped model (or the model file ``weights``), checked against its record as a
+    workspace's model is against its manifest (``workspace.load_checked_model``)."""
+    from ..workspace import load_checked_model
 
     info = record() if weights is None else read_record(weights)
     path = WEIGHTS if weights is None else Path(weights)
-    try:
-        state = load_file(path, device="cpu")
-    except (OSError, SafetensorError) as err:
-        raise WorkspaceError(f"{path}: unreadable weights ({err})") from None
-    if weights_version(state) != info["version"]:
-        raise WorkspaceError(f"{path} does not match the hash in {path.with_suffix('.json').name}: the "
-                             f"{'installation' if weights is None else 'file'} is damaged")
-    model = FaceViT(FaceViTConfig.from_dict(info["config"]), info["num_classes"])
-    model.load_state_dict(state)
-    return model.to(device).eval()
+    where = f"{path.with_suffix('.json')} ({'the installation is damaged' if weights is None else 'model file'})"
+    return load_checked_model(path, info["config"], info["num_classes"], info["version"], where, device)
 
 
 def manifest() -> dict:
