@@ -25,6 +25,7 @@ from ..errors import WorkspaceError
 PRETRAINED_DIR = Path(__file__).resolve().parent
 WEIGHTS = PRETRAINED_DIR / "face-vit.safetensors"
 RECORD = PRETRAINED_DIR / "face-vit.json"
+MAX_RECORD_BYTES = 64 * 2 ** 20  # a record names the training people and the split: ~0.7 MB for LFW
 
 
 def available() -> bool:
@@ -52,6 +53,9 @@ def read_record(weights: str | Path) -> dict:
     path = weights.with_suffix(".json")
     if weights.suffix != ".safetensors" or not weights.is_file() or not path.is_file():
         raise WorkspaceError(f"{weights}: not a face model file (a .safetensors with its record {path.name} beside it)")
+    if path.stat().st_size > MAX_RECORD_BYTES:
+        raise WorkspaceError(f"{path}: {path.stat().st_size} bytes, more than a model record holds "
+                             f"({MAX_RECORD_BYTES} at most)")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
