@@ -58,7 +58,8 @@ def test_train_from_a_model_file_and_retrain_from_it_again(tmp_path, tiny_traine
 
 HUGE = json.dumps({"name": "vit-face-test", "version": "0" * 16, "num_classes": 3,
                    "config": {"img_size": 112, "patch_size": 16, "width": 4_000_000, "depth": 64, "num_heads": 4,
-                              "embedding_dim": 256}}).encode()
+                              "mlp_ratio": 4.0, "qkv_bias": True, "embedding_dim": 256, "dropout": 0.0,
+                              "drop_path": 0.0, "stem": "conv"}}).encode()  # ~10^16 parameters if it were built
 
 
 @pytest.mark.parametrize("content", [None, b"not json", b"{}", HUGE])
