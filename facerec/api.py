@@ -18,7 +18,7 @@ from .data.folder import load_face_folder
 from .data.split import make_split
 from .device import resolve_device
 from .errors import FaceRecError
-from .models import DEFAULT_MODEL, create_model, get_config
+from .models import DEFAULT_MODEL, FaceViT, create_model, get_config
 from .replay import DEFAULT_SHOTS, write_replay
 from .train import TrainConfig, top1_accuracy, train_model
 from .workspace import Workspace
@@ -76,8 +76,9 @@ def train_workspace(
 
     torch.manual_seed(config.seed)
     if init:
-        model = _pretrained_architecture(len(folder.identities), init_file)
-        start_from_pretrained(model, init, train_x, train_y, dev, init_file)
+        backbone = load_backbone(init, dev, init_file)
+        model = FaceViT(backbone.config, len(folder.identities))
+        start_from_pretrained(model, backbone, train_x, train_y, dev)
     else:
         model = create_model(model_name, len(folder.identities))
     fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), folder.identities, split.to_dict(),
@@ -149,31 +150,27 @@ def starting_point(model_name: str | None, from_scratch: bool,
     return model_name, None
 
 
-def _pretrained_architecture(num_classes: int, weights: str | None = None):
-    """A fresh model shaped like the shipped model (or the model file ``weights``), whose config is
-    taken from the checked load (a record asking for a huge model is refused before it is built)."""
+def load_backbone(version: str, device, weights: str | None = None):
+    """The shipped model (or the model file ``weights``), checked, which must still be ``version``."""
     from . import pretrained
-    from .models import FaceViT
 
-    return FaceViT(pretrained.load_model("cpu", weights).config, num_classes)
-
-
-@torch.no_grad()
-def start_from_pretrained(model, version: str, images, labels, device, weights: str | None = None) -> None:
-    """Load the backbone of the shipped model (or of the model file ``weights``), which must be
-    ``version``, into ``model`` and imprint its head: row k = the normalised mean embedding of
-    person k's training crops."""
-    from . import pretrained
-    from .recognition import embed_images
-
-    shipped = pretrained.load_model(device, weights)
+    backbone = pretrained.load_model(device, weights)
     found = (pretrained.record() if weights is None else pretrained.read_record(weights))["version"]
     if found != version:
         raise FaceRecError(f"the model to start from is {version}, but {weights or 'the shipped model'} is now {found}")
+    return backbone
+
+
+@torch.no_grad()
+def start_from_pretrained(model, shipped, images, labels, device) -> None:
+    """Load the backbone of ``shipped`` (:func:`load_backbone`) into ``model`` and imprint its head:
+    row k = the normalised mean embedding of person k's training crops."""
+    from .recognition import embed_images
+
     backbone = {k: v for k, v in shipped.state_dict().items() if not k.startswith("head.")}
     missing, unexpected = model.load_state_dict(backbone, strict=False)
     if unexpected or any(not k.startswith("head.") for k in missing):
-        raise ValueError(f"the model {version} does not fit {model.config}")
+        raise ValueError(f"the model to start from does not fit {model.config}")
     emb = torch.from_numpy(embed_images(shipped, images, device))
     centres = torch.zeros(model.num_classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels).long(), emb)
     model.head.weight.copy_(torch.nn.functional.normalize(centres, dim=1))
