@@ -20,7 +20,7 @@ from .device import resolve_device
 from .errors import FaceRecError
 from .models import DEFAULT_MODEL, FaceViT, create_model, get_config
 from .replay import DEFAULT_SHOTS, write_replay
-from .train import TrainConfig, top1_accuracy, train_model
+from .train import FINE_TUNE_EPOCHS, FINE_TUNE_LR, TrainConfig, top1_accuracy, train_model
 from .workspace import Workspace
 
 
@@ -66,6 +66,7 @@ def train_workspace(
     init_file = str(Path(init_from).resolve()) if init_from is not None else None
     get_config(model_name)  # an unknown model name fails before any data is read
     dev = resolve_device(device)
+    backbone = load_backbone(init, dev, init_file) if init else None  # the whole file checked before data is read
     ws = Workspace(workspace)
     if ws.exists():
         ws.manifest()  # refuses a workspace from a newer facerec before anything is overwritten
@@ -75,8 +76,7 @@ def train_workspace(
     test_x, test_y = folder.select(split.paths("test"))
 
     torch.manual_seed(config.seed)
-    if init:
-        backbone = load_backbone(init, dev, init_file)
+    if backbone is not None:
         model = FaceViT(backbone.config, len(folder.identities))
         start_from_pretrained(model, backbone, train_x, train_y, dev)
     else:
@@ -136,8 +136,7 @@ def starting_point(model_name: str | None, from_scratch: bool,
     if init_from is not None:
         if from_scratch:
             raise FaceRecError("--init-from and --from-scratch exclude each other")
-        info = pretrained.read_record(init_from)
-        pretrained.load_model("cpu", init_from)  # the whole file checked now, before anything is written
+        info = pretrained.check_file(init_from)  # record and tensor shapes; load_backbone reads the weights
         if model_name is not None and model_name != info["name"]:
             raise FaceRecError(f"{init_from} is a {info['name']} model, not {model_name}")
         return info["name"], info["version"]
@@ -148,6 +147,46 @@ def starting_point(model_name: str | None, from_scratch: bool,
     if not from_scratch and pretrained.available() and model_name == pretrained.model_name():
         return model_name, pretrained.record()["version"]
     return model_name, None
+
+
+def training_config(*, model_name: str | None = None, from_scratch: bool = False,
+                    init_from: str | os.PathLike | None = None, epochs: int | None = None,
+                    scratch_epochs: int | None = None, lr: float | None = None, **fixed) -> TrainConfig:
+    """The training recipe for a start: fine-tuning (the shipped model or ``init_from``) runs
+    :data:`FINE_TUNE_EPOCHS` epochs at :data:`FINE_TUNE_LR` with a warm-up of a tenth of them;
+    from random weights ``scratch_epochs`` at :class:`TrainConfig`'s rate. ``epochs`` / ``lr``
+    override; ``fixed`` (batch_size, margin, seed) passes through."""
+    d = TrainConfig()
+    tune = starting_point(model_name, from_scratch, init_from)[1] is not None
+    epochs = epochs or (FINE_TUNE_EPOCHS if tune else scratch_epochs or d.epochs)
+    return TrainConfig(epochs=epochs, lr=lr or (FINE_TUNE_LR if tune else d.lr),
+                       warmup_epochs=min(d.warmup_epochs, epochs / 10) if tune else d.warmup_epochs, **fixed)
+
+
+def bench_base_current(base, data_dir, *, from_scratch: bool, init_from=None) -> bool:
+    """Whether ``base`` is a bench base (trained, enrolled, calibrated) built from ``data_dir``
+    with the same start, so ``bench forgetting --data`` can reuse it."""
+    ws = Workspace(base)
+    if not ws.exists():
+        return False
+    m = ws.manifest()
+    init_file = str(Path(init_from).resolve()) if init_from else None
+    return (m["data"]["root"] == str(Path(data_dir).resolve())
+            and (m["training"].get("initialised_from") == "scratch") == from_scratch
+            and m["training"].get("initialised_from_file") == init_file
+            and "threshold" in m.get("recognition", {}))
+
+
+def build_bench_base(base, data_dir, *, from_scratch: bool, init_from=None, epochs: int | None = None,
+                     seed: int = 0, device: str | None = None, show_progress: bool = True) -> None:
+    """The bench's base workspace for a folder dataset: the shipped model (or ``init_from``)
+    fine-tuned on it, or a model trained from scratch; its training images enrolled and the
+    threshold calibrated (:func:`enroll_and_recognize`). The caller holds the writer lock."""
+    model = DEFAULT_MODEL if from_scratch else None
+    config = training_config(model_name=model, from_scratch=from_scratch, init_from=init_from, epochs=epochs, seed=seed)
+    train_workspace(data_dir, base, model_name=model, config=config, from_scratch=from_scratch,
+                    init_from=init_from, device=device, show_progress=show_progress)
+    enroll_and_recognize(base, data_dir, device=device, show_progress=show_progress)
 
 
 def load_backbone(version: str, device, weights: str | None = None):

@@ -64,12 +64,9 @@ DEMO_FORGET_SHARE = 0.1  # the demo then forgets 10 % of the people (GS-LoRA)
 DEFAULT_BENCH_METHODS = "gs-lora,gs-lora-paper,gs-lora++,finetune,grad-ascent,random-label,salun,scrub,lwf,l2,ewc"
 
 
-FINE_TUNE_EPOCHS, FINE_TUNE_LR = 10, 1e-4  # fine-tuning the shipped model: few epochs, a low rate
-
-
 def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None:
     from .models import DEFAULT_MODEL
-    from .train import TrainConfig
+    from .train import FINE_TUNE_EPOCHS, FINE_TUNE_LR, TrainConfig
 
     d = TrainConfig()
     p.add_argument("--model", default=None,
@@ -87,20 +84,12 @@ def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None
     p.add_argument("--device", default=None, help="auto (default: GPU if present), cpu or cuda")
 
 
-def _fine_tuning(args) -> bool:
-    from .api import starting_point
-
-    return starting_point(args.model, args.from_scratch, getattr(args, "init_from", None))[1] is not None
-
-
 def _train_config(args):
-    from .train import TrainConfig
+    from .api import training_config
 
-    d, tune = TrainConfig(), _fine_tuning(args)
-    epochs = args.epochs or (FINE_TUNE_EPOCHS if tune else args.scratch_epochs)
-    lr = args.lr or (FINE_TUNE_LR if tune else d.lr)
-    return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=lr, margin=args.margin, seed=args.seed,
-                       warmup_epochs=min(d.warmup_epochs, epochs / 10) if tune else d.warmup_epochs)
+    return training_config(model_name=args.model, from_scratch=args.from_scratch, init_from=getattr(args, "init_from", None),
+                           epochs=args.epochs, scratch_epochs=args.scratch_epochs, lr=args.lr,
+                           batch_size=args.batch_size, margin=args.margin, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,13 +367,13 @@ def cmd_train(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from .api import run_demo
+    from .api import run_demo, starting_point
     from .workspace import resolve_workspace_path
 
     from forgetting.request import choose_people, forget_people
 
     workspace = resolve_workspace_path(args.workspace)
-    if args.data and _fine_tuning(args):
+    if args.data and starting_point(args.model, args.from_scratch)[1] is not None:
         return _face_demo(args, workspace)
     with _writing(args, create=True):
         report = run_demo(
@@ -678,32 +667,14 @@ def cmd_bench_lfw100(args) -> None:
 
 
 def _bench_base(args, base):
-    """The bench's base workspace for ``--data``: the shipped model fine-tuned on it (or a model
-    trained from scratch), its training images enrolled and the threshold calibrated; reused
-    while the data and the choice are the same."""
-    from pathlib import Path
+    """The bench's base workspace for ``--data`` (``api.build_bench_base``), reused while the data
+    and the start are the same."""
+    from .api import bench_base_current, build_bench_base
 
-    from .api import enroll_and_recognize, train_workspace
-    from .models import DEFAULT_MODEL
-    from .train import TrainConfig
-    from .workspace import Workspace
-
-    existing = Workspace(base)
-    init_file = str(Path(args.init_from).resolve()) if args.init_from else None
-    same = (existing.exists() and existing.manifest()["data"]["root"] == str(Path(args.data).resolve())
-            and (existing.manifest()["training"].get("initialised_from") == "scratch") == args.from_scratch
-            and existing.manifest()["training"].get("initialised_from_file") == init_file
-            and "threshold" in existing.manifest().get("recognition", {}))
-    if not same:
-        d = TrainConfig()
-        model = DEFAULT_MODEL if args.from_scratch else None
-        config = _train_config(argparse.Namespace(model=model, from_scratch=args.from_scratch, init_from=args.init_from,
-                                                  epochs=args.epochs, scratch_epochs=d.epochs, lr=None,
-                                                  batch_size=d.batch_size, margin=d.margin, seed=args.seed))
+    if not bench_base_current(base, args.data, from_scratch=args.from_scratch, init_from=args.init_from):
         with _writing(argparse.Namespace(workspace=str(base)), create=True):
-            train_workspace(args.data, base, model_name=model, config=config, from_scratch=args.from_scratch,
-                            init_from=args.init_from, device=args.device, show_progress=not args.quiet)
-            enroll_and_recognize(base, args.data, device=args.device, show_progress=not args.quiet)
+            build_bench_base(base, args.data, from_scratch=args.from_scratch, init_from=args.init_from,
+                             epochs=args.epochs, seed=args.seed, device=args.device, show_progress=not args.quiet)
     return base
 
 

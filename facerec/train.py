@@ -23,6 +23,8 @@ from .io import atomic_write_with
 from .models import MARGINS
 from .progress import progress_bar
 
+FINE_TUNE_EPOCHS, FINE_TUNE_LR = 10, 1e-4  # fine-tuning a face model: few epochs, a low rate (facerec.api)
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -60,11 +60,11 @@ def weights_version(state: dict[str, torch.Tensor]) -> str:
 
 
 
-def load_checked_model(path: Path, config: dict, num_classes: int, version: str, record, device="cpu") -> FaceViT:
-    """The model that ``record`` (a manifest or a model file's record) describes, with the weights
-    in ``path``: the config is built on the meta device first (a config that asks for a huge model
-    allocates nothing), the file's tensor shapes are checked against it before any is read, and
-    the weights' content hash against ``version``. Anything wrong is one :class:`WorkspaceError`."""
+def check_model_file(path: Path, config: dict, num_classes: int, record) -> FaceViTConfig:
+    """Check that ``path`` holds the tensors of the model ``record`` describes, reading no weights:
+    the config is built on the meta device (a config that asks for a huge model allocates
+    nothing) and the file's tensor shapes compared with it. Anything wrong is one
+    :class:`WorkspaceError`."""
     try:
         cfg = FaceViTConfig.from_dict(config)
         with torch.device("meta"):
@@ -74,13 +74,22 @@ def load_checked_model(path: Path, config: dict, num_classes: int, version: str,
     try:
         with safe_open(path, "pt") as f:
             stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-        if stored != expected:
-            raise WorkspaceError(f"{record}: model.config and model.num_classes describe a model "
-                                 f"whose tensors {path.name} does not hold")
-        state = load_file(path, device="cpu")
-    except WorkspaceError:
-        raise
     except Exception as err:  # safetensors raises its own error types for a damaged header
+        raise WorkspaceError(f"model weights {path} are unreadable (corrupt file?): {err}") from None
+    if stored != expected:
+        raise WorkspaceError(f"{record}: model.config and model.num_classes describe a model "
+                             f"whose tensors {path.name} does not hold")
+    return cfg
+
+
+def load_checked_model(path: Path, config: dict, num_classes: int, version: str, record, device="cpu") -> FaceViT:
+    """The model that ``record`` (a manifest or a model file's record) describes, with the weights
+    in ``path``: :func:`check_model_file` before any weight is read, then the weights' content
+    hash against ``version``. Anything wrong is one :class:`WorkspaceError`."""
+    cfg = check_model_file(path, config, num_classes, record)
+    try:
+        state = load_file(path, device="cpu")
+    except Exception as err:
         raise WorkspaceError(f"model weights {path} are unreadable (corrupt file?): {err}") from None
     if weights_version(state) != version:
         raise WorkspaceError(f"{record}: model.version does not match the weights in {path.name} (a corrupt file?)")

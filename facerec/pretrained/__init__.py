@@ -65,6 +65,17 @@ def read_record(weights: str | Path) -> dict:
     return info
 
 
+def check_file(weights: str | Path) -> dict:
+    """:func:`read_record` of a model file, and its tensors' shapes checked against the record
+    (``workspace.check_model_file``) without reading its weights: a cheap check before anything
+    is written; :func:`load_model` reads and hashes the weights."""
+    from ..workspace import check_model_file
+
+    info = read_record(weights)
+    check_model_file(Path(weights), info["config"], info["num_classes"], f"{Path(weights).with_suffix('.json')} (model file)")
+    return info
+
+
 def load_model(device: torch.device | str = "cpu", weights: str | Path | None = None):
     """The shipped model (or the model file ``weights``), checked against its record as a
     workspace's model is against its manifest (``workspace.load_checked_model``)."""
