@@ -19,7 +19,7 @@ stranger's; the ``calibrated`` objective asks every face for one linear edit ins
 back probes of each forgotten person, so that the forgotten people's training photos end where
 their unseen photos end (retrain-equivalence beyond the head, see ``objectives``). The "before"
 embeddings they need come from the same model with its adapters bypassed (no copy of the model),
-once per image (:class:`BeforeCache`). A task runs
+once per image (``terms.BeforeCache``). A task runs
 ``max(steps, steps_per_person × people)`` steps (:func:`task_steps`), so a request naming more
 people still sees each person's images as often. The group lasso is applied as its proximal step
 (group soft-thresholding after each optimiser step), which gives the exact zero groups the paper
@@ -50,11 +50,9 @@ from facerec.data.transforms import to_tensor
 from facerec.models import MARGINS
 from facerec.progress import progress_bar
 
-from .objectives import (OBJECTIVES, bounded_ce, embedding_retention, identity_basis, identity_edit, rank_hinge,
-                         stranger_targets, target_loss, unused_directions)
-from .probes import hold_back, probe_levels
-from .lora import (ATTENTION_TARGETS, FFN_TARGETS, adapters_disabled, delta_norms, group_norms, inject_lora, merge_lora,
-                   zero_group_share)
+from .lora import ATTENTION_TARGETS, FFN_TARGETS, delta_norms, group_norms, inject_lora, merge_lora, zero_group_share
+from .objectives import OBJECTIVES
+from .terms import ForgetTerm
 
 
 @dataclass(frozen=True)
@@ -157,58 +155,6 @@ def _prox_group_lasso(groups, threshold: float) -> None:
             module.lora_B.mul_(factor)
 
 
-class BeforeCache:
-    """Pre-task embeddings of a task's images, computed once per image on first use.
-
-    The "before" model is the task's model with its adapters bypassed, which never changes during
-    the task, and unlearning reads images without augmentation, so an image's pre-task embedding
-    is the same at every step: the forget images, seen many times per task, are embedded once.
-    """
-
-    def __init__(self, model, sizes: tuple[int, ...], device: torch.device):
-        self.model = model
-        self.table = [torch.zeros(n, model.embedding_dim, device=device) for n in sizes]
-        self.known = [torch.zeros(n, dtype=torch.bool) for n in sizes]
-
-    @torch.no_grad()
-    def get(self, part: int, index: np.ndarray, images: np.ndarray) -> torch.Tensor:
-        index_t = torch.from_numpy(index)
-        missing = index_t[~self.known[part][index_t]].unique()
-        if len(missing):
-            x = to_tensor(images[missing.numpy()]).to(self.table[part].device)
-            with adapters_disabled(self.model):
-                self.table[part][missing] = self.model.forward_head(self.model.forward_features(x), pre_logits=True).float()
-            self.known[part][missing] = True
-        return self.table[part][index_t]
-
-
-def _forget_loss(cfg: GSLoRAConfig, y, nf: int, embeddings, logits, before, rows, retained_rows, directions,
-                 basis=None, level=None):
-    """``(forget term incl. its weight, retained-embedding term, CE on the forget images)``; ``before``
-    is the batch's pre-task embeddings (the stranger and calibrated objectives use them), ``basis``
-    and ``level`` the calibrated objective's edit and probe levels."""
-    if cfg.objective == "paper":
-        term, ce_f = bounded_ce(logits[:nf], y[:nf], cfg.bnd, cfg.ascent)
-        return cfg.beta * term, logits.new_zeros(()), ce_f
-    with torch.no_grad():
-        ce_f = F.cross_entropy(logits[:nf], y[:nf])
-    if cfg.objective == "calibrated":
-        q, r = basis
-        term = target_loss(embeddings[:nf], identity_edit(before[:nf], q, r, cfg.rho))
-        probed = ~torch.isnan(level[y[:nf]])  # no closer to the own row than the person's probes
-        if probed.any():
-            term = term + rank_hinge(embeddings[:nf][probed], y[:nf][probed], rows, retained_rows,
-                                     -level[y[:nf][probed]]) * probed.float().mean()
-        keep = (embedding_retention(embeddings[nf:], identity_edit(before[nf:], q, r, cfg.rho)) if len(y) > nf
-                else logits.new_zeros(()))
-        return cfg.stranger_weight * term, cfg.keep_weight * keep, ce_f
-    term = (target_loss(embeddings[:nf], stranger_targets(before[:nf], y[:nf], rows, directions, retained_rows,
-                                                                   cfg.rank_margin))
-            + rank_hinge(embeddings[:nf], y[:nf], rows, retained_rows, cfg.rank_margin))
-    keep = embedding_retention(embeddings[nf:], before[nf:]) if len(y) > nf else logits.new_zeros(())
-    return cfg.stranger_weight * term, cfg.keep_weight * keep, ce_f
-
-
 def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: torch.device,
             show_progress: bool = True) -> dict:
     """Run one GS-LoRA task on ``model`` in place and merge it; returns the task's statistics.
@@ -236,15 +182,9 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
         prototypes = torch.zeros(model.num_classes, model.embedding_dim, device=device)
         for c, p in table.items():
             prototypes[c] = p
-    retained_rows = torch.from_numpy(np.unique(retain.labels)).to(device)
-    people = np.unique(forget.labels).tolist()
-    directions = unused_directions(model.head.weight, people, cfg.seed)
-    basis = probe = None
-    if cfg.objective == "calibrated":
-        basis = identity_basis(model.head.weight, people, directions)
-        train_idx, probe_idx = hold_back(forget.labels, cfg.probe_share, cfg.seed)
-        probe = Data(forget.images[probe_idx], forget.labels[probe_idx])
-        forget = Data(forget.images[train_idx], forget.labels[train_idx])
+    term = ForgetTerm(model, forget.images, forget.labels, retain.labels, cfg, device)
+    forget = Data(forget.images[term.train_index], forget.labels[term.train_index])
+    term.bind(forget.images, retain.images)
     total_params = sum(p.numel() for p in model.parameters())
     groups = inject_lora(model, cfg.rank, cfg.lora_alpha, FFN_TARGETS + (ATTENTION_TARGETS if cfg.attention else ()),
                          cfg.init_gain)
@@ -256,8 +196,6 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     generator = torch.Generator().manual_seed(cfg.seed)
     forget_batches = _batches(len(forget), cfg.batch_size, generator)
     retain_batches = _batches(len(retain), cfg.batch_size, generator) if len(retain) else None
-    cache = BeforeCache(model, (len(forget), len(retain)), device) if cfg.objective != "paper" else None
-    level = None
     history = []
     t0 = time.perf_counter()
     with progress_bar(steps, cfg.method, enabled=show_progress, unit="step") as bar:
@@ -266,7 +204,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
             for group in optimizer.param_groups:
                 group["lr"] = lr
             f_idx = next(forget_batches).numpy()
-            parts_x, parts_y = [forget.images[f_idx]], [forget.labels[f_idx]]
+            parts_x, parts_y, r_idx = [forget.images[f_idx]], [forget.labels[f_idx]], None
             if retain_batches is not None:
                 r_idx = next(retain_batches).numpy()
                 parts_x.append(retain.images[r_idx])
@@ -278,15 +216,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
             cosines = model.head(embeddings).float()
             logits = margin(cosines, y)
             ce_r = F.cross_entropy(logits[nf:], y[nf:]) if len(y) > nf else logits.new_zeros(())
-            before = None
-            if cache is not None:
-                before = cache.get(0, f_idx, forget.images)
-                if retain_batches is not None:
-                    before = torch.cat([before, cache.get(1, r_idx, retain.images)])
-            if probe is not None and step % cfg.probe_every == 0:
-                level = probe_levels(model, probe.images, probe.labels, model.head.weight, retained_rows, device)
-            forget_term, keep, ce_f = _forget_loss(cfg, y, nf, embeddings, logits, before, model.head.weight, retained_rows,
-                                                   directions, basis, level)
+            forget_term, keep, ce_f = term(step, f_idx, r_idx, y, embeddings, logits)
             loss = ce_r + keep + forget_term
             if prototypes is not None:
                 kl_f = prototype_kl(prototypes[y[:nf]], embeddings[:nf].float())

@@ -5,7 +5,8 @@ import torch
 
 from facerec.data.transforms import to_tensor
 from facerec.models import create_model
-from forgetting.gslora import BeforeCache, Data, GSLoRAConfig, task_steps, unlearn
+from forgetting.gslora import Data, GSLoRAConfig, task_steps, unlearn
+from forgetting.terms import BeforeCache
 from forgetting.lora import inject_lora
 
 

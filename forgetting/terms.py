@@ -1,0 +1,114 @@
+"""A GS-LoRA task's forget term and what it needs, set up once per task and evaluated per step.
+
+The three objectives (``GSLoRAConfig.objective``, see ``objectives``) differ in what they read
+besides the batch: ``paper`` only the logits (bounded CE ascent, Zhao et al. CVPR 2024);
+``stranger`` the pre-task embeddings and a direction no class uses per forgotten person;
+``calibrated`` also one linear identity edit for every face and the levels of held-back probes
+of each forgotten person (``probes``). :class:`ForgetTerm` gathers that state so the training
+loop in ``gslora.unlearn`` stays the paper's loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facerec.data.transforms import to_tensor
+
+from .lora import adapters_disabled
+from .objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, rank_hinge, stranger_targets,
+                         target_loss, unused_directions)
+from .probes import hold_back, probe_levels
+
+
+class BeforeCache:
+    """Pre-task embeddings of a task's images, computed once per image on first use.
+
+    The "before" model is the task's model with its adapters bypassed, which never changes during
+    the task, and unlearning reads images without augmentation, so an image's pre-task embedding
+    is the same at every step: the forget images, seen many times per task, are embedded once.
+    """
+
+    def __init__(self, model, sizes: tuple[int, ...], device: torch.device):
+        self.model = model
+        self.table = [torch.zeros(n, model.embedding_dim, device=device) for n in sizes]
+        self.known = [torch.zeros(n, dtype=torch.bool) for n in sizes]
+
+    @torch.no_grad()
+    def get(self, part: int, index: np.ndarray, images: np.ndarray) -> torch.Tensor:
+        index_t = torch.from_numpy(index)
+        missing = index_t[~self.known[part][index_t]].unique()
+        if len(missing):
+            x = to_tensor(images[missing.numpy()]).to(self.table[part].device)
+            with adapters_disabled(self.model):
+                self.table[part][missing] = self.model.forward_head(self.model.forward_features(x), pre_logits=True).float()
+            self.known[part][missing] = True
+        return self.table[part][index_t]
+
+
+class ForgetTerm:
+    """One task's forget term; build it before LoRA is injected (it reads the frozen head).
+
+    ``train_index``: the forget images the task trains on (the calibrated objective holds the
+    probes back from them; the others train on all). Call :meth:`bind` once the training images
+    are fixed, then the term once per step.
+    """
+
+    def __init__(self, model, forget_images: np.ndarray, forget_labels: np.ndarray, retain_labels: np.ndarray, cfg,
+                 device: torch.device):
+        self.cfg, self.model, self.device = cfg, model, device
+        self.rows = model.head.weight  # frozen during the task
+        self.retained_rows = torch.from_numpy(np.unique(retain_labels)).to(device)
+        people = np.unique(forget_labels).tolist()
+        self.directions = unused_directions(self.rows, people, cfg.seed)
+        self.basis = self.probe = self.level = None
+        self.train_index = np.arange(len(forget_labels))
+        if cfg.objective == "calibrated":
+            self.basis = identity_basis(self.rows, people, self.directions)
+            self.train_index, probe_index = hold_back(forget_labels, cfg.probe_share, cfg.seed)
+            self.probe = (forget_images[probe_index], forget_labels[probe_index])
+        self.cache = self.forget_images = self.retain_images = None
+
+    def bind(self, forget_images: np.ndarray, retain_images: np.ndarray) -> None:
+        """The task's training images (forget, replay): their pre-task embeddings are cached."""
+        self.forget_images, self.retain_images = forget_images, retain_images
+        if self.cfg.objective != "paper":
+            self.cache = BeforeCache(self.model, (len(forget_images), len(retain_images)), self.device)
+
+    def _before(self, f_idx: np.ndarray, r_idx: np.ndarray | None) -> torch.Tensor:
+        before = self.cache.get(0, f_idx, self.forget_images)
+        if r_idx is not None:
+            before = torch.cat([before, self.cache.get(1, r_idx, self.retain_images)])
+        return before
+
+    def __call__(self, step: int, f_idx: np.ndarray, r_idx: np.ndarray | None, y: torch.Tensor,
+                 embeddings: torch.Tensor, logits: torch.Tensor):
+        """``(forget term incl. its weight, retained-embedding term, CE on the forget images)`` for
+        a batch whose first ``len(f_idx)`` rows are forget images, the rest replay."""
+        cfg, nf = self.cfg, len(f_idx)
+        if cfg.objective == "paper":
+            term, ce_f = bounded_ce(logits[:nf], y[:nf], cfg.bnd, cfg.ascent)
+            return cfg.beta * term, logits.new_zeros(()), ce_f
+        with torch.no_grad():
+            ce_f = F.cross_entropy(logits[:nf], y[:nf])
+        before = self._before(f_idx, r_idx)
+        if cfg.objective == "calibrated":
+            target_f = target_r = identity_edit(before, *self.basis, cfg.rho)
+            if step % cfg.probe_every == 0:
+                self.level = probe_levels(self.model, *self.probe, self.rows, self.retained_rows, self.device)
+            term = target_loss(embeddings[:nf], target_f[:nf]) + self._probe_hinge(embeddings[:nf], y[:nf])
+        else:
+            target_r = before
+            term = (target_loss(embeddings[:nf], stranger_targets(before[:nf], y[:nf], self.rows, self.directions,
+                                                                  self.retained_rows, cfg.rank_margin))
+                    + rank_hinge(embeddings[:nf], y[:nf], self.rows, self.retained_rows, cfg.rank_margin))
+        keep = embedding_retention(embeddings[nf:], target_r[nf:]) if len(y) > nf else logits.new_zeros(())
+        return cfg.stranger_weight * term, cfg.keep_weight * keep, ce_f
+
+    def _probe_hinge(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Training photos no closer to their own row than the person's held-back probes are."""
+        probed = ~torch.isnan(self.level[y])
+        if not probed.any():
+            return z.new_zeros(())
+        return rank_hinge(z[probed], y[probed], self.rows, self.retained_rows, -self.level[y[probed]]) * probed.float().mean()
