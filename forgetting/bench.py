@@ -83,6 +83,11 @@ def strangers_unknown_rate(workspace: Path, photos: list[np.ndarray], device: st
     return check.get("unknown_rate")
 
 
+def _retained(rows: dict[str, int], people: list[str], earlier: list[str]) -> list[str]:
+    """The people a task keeps: neither forgotten now nor by an earlier task."""
+    return [p for p in rows if p not in people and p not in earlier]
+
+
 def measure(workspace: Path, root: Path, split, rows: dict[str, int], people: list[str], earlier: list[str],
             device: str | None) -> dict:
     """Acc_f / Acc_r / Acc_o of the workspace's model on held-out images read from ``root`` with
@@ -93,9 +98,8 @@ def measure(workspace: Path, root: Path, split, rows: dict[str, int], people: li
     ws = Workspace(workspace)
     pipe = FacePipeline(ws, detector="aligned", device=device)
 
-    retained = [p for p in rows if p not in people and p not in earlier]
     sets = {k: people_images(root, split.test, rows, names)
-            for k, names in (("acc_f", people), ("acc_r", retained), ("acc_o", earlier))}
+            for k, names in (("acc_f", people), ("acc_r", _retained(rows, people, earlier)), ("acc_o", earlier))}
     out = {k: top1_accuracy(pipe.model, d.images, d.labels, pipe.device) for k, d in sets.items()}
     threshold = ws.manifest().get("recognition", {}).get("threshold")
     if threshold is not None:
@@ -130,7 +134,7 @@ def beyond_head(copy: Path, source: tuple, names: list[str], earlier: list[str],
     from facerec.device import resolve_device
 
     root, split, rows = source
-    sets = task_sets(root, split, rows, names, [p for p in rows if p not in names and p not in earlier])
+    sets = task_sets(root, split, rows, names, _retained(rows, names, earlier))
     dev = resolve_device(device)
     model = Workspace(copy).load_model(dev)
     relearned = relearning(copy, sets, RELEARN_STEPS, RELEARN_SHOTS, dev, False)
