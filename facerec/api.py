@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from . import pretrained
 from .data.folder import load_face_folder
 from .data.split import make_split
 from .device import resolve_device
@@ -66,7 +67,7 @@ def train_workspace(
     init_file = str(Path(init_from).resolve()) if init_from is not None else None
     get_config(model_name)  # an unknown model name fails before any data is read
     dev = resolve_device(device)
-    backbone = load_backbone(init, dev, init_file) if init else None  # the whole file checked before data is read
+    backbone = pretrained.load_model(dev, init_file, init) if init else None  # checked whole before data is read
     ws = Workspace(workspace)
     if ws.exists():
         ws.manifest()  # refuses a workspace from a newer facerec before anything is overwritten
@@ -131,12 +132,10 @@ def starting_point(model_name: str | None, from_scratch: bool,
                    init_from: str | os.PathLike | None = None) -> tuple[str, str | None]:
     """``(model name, version of the shipped model or of ``init_from`` to fine-tune from, or None
     for random weights)``."""
-    from . import pretrained
-
     if init_from is not None:
         if from_scratch:
             raise FaceRecError("--init-from and --from-scratch exclude each other")
-        info = pretrained.check_file(init_from)  # record and tensor shapes; load_backbone reads the weights
+        info = pretrained.check_file(init_from)  # record and tensor shapes; pretrained.load_model reads the weights
         if model_name is not None and model_name != info["name"]:
             raise FaceRecError(f"{init_from} is a {info['name']} model, not {model_name}")
         return info["name"], info["version"]
@@ -149,6 +148,11 @@ def starting_point(model_name: str | None, from_scratch: bool,
     return model_name, None
 
 
+def fine_tunes(model_name: str | None, from_scratch: bool, init_from: str | os.PathLike | None = None) -> bool:
+    """Whether training with these options starts from a face model rather than random weights."""
+    return starting_point(model_name, from_scratch, init_from)[1] is not None
+
+
 def training_config(*, model_name: str | None = None, from_scratch: bool = False,
                     init_from: str | os.PathLike | None = None, epochs: int | None = None,
                     scratch_epochs: int | None = None, lr: float | None = None, **fixed) -> TrainConfig:
@@ -157,7 +161,7 @@ def training_config(*, model_name: str | None = None, from_scratch: bool = False
     from random weights ``scratch_epochs`` at :class:`TrainConfig`'s rate. ``epochs`` / ``lr``
     override; ``fixed`` (batch_size, margin, seed) passes through."""
     d = TrainConfig()
-    tune = starting_point(model_name, from_scratch, init_from)[1] is not None
+    tune = fine_tunes(model_name, from_scratch, init_from)
     epochs = epochs or (FINE_TUNE_EPOCHS if tune else scratch_epochs or d.epochs)
     return TrainConfig(epochs=epochs, lr=lr or (FINE_TUNE_LR if tune else d.lr),
                        warmup_epochs=min(d.warmup_epochs, epochs / 10) if tune else d.warmup_epochs, **fixed)
@@ -189,20 +193,9 @@ def build_bench_base(base, data_dir, *, from_scratch: bool, init_from=None, epoc
     enroll_and_recognize(base, data_dir, device=device, show_progress=show_progress)
 
 
-def load_backbone(version: str, device, weights: str | None = None):
-    """The shipped model (or the model file ``weights``), checked, which must still be ``version``."""
-    from . import pretrained
-
-    backbone = pretrained.load_model(device, weights)
-    found = (pretrained.record() if weights is None else pretrained.read_record(weights))["version"]
-    if found != version:
-        raise FaceRecError(f"the model to start from is {version}, but {weights or 'the shipped model'} is now {found}")
-    return backbone
-
-
 @torch.no_grad()
 def start_from_pretrained(model, shipped, images, labels, device) -> None:
-    """Load the backbone of ``shipped`` (:func:`load_backbone`) into ``model`` and imprint its head:
+    """Load the backbone of ``shipped`` (``pretrained.load_model``) into ``model`` and imprint its head:
     row k = the normalised mean embedding of person k's training crops."""
     from .recognition import embed_images
 

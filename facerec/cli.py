@@ -367,13 +367,13 @@ def cmd_train(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from .api import run_demo, starting_point
+    from .api import fine_tunes, run_demo
     from .workspace import resolve_workspace_path
 
     from forgetting.request import choose_people, forget_people
 
     workspace = resolve_workspace_path(args.workspace)
-    if args.data and starting_point(args.model, args.from_scratch)[1] is not None:
+    if args.data and fine_tunes(args.model, args.from_scratch):
         return _face_demo(args, workspace)
     with _writing(args, create=True):
         report = run_demo(

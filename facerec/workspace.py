@@ -59,7 +59,6 @@ def weights_version(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
-
 def check_model_file(path: Path, config: dict, num_classes: int, record) -> FaceViTConfig:
     """Check that ``path`` holds the tensors of the model ``record`` describes, reading no weights:
     the config is built on the meta device (a config that asks for a huge model allocates

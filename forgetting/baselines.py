@@ -200,14 +200,15 @@ def _retrain(model, retain: Data, cfg: BaselineConfig, device, show_progress: bo
     """Replace ``model``'s weights by a fresh training run on the replay data alone: from random
     weights, or, when the workspace was fine-tuned from the shipped model (or a model file), that
     fine-tune again without the forgotten people (their head rows imprint from no images: zero)."""
-    from facerec.api import load_backbone, start_from_pretrained
+    from facerec import pretrained
+    from facerec.api import start_from_pretrained
     from facerec.models.vit import FaceViT
     from facerec.train import TrainConfig, train_model
 
     fresh = FaceViT(model.config, model.num_classes)
     if cfg.retrain_from:
-        start_from_pretrained(fresh, load_backbone(cfg.retrain_from, device, cfg.retrain_from_file), retain.images,
-                              retain.labels, device)
+        start_from_pretrained(fresh, pretrained.load_model(device, cfg.retrain_from_file, cfg.retrain_from),
+                              retain.images, retain.labels, device)
     known = TrainConfig.__dataclass_fields__
     recipe = TrainConfig(**{k: v for k, v in cfg.retrain_config.items() if k in known}) if cfg.retrain_config else TrainConfig(epochs=cfg.retrain_epochs,
                                                                                         margin=cfg.margin)

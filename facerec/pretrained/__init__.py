@@ -65,6 +65,12 @@ def read_record(weights: str | Path) -> dict:
     return info
 
 
+def _described(weights: str | Path | None) -> tuple[Path, str]:
+    """The weights file and how errors name its record."""
+    path = WEIGHTS if weights is None else Path(weights)
+    return path, f"{path.with_suffix('.json')} ({'the installation is damaged' if weights is None else 'model file'})"
+
+
 def check_file(weights: str | Path) -> dict:
     """:func:`read_record` of a model file, and its tensors' shapes checked against the record
     (``workspace.check_model_file``) without reading its weights: a cheap check before anything
@@ -72,18 +78,22 @@ def check_file(weights: str | Path) -> dict:
     from ..workspace import check_model_file
 
     info = read_record(weights)
-    check_model_file(Path(weights), info["config"], info["num_classes"], f"{Path(weights).with_suffix('.json')} (model file)")
+    path, where = _described(weights)
+    check_model_file(path, info["config"], info["num_classes"], where)
     return info
 
 
-def load_model(device: torch.device | str = "cpu", weights: str | Path | None = None):
+def load_model(device: torch.device | str = "cpu", weights: str | Path | None = None, version: str | None = None):
     """The shipped model (or the model file ``weights``), checked against its record as a
-    workspace's model is against its manifest (``workspace.load_checked_model``)."""
+    workspace's model is against its manifest (``workspace.load_checked_model``); with
+    ``version``, the record must still name that version (a fine-tune's starting point)."""
     from ..workspace import load_checked_model
 
     info = record() if weights is None else read_record(weights)
-    path = WEIGHTS if weights is None else Path(weights)
-    where = f"{path.with_suffix('.json')} ({'the installation is damaged' if weights is None else 'model file'})"
+    if version is not None and info["version"] != version:
+        raise WorkspaceError(f"the model to start from is {version}, but {weights or 'the shipped model'} "
+                             f"is now {info['version']}")
+    path, where = _described(weights)
     return load_checked_model(path, info["config"], info["num_classes"], info["version"], where, device)
 
 
