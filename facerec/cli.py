@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=None, help="exactly this many unlearning steps (default: 120, or 12 per forgotten person when that is more)")
     p.add_argument("--seed", type=int, default=0, help="seed for the replay sample and LoRA init (default 0)")
     p.add_argument("--ledger", action="store_true", help="show the forget ledger instead of forgetting")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a GS-LoRA setting (forgetting.gslora.GSLoRAConfig), e.g. keep_weight=4; repeatable")
     _add_face_options(p)
     _add_common(p)
     p.set_defaults(func=cmd_forget)
@@ -236,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forgotten person's images in the second relearning probe (default 2 each)")
     q.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
     q.add_argument("--no-retrain", action="store_true", help="skip the retrained-without-them reference (slow)")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a GS-LoRA setting (forgetting.gslora.GSLoRAConfig), e.g. keep_weight=4; repeatable")
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     _add_common(q)
     q.set_defaults(func=cmd_eval_forgetting)
@@ -264,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated (default {DEFAULT_BENCH_METHODS}; add retrain for the reference)")
     q.add_argument("--out", default="forgetting-bench", help="directory for the table, JSON and plots")
     q.add_argument("--per-task", type=_positive_int, default=None, help="continual: people per request (default 20 %%)")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a GS-LoRA setting (forgetting.gslora.GSLoRAConfig), e.g. keep_weight=4; repeatable")
     q.add_argument("--epochs", type=_positive_int, default=None, help="base model training epochs (default: train's)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
@@ -550,7 +556,6 @@ def cmd_calibrate(args) -> None:
 
 
 def cmd_forget(args) -> None:
-    from forgetting.gslora import GSLoRAConfig
     from forgetting.request import forget_people, ledger
 
     if args.ledger:
@@ -563,15 +568,24 @@ def cmd_forget(args) -> None:
         return
     if not args.names:
         raise FaceRecError("usage: facerec forget NAME... (or facerec forget --ledger)")
-    defaults = GSLoRAConfig()
-    exact = {"steps": args.steps, "steps_per_person": 0} if args.steps else {}
-    config = GSLoRAConfig(**{**defaults.to_dict(), **exact, "seed": args.seed})
+    exact = [f"steps={args.steps}", "steps_per_person=0"] if args.steps else []
+    config = _gslora_config([*exact, f"seed={args.seed}", *args.set])
     detector = "aligned" if args.aligned or not args.images else args.detector
     with _writing(args, seed=True):
         r = forget_people(_workspace(args).root, args.names, method=args.method, shots=args.shots,
                           replay_fraction=args.replay, images=args.images, detector=detector, config=config,
                           device=args.device, show_progress=not args.quiet)
     _emit(args, r, describe_forget(r))
+
+
+def _gslora_config(options: list[str]):
+    """GS-LoRA's default configuration with ``--set KEY=VALUE`` options applied."""
+    from forgetting.gslora import GSLoRAConfig
+
+    try:
+        return GSLoRAConfig().with_options(options)
+    except ValueError as err:
+        raise FaceRecError(str(err)) from None
 
 
 def cmd_eval_verification(args) -> None:
@@ -622,8 +636,8 @@ def cmd_eval_forgetting(args) -> None:
                            f"choose from {', '.join(METHODS)}")
     r = evaluate_forgetting(_workspace(args).root, args.names, method=methods, far=args.far,
                             relearn_steps=args.relearn_steps, relearn_shots=args.relearn_shots,
-                            retrain=not args.no_retrain, shots=args.shots, device=args.device,
-                            show_progress=not args.quiet)
+                            retrain=not args.no_retrain, shots=args.shots, config=_gslora_config(args.set),
+                            device=args.device, show_progress=not args.quiet)
     _emit(args, r, describe_forgetting_eval(r, args.far))
 
 
@@ -643,7 +657,8 @@ def cmd_bench_forgetting(args) -> None:
     try:
         bench = run_bench(base, args.protocol, methods, seed=args.seed, draws=args.draws, per_task=args.per_task,
                           shares=shares, shots=args.shots, strangers=strangers, without_data=args.without_data,
-                          beyond=args.beyond_head, device=args.device, show_progress=not args.quiet)
+                          beyond=args.beyond_head, config=_gslora_config(args.set) if args.set else None,
+                          device=args.device, show_progress=not args.quiet)
     except ValueError as err:
         raise FaceRecError(str(err)) from None
     bench["outputs"] = write_outputs(bench, out)

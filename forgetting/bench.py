@@ -36,6 +36,7 @@ from facerec.recognition import FacePipeline
 from facerec.workspace import Workspace
 
 from .evaluate import gaps, loss_attack, relearning, task_sets, verification_forgetting
+from .gslora import GSLoRAConfig
 from .metrics import h_ceiling, h_mean
 from .request import METHODS, forget_people, gallery_check
 from .request_data import people_images
@@ -109,16 +110,16 @@ def measure(workspace: Path, root: Path, split, rows: dict[str, int], people: li
 
 
 def _request(copy: Path, names: list[str], earlier: list[str], method: str, shots: int | None, device,
-             without_data: tuple | None) -> dict:
+             without_data: tuple | None, config) -> dict:
     """One forget request on ``copy``: the task's row of the table."""
     if without_data is None:
-        r = forget_people(copy, names, method=method, shots=shots, device=device, show_progress=False)
+        r = forget_people(copy, names, method=method, shots=shots, config=config, device=device, show_progress=False)
         return {**{k: r.get(k) for k in TASK_KEYS},
                 "unknown_forgotten": (r["gallery"].get("check") or {}).get("unknown_rate"),
                 "data": r.get("images", {}).get("source")}
     root, split, rows = without_data
     before = measure(copy, root, split, rows, names, earlier, device)
-    r = forget_people(copy, names, method=method, shots=shots, device=device, show_progress=False)
+    r = forget_people(copy, names, method=method, shots=shots, config=config, device=device, show_progress=False)
     after = measure(copy, root, split, rows, names, earlier, device)
     return {**{k: r.get(k) for k in TASK_KEYS}, "acc_f_before": before["acc_f"], "acc_r_before": before["acc_r"],
             "acc_f": after["acc_f"], "acc_r": after["acc_r"], "acc_o": after["acc_o"],
@@ -163,12 +164,13 @@ def _hide_data_root(copy: Path) -> None:
 def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int = 0, draws: int = 1,
               per_task: int | None = None, shares: tuple[float, ...] = SINGLE_SHARES, shots: int | None = None,
               strangers: list[np.ndarray] | None = None, without_data: bool = False, beyond: bool = False,
-              device: str | None = None, show_progress: bool = True) -> dict:
+              config=None, device: str | None = None, show_progress: bool = True) -> dict:
     """Run ``methods`` under ``protocol`` on copies of the trained workspace ``base``.
 
     ``without_data``: every request runs with the copy's data root gone, so it unlearns from the
     workspace's crops and replay buffer only; the bench measures held-out accuracy itself.
-    ``beyond``: measure every request beyond the head too (:func:`beyond_head`)."""
+    ``beyond``: measure every request beyond the head too (:func:`beyond_head`). ``config``: the
+    GS-LoRA methods' :class:`~forgetting.gslora.GSLoRAConfig` (default: its defaults), recorded."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
@@ -196,7 +198,7 @@ def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int 
                 rows = []
                 for t, names in enumerate(tasks):
                     earlier = [p for task in tasks[:t] for p in task]
-                    row = _request(copy, names, earlier, method, k_shots, device, hidden)
+                    row = _request(copy, names, earlier, method, k_shots, device, hidden, config)
                     if beyond:
                         row.update(beyond_head(copy, source, names, earlier, device))
                     rows.append({"task": t + 1, "known_before": len(people) - len(earlier), "forgotten": len(names),
@@ -211,7 +213,13 @@ def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int 
     return {"protocol": protocol, "seed": seed, "draws": draws, "people": len(people), "without_data": without_data,
             "model": manifest["model"]["name"], "train_seconds": manifest.get("training", {}).get("seconds"),
             "base_top1": manifest.get("training", {}).get("top1"), "strangers": len(strangers or []),
-            "results": results}
+            "gslora_options": _options(config), "results": results}
+
+
+def _options(config) -> dict:
+    """The GS-LoRA settings that differ from the defaults (the method still picks the objective)."""
+    defaults = GSLoRAConfig().to_dict()
+    return {k: v for k, v in (config.to_dict() if config else {}).items() if defaults[k] != v}
 
 
 def _pct(v) -> str:
@@ -246,7 +254,9 @@ def markdown(bench: dict) -> str:
            f"mean of Acc_r and the drop in Acc_f; (s) = unlearning seconds of that request, s = all requests. "
            f"unknown = share of the forgotten people's held-out photos / of {bench.get('strangers', 0)} strangers' "
            f"photos the remaining gallery answers `unknown` after the last request. worst = over draws and tasks: "
-           f"max Acc_f, min H / ceiling, max (strangers' − forgotten unknown rate)."]
+           f"max Acc_f, min H / ceiling, max (strangers' − forgotten unknown rate)."
+           + "".join(f" GS-LoRA settings: {', '.join(f'{k}={v}' for k, v in options.items())}."
+                     for options in [bench.get("gslora_options")] if options)]
     for setting in dict.fromkeys(r["setting"] for r in bench["results"]):
         rows = [r for r in bench["results"] if r["setting"] == setting]
         tasks = rows[0]["tasks"]

@@ -174,9 +174,11 @@ def gaps(result: dict, reference: dict, keys=None) -> dict:
 
 def evaluate_forgetting(workspace, names: list[str], *, method: str | list[str] = "gs-lora", far: float = 1e-2,
                         relearn_steps: int = 30, relearn_shots: int = 2, retrain: bool = True,
-                        shots: int | None = None, device: str | None = None, show_progress: bool = True) -> dict:
+                        shots: int | None = None, config=None, device: str | None = None,
+                        show_progress: bool = True) -> dict:
     """Run the request with each method on copies of ``workspace`` and measure it beyond the head
-    (see the module docstring); one retrained reference serves every method."""
+    (see the module docstring); one retrained reference serves every method. ``config``: the
+    GS-LoRA methods' :class:`~forgetting.gslora.GSLoRAConfig` (default: its defaults)."""
     names = list(dict.fromkeys(validate_name(n) for n in names))
     methods = [method] if isinstance(method, str) else list(method)
     dev = resolve_device(device)
@@ -187,7 +189,8 @@ def evaluate_forgetting(workspace, names: list[str], *, method: str | list[str] 
         def forgotten_copy(how: str) -> tuple[dict, object, Path]:
             copy = Path(tmp) / how
             shutil.copytree(source.root, copy, ignore=shutil.ignore_patterns(".lock", "train-state.pt"))
-            request = forget_people(copy, names, method=how, shots=shots, device=device, show_progress=show_progress)
+            request = forget_people(copy, names, method=how, shots=shots, config=config, device=device,
+                                    show_progress=show_progress)
             return request, Workspace(copy).load_model(dev), copy
 
         report["before"] = _measure(source.load_model(dev), sets, far, dev)

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from dataclasses import fields as dataclass_fields
 
 import numpy as np
 import torch
@@ -92,6 +93,56 @@ class GSLoRAConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_options(self, options: list[str]) -> "GSLoRAConfig":
+        """This configuration with ``KEY=VALUE`` settings applied (``facerec forget --set``), each value
+        read as its field's type. Raises ``ValueError`` naming a bad key or value."""
+        fields = {f.name: f.type for f in dataclass_fields(self)}
+        changes = {}
+        for option in options:
+            key, sep, text = option.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in fields:
+                raise ValueError(f"--set takes KEY=VALUE with KEY one of {', '.join(fields)}; got {option!r}")
+            changes[key] = _parse_value(fields[key], text.strip(), key)
+        config = replace(self, **changes)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first setting outside its range."""
+        positive = ("rank", "steps", "batch_size", "probe_every", "lr", "lora_alpha", "init_gain")
+        non_negative = ("steps_per_person", "min_lr", "weight_decay", "bnd", "beta", "stranger_weight", "rank_margin",
+                        "keep_weight", "alpha", "prototype_weight", "prototype_bnd")
+        choices = {"objective": OBJECTIVES, "ascent": ("all", "own"), "margin": tuple(MARGINS)}
+        unit = {"rho": (0.0, 1.0), "alpha_warmup": (0.0, 1.0), "probe_share": (0.0, 0.9)}
+        for key in positive:
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
+        for key in non_negative:
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        for key, (low, high) in unit.items():
+            if not low <= getattr(self, key) <= high:
+                raise ValueError(f"{key} must be in [{low}, {high}], got {getattr(self, key)}")
+
+
+def _parse_value(kind: str, text: str, key: str):
+    """``text`` as a value of the annotated type ``kind`` (``bool``, ``int``, ``float`` or ``str``)."""
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return text.lower() in ("true", "1", "yes")
+        value = {"int": int, "float": float}.get(kind, str)(text)
+    except ValueError:
+        raise ValueError(f"--set {key}: {text!r} is not of type {kind}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"--set {key}: {text!r} is not a finite number")
+    return value
 
 
 @dataclass

@@ -39,14 +39,16 @@ def test_bench_writes_table_json_and_plots(tiny_trained, tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(["bench", "forgetting", "-w", str(ws), "--shares", "20", "--draws", "2", "--shots", "2",
                  "--methods", "gs-lora,finetune", "--strangers", str(strangers), "--out", str(out),
-                 "--json", "-q"])
+                 "--set", "steps=40", "--json", "-q"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert [(r["method"], r["draw"]) for r in report["results"]] == [("gs-lora", 0), ("finetune", 0),
                                                                        ("gs-lora", 1), ("finetune", 1)]
     task = report["results"][0]["tasks"][0]
     assert 0 <= task["unknown_strangers"] <= 1 and report["strangers"] == 6
+    assert report["gslora_options"] == {"steps": 40}
     table = (out / "forgetting-single.md").read_text()
+    assert "GS-LoRA settings: steps=40." in table
     assert "| gs-lora |" in table and "| finetune |" in table and "H / Acc_r / Acc_f" in table
     assert "unknown forgotten / strangers" in table
     assert json.loads((out / "forgetting-single.json").read_text())["format_version"] == 2

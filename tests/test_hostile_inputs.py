@@ -144,3 +144,13 @@ def test_train_refuses_a_learning_rate_that_is_not_a_positive_number(tmp_path, c
         with pytest.raises(SystemExit) as exit_:
             main(["train", str(tmp_path), "--lr", lr])
         assert exit_.value.code == 2 and "finite number > 0" in capsys.readouterr().err
+
+
+def test_forget_set_options_are_checked_before_anything_runs(tiny_trained, capsys):
+    _, ws = tiny_trained
+    before = Workspace(ws).manifest()
+    for option in ("bogus=1", "keep_weight", "keep_weight=abc", "rank=0", "lr=nan", "ascent=sideways"):
+        code = main(["forget", "synth-0000", "-w", str(ws), "--set", option, "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, (option, err)
+    assert Workspace(ws).manifest() == before
