@@ -16,7 +16,8 @@ import sys
 
 from . import __version__
 from .errors import FaceRecError
-from .reports import describe_forget, describe_forgetting_eval, describe_training
+from .reports import (describe_demo, describe_enroll, describe_face_demo, describe_forget, describe_forgetting_eval,
+                      describe_recognition, describe_training)
 
 
 def _positive_int(text: str) -> int:
@@ -394,14 +395,7 @@ def cmd_demo(args) -> None:
                                                "acc_o", "h_mean", "h_ceiling", "seconds", "seconds_total",
                                                "zero_group_share", "trainable_ratio", "model_version", "request")}
     report["forget"]["gallery_check"] = forget["gallery"].get("check")
-    data = report["data"]
-    rec = report["recognize"]
-    human = (f"data: {data['source']} — {data['identities']} identities, {data['images']} images\n"
-             + describe_training(report["train"])
-             + f"\ngallery: enrolled the training images; held-out rank-1 {rec['rank1']:.3f}, "
-               f"unknown {rec['unknown_rate']:.3f} at threshold {rec['threshold']:.3f} (FAR {rec['far']:.1e} on enrolled)\n"
-             + describe_forget(forget))
-    _emit(args, report, human)
+    _emit(args, report, describe_demo(report, forget))
 
 
 def _face_demo(args, workspace) -> None:
@@ -412,18 +406,7 @@ def _face_demo(args, workspace) -> None:
     with _writing(args, create=True):
         r = run_face_demo(workspace, args.data, detector=args.detector, far=args.far, seed=args.seed,
                           device=args.device, show_progress=not args.quiet)
-    cal, known, strangers, forget = r["calibration"], r["known"], r["strangers"], r["forget"]
-    human = (f"shipped model {r['model_version']} on {r['data']} (detector {r['detector']}), no training\n"
-             f"enrolled {r['enrolled_people']} people the model never saw, {r['enrolled_images']} photos\n"
-             f"threshold {cal['threshold']:.3f} at FAR {cal['far_target']:g} on the enrolled faces\n"
-             f"their other {known['images']} photos: rank-1 {known['rank1']:.3f}, right and accepted "
-             f"{known['open_set_accuracy']:.3f}, unknown {known['unknown_rate']:.3f}\n"
-             f"{strangers['images']} strangers: falsely accepted {strangers['false_accept_rate']:.3f}\n"
-             f"forgot {forget['person']} (request {forget['request']}): their {forget['photos']} photos now "
-             f"unknown {forget['answered_unknown']:.3f}, "
-             f"matched to someone else {forget['answered_as_someone_else']:.3f}\n"
-             f"{r['seconds']:.1f} s")
-    _emit(args, r, human)
+    _emit(args, r, describe_face_demo(r))
 
 
 def cmd_enroll(args) -> None:
@@ -450,12 +433,7 @@ def cmd_enroll(args) -> None:
     known = sum(i["status"] == ALREADY_ENROLLED for r in reports for i in r["images"])
     report = {"people": reports, "enrolled_images": sum(r["enrolled"] for r in reports), "already_enrolled": known,
               "problems": len(problems), "rejected_folders": rejected}
-    lines = [f"{r['name']}: {r['enrolled']} image(s) enrolled" for r in reports]
-    lines += [f"  {i['image']}: {i['status']}" for i in problems]
-    lines += [f"  skipped folder {f}" for f in rejected]
-    if known:
-        lines.append(f"{known} image(s) were already enrolled (same content) and were left as they are")
-    _emit(args, report, "\n".join(lines))
+    _emit(args, report, describe_enroll(report, problems))
     if report["enrolled_images"] == 0 and not known:
         raise FaceRecError("nothing was enrolled: no image held exactly one face")
 
@@ -481,14 +459,7 @@ def cmd_recognize(args) -> None:
     pipe = _pipeline(args)
     with progress_bar(len(args.images), "recognize", enabled=not args.quiet, unit="img") as bar:
         report = recognize(pipe, args.images, top_k=args.top_k, progress=bar.update)
-    lines = []
-    for r in report["results"]:
-        if r["status"] != "ok":
-            lines.append(f"{r['image']}: {r['status']}")
-        for f in r["faces"]:
-            score = "-" if f["score"] is None else f"{f['score']:.3f}"
-            lines.append(f"{r['image']}: {f['identity']} (score {score}) at {f['box']}")
-    _emit(args, report, "\n".join(lines))
+    _emit(args, report, describe_recognition(report))
 
 
 def cmd_verify(args) -> None:
@@ -646,6 +617,7 @@ def cmd_bench_forgetting(args) -> None:
 
     from forgetting.bench import SINGLE_SHARES, run_bench, write_outputs
 
+    from .data.folder import read_folder_images
     from .workspace import Workspace
 
     out = Path(args.out)
@@ -653,7 +625,7 @@ def cmd_bench_forgetting(args) -> None:
     Workspace(base).manifest()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     shares = SINGLE_SHARES if args.shares is None else tuple(_percentages(args.shares))
-    strangers = _stranger_photos(args.strangers) if args.strangers else None
+    strangers = read_folder_images(args.strangers, "--strangers") if args.strangers else None
     try:
         bench = run_bench(base, args.protocol, methods, seed=args.seed, draws=args.draws, per_task=args.per_task,
                           shares=shares, shots=args.shots, strangers=strangers, without_data=args.without_data,
@@ -701,16 +673,6 @@ def _percentages(text: str) -> list[float]:
     if not values or not all(0 < v < 1 for v in values):
         raise FaceRecError(f"--shares: every percentage must be between 0 and 100, got {text!r}")
     return values
-
-
-def _stranger_photos(folder: str) -> list:
-    from .data.folder import list_identity_files, read_dataset_image
-
-    listing = list_identity_files(folder)
-    photos = [read_dataset_image(folder, rel) for files in listing.values() for rel in files]
-    if not photos:
-        raise FaceRecError(f"--strangers {folder}: no images in person subfolders")
-    return photos
 
 
 def cmd_models(args) -> None:

@@ -65,3 +65,47 @@ def describe_forgetting_eval(r: dict, far: float) -> str:
             lines.append(f"{name}: gap to retrained " + ", ".join(
                 f"{k} {'n/a' if g is None else f'{g:+.3f}'}" for k, g in v["gap_to_retrained"].items()))
     return "\n".join(lines)
+
+
+def describe_demo(report: dict, forget: dict) -> str:
+    data, rec = report["data"], report["recognize"]
+    return (f"data: {data['source']} — {data['identities']} identities, {data['images']} images\n"
+            + describe_training(report["train"])
+            + f"\ngallery: enrolled the training images; held-out rank-1 {rec['rank1']:.3f}, "
+              f"unknown {rec['unknown_rate']:.3f} at threshold {rec['threshold']:.3f} (FAR {rec['far']:.1e} on enrolled)\n"
+            + describe_forget(forget))
+
+
+def describe_face_demo(r: dict) -> str:
+    cal, known, strangers, forget = r["calibration"], r["known"], r["strangers"], r["forget"]
+    return (f"shipped model {r['model_version']} on {r['data']} (detector {r['detector']}), no training\n"
+            f"enrolled {r['enrolled_people']} people the model never saw, {r['enrolled_images']} photos\n"
+            f"threshold {cal['threshold']:.3f} at FAR {cal['far_target']:g} on the enrolled faces\n"
+            f"their other {known['images']} photos: rank-1 {known['rank1']:.3f}, right and accepted "
+            f"{known['open_set_accuracy']:.3f}, unknown {known['unknown_rate']:.3f}\n"
+            f"{strangers['images']} strangers: falsely accepted {strangers['false_accept_rate']:.3f}\n"
+            f"forgot {forget['person']} (request {forget['request']}): their {forget['photos']} photos now "
+            f"unknown {forget['answered_unknown']:.3f}, "
+            f"matched to someone else {forget['answered_as_someone_else']:.3f}\n"
+            f"{r['seconds']:.1f} s")
+
+
+def describe_enroll(report: dict, problems: list[dict]) -> str:
+    lines = [f"{r['name']}: {r['enrolled']} image(s) enrolled" for r in report["people"]]
+    lines += [f"  {i['image']}: {i['status']}" for i in problems]
+    lines += [f"  skipped folder {f}" for f in report["rejected_folders"]]
+    if report["already_enrolled"]:
+        lines.append(f"{report['already_enrolled']} image(s) were already enrolled (same content) and were left "
+                     "as they are")
+    return "\n".join(lines)
+
+
+def describe_recognition(report: dict) -> str:
+    lines = []
+    for r in report["results"]:
+        if r["status"] != "ok":
+            lines.append(f"{r['image']}: {r['status']}")
+        for f in r["faces"]:
+            score = "-" if f["score"] is None else f"{f['score']:.3f}"
+            lines.append(f"{r['image']}: {f['identity']} (score {score}) at {f['box']}")
+    return "\n".join(lines)

@@ -140,6 +140,15 @@ def list_identity_files(root: str | os.PathLike, rejected: list[str] | None = No
     return found
 
 
+def read_folder_images(root: str | os.PathLike, what: str = "folder") -> list[np.ndarray]:
+    """Every image of a folder-per-person dataset (or record file), as aligned crops, in listing
+    order: e.g. the bench's strangers. ``what`` names the folder in the error when it holds none."""
+    photos = [read_dataset_image(root, rel) for files in list_identity_files(root).values() for rel in files]
+    if not photos:
+        raise DataError(f"{what} {root}: no images in person subfolders")
+    return photos
+
+
 def load_face_folder(
     root: str | os.PathLike,
     *,
