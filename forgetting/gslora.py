@@ -63,7 +63,8 @@ class GSLoRAConfig:
     attention: bool = False  # also adapt qkv and the attention projection
     steps: int = 120  # at least this many steps per task ...
     steps_per_person: int = 12  # ... and this many per forgotten person (0: exactly ``steps``), see task_steps
-    batch_size: int = 16  # per step: this many replay images and this many forget images
+    batch_size: int = 16  # per step: this many replay images and this many forget images ...
+    replay_batch_size: int = 0  # ... or this many replay images (0: batch_size)
     lr: float = 1e-2
     min_lr: float = 1e-5
     weight_decay: float = 0.0
@@ -112,7 +113,7 @@ class GSLoRAConfig:
     def check(self) -> None:
         """Raise ``ValueError`` naming the first setting outside its range."""
         positive = ("rank", "steps", "batch_size", "probe_every", "lr", "lora_alpha", "init_gain")
-        non_negative = ("steps_per_person", "min_lr", "weight_decay", "bnd", "beta", "stranger_weight", "rank_margin",
+        non_negative = ("steps_per_person", "replay_batch_size", "min_lr", "weight_decay", "bnd", "beta", "stranger_weight", "rank_margin",
                         "keep_weight", "alpha", "prototype_weight", "prototype_bnd")
         choices = {"objective": OBJECTIVES, "ascent": ("all", "own"), "margin": tuple(MARGINS)}
         unit = {"rho": (0.0, 1.0), "alpha_warmup": (0.0, 1.0), "probe_share": (0.0, 0.9)}
@@ -246,7 +247,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     warm_steps = int(cfg.alpha_warmup * steps)
     generator = torch.Generator().manual_seed(cfg.seed)
     forget_batches = _batches(len(forget), cfg.batch_size, generator)
-    retain_batches = _batches(len(retain), cfg.batch_size, generator) if len(retain) else None
+    retain_batches = _batches(len(retain), cfg.replay_batch_size or cfg.batch_size, generator) if len(retain) else None
     history = []
     t0 = time.perf_counter()
     with progress_bar(steps, cfg.method, enabled=show_progress, unit="step") as bar:
