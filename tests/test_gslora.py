@@ -50,8 +50,8 @@ def test_pre_task_embeddings_are_the_model_without_its_adapters_and_computed_onc
 
 
 def test_set_options_are_read_as_their_fields_types_and_checked():
-    cfg = GSLoRAConfig().with_options(["keep_weight=4", "steps=30", "attention=true", "objective=paper", "rank-margin=0.2"])
-    assert (cfg.keep_weight, cfg.steps, cfg.attention, cfg.objective, cfg.rank_margin) == (4.0, 30, True, "paper", 0.2)
+    cfg = GSLoRAConfig().with_options(["keep_weight=2", "steps=30", "attention=true", "objective=paper", "rank-margin=0.2"])
+    assert (cfg.keep_weight, cfg.steps, cfg.attention, cfg.objective, cfg.rank_margin) == (2.0, 30, True, "paper", 0.2)
     assert GSLoRAConfig().with_options([]) == GSLoRAConfig()
     for bad in ("steps=1.5", "attention=maybe", "probe_share=1", "keep_weight=-1", "objective=ce", "=3"):
         try:
