@@ -21,7 +21,8 @@ from .device import resolve_device
 from .errors import FaceRecError
 from .models import DEFAULT_MODEL, FaceViT, create_model, get_config
 from .replay import DEFAULT_SHOTS, write_replay
-from .train import FINE_TUNE_EPOCHS, FINE_TUNE_LR, TrainConfig, top1_accuracy, train_model
+from .recipe import FINE_TUNE_EPOCHS, FINE_TUNE_LR, TrainConfig
+from .train import top1_accuracy, train_model
 from .workspace import Workspace
 
 

@@ -66,8 +66,7 @@ DEFAULT_BENCH_METHODS = "gs-lora,gs-lora-paper,gs-lora++,finetune,grad-ascent,ra
 
 
 def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None:
-    from .models import DEFAULT_MODEL
-    from .train import FINE_TUNE_EPOCHS, FINE_TUNE_LR, TrainConfig
+    from .recipe import DEFAULT_MODEL, FINE_TUNE_EPOCHS, FINE_TUNE_LR, TrainConfig
 
     d = TrainConfig()
     p.add_argument("--model", default=None,
@@ -708,8 +707,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(text: str) -> str:
-    """``text`` with control characters (newlines, escapes, bidi overrides) shown escaped."""
-    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
+    """``text`` with control characters (newlines, escapes, bidi overrides) shown escaped; a tab
+    stays a tab (``people`` separates its columns with one)."""
+    return "".join(c if c.isprintable() or c in " \t" else ascii(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":

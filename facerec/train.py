@@ -10,7 +10,7 @@ exactly as if it had not stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,24 +22,8 @@ from .data.transforms import AugmentedFaces, to_tensor, train_augmentation
 from .io import atomic_write_with
 from .models import MARGINS
 from .progress import progress_bar
+from .recipe import TrainConfig as TrainConfig
 
-FINE_TUNE_EPOCHS, FINE_TUNE_LR = 10, 1e-4  # fine-tuning a face model: few epochs, a low rate (facerec.api)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 5e-4
-    min_lr: float = 1e-5
-    weight_decay: float = 0.05
-    warmup_epochs: float = 3.0
-    margin: str = "cosface"  # a key of facerec.models.MARGINS
-    seed: int = 0
-    augment: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -22,17 +22,19 @@ import os
 import time
 from pathlib import Path
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .data.images import read_file_bytes
 from .errors import DataError, WorkspaceError
 from .io import atomic_write_json, atomic_write_with
 from .manifest import check_manifest
-from .models import FaceViT, FaceViTConfig
 from .data.split import Split
+
+if TYPE_CHECKING:  # torch and the model code load when a model is read or written, not to list people
+    import torch
+
+    from .models import FaceViT, FaceViTConfig
 
 FORMAT_VERSION = 2  # 2: identities may hold null for forgotten head rows, plus the "erasure" record
 MANIFEST = "workspace.json"
@@ -51,6 +53,8 @@ def weights_version(state: dict[str, torch.Tensor]) -> str:
     Hashing the tensors rather than the file keeps it stable: safetensors does not write its
     metadata in a fixed order.
     """
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(state):
         tensor = state[name].detach().cpu().contiguous()
@@ -64,6 +68,11 @@ def check_model_file(path: Path, config: dict, num_classes: int, record) -> Face
     the config is built on the meta device (a config that asks for a huge model allocates
     nothing) and the file's tensor shapes compared with it. Anything wrong is one
     :class:`WorkspaceError`."""
+    import torch
+    from safetensors import safe_open
+
+    from .models import FaceViT, FaceViTConfig
+
     try:
         cfg = FaceViTConfig.from_dict(config)
         with torch.device("meta"):
@@ -85,6 +94,10 @@ def load_checked_model(path: Path, config: dict, num_classes: int, version: str,
     """The model that ``record`` (a manifest or a model file's record) describes, with the weights
     in ``path``: :func:`check_model_file` before any weight is read, then the weights' content
     hash against ``version``. Anything wrong is one :class:`WorkspaceError`."""
+    from safetensors.torch import load_file
+
+    from .models import FaceViT
+
     cfg = check_model_file(path, config, num_classes, record)
     try:
         state = load_file(path, device="cpu")
@@ -196,6 +209,8 @@ class Workspace:
         Returns ``(version, path relative to the workspace)``. An unreferenced file left by an
         interrupted command is removed by the next commit.
         """
+        from safetensors.torch import save_file
+
         self.root.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         metadata = {"format": "facerec-model", "model_name": model_name,

@@ -6,5 +6,4 @@ from ._registry import list_models as list_models
 from .margins import MARGINS as MARGINS
 from .vit import FaceViT as FaceViT
 from .vit import FaceViTConfig as FaceViTConfig
-
-DEFAULT_MODEL = "vit-face-cpu"
+from ..recipe import DEFAULT_MODEL as DEFAULT_MODEL
