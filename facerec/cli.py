@@ -526,7 +526,7 @@ def cmd_calibrate(args) -> None:
 
 
 def cmd_forget(args) -> None:
-    from forgetting.request import forget_people, ledger
+    from .erasure import ledger
 
     if args.ledger:
         if args.names:
@@ -538,6 +538,8 @@ def cmd_forget(args) -> None:
         return
     if not args.names:
         raise FaceRecError("usage: facerec forget NAME... (or facerec forget --ledger)")
+    from forgetting.request import forget_people  # torch and the model: not for the ledger
+
     exact = [f"steps={args.steps}", "steps_per_person=0"] if args.steps else []
     config = _gslora_config([*exact, f"seed={args.seed}", *args.set])
     detector = "aligned" if args.aligned or not args.images else args.detector

@@ -168,3 +168,8 @@ def swap_in_gallery(ws: Workspace, staging: Path) -> None:
         live.rename(old)
     staging.rename(live)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def ledger(workspace) -> list[dict]:
+    """The workspace's forget requests in order (keyed hashes, never names)."""
+    return list(Workspace(workspace).manifest().get("erasure", {}).get("ledger", []))

@@ -317,8 +317,3 @@ def choose_people(workspace, fraction: float, seed: int = 0) -> list[str]:
     people = [p for p in Workspace(workspace).identities() if p is not None]
     count = max(1, round(fraction * len(people)))
     return sorted(np.random.default_rng(seed).choice(people, count, replace=False).tolist())
-
-
-def ledger(workspace) -> list[dict]:
-    """The workspace's forget requests in order (keyed hashes, never names)."""
-    return list(Workspace(workspace).manifest().get("erasure", {}).get("ledger", []))
