@@ -21,7 +21,6 @@ import json
 import os
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from . import __version__

@@ -64,7 +64,7 @@ class GSLoRAConfig:
     steps: int = 120  # at least this many steps per task ...
     steps_per_person: int = 12  # ... and this many per forgotten person (0: exactly ``steps``), see task_steps
     batch_size: int = 16  # per step: this many forget images, and as many replay images (the paper) ...
-    replay_batch_size: int = 48  # ... except in the stranger objective: this many (0: batch_size), see keep_weight
+    replay_batch_size: int = 48  # ... except in the stranger objective: this many (0: batch_size), see replay_batch
     lr: float = 1e-2
     min_lr: float = 1e-5
     weight_decay: float = 0.0
@@ -73,7 +73,7 @@ class GSLoRAConfig:
     beta: float = 0.2  # paper: weight of the forget term
     stranger_weight: float = 1.0  # stranger: weight of the target and rank terms
     rank_margin: float = 0.3  # stranger: own row this far below the best other (0.2, 0.25: 1 of 80 photos still named)
-    keep_weight: float = 4.0  # stranger: retained faces keep their embeddings (objectives.embedding_retention);
+    keep_weight: float = 4.0  # stranger: retained faces keep their embeddings (embedding_retention, retention_weight);
     # 4x and replay batches of 48 instead of 1x and 16: retained people lose 0-1.9 points of held-out
     # accuracy instead of 2.2-5.8 on LFW-100 100-10 (docs/BENCHMARKS.md, fifth session)
     rho: float = 0.75  # calibrated: how much of the identity part is kept, on unused directions (identity_edit)
@@ -96,6 +96,18 @@ class GSLoRAConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def replay_batch(self) -> int:
+        """Replay images per step: ``replay_batch_size`` in the stranger objective; the calibrated
+        and the paper's objectives keep the paper's equal batches (``batch_size``)."""
+        return (self.replay_batch_size or self.batch_size) if self.objective == "stranger" else self.batch_size
+
+    @property
+    def retention_weight(self) -> float:
+        """Weight of the retained-embedding term: ``keep_weight`` in the stranger objective; the
+        calibrated objective keeps 1 (4 did worse there, docs/BENCHMARKS.md)."""
+        return self.keep_weight if self.objective == "stranger" else 1.0
 
     def with_options(self, options: list[str]) -> "GSLoRAConfig":
         """This configuration with ``KEY=VALUE`` settings applied (``facerec forget --set``), each value
@@ -219,12 +231,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     """
     if len(forget) == 0:
         raise ValueError("nothing to forget: the forget set is empty")
-    if cfg.margin not in MARGINS:
-        raise ValueError(f"unknown margin {cfg.margin!r}")
-    if cfg.steps < 1:
-        raise ValueError(f"steps must be >= 1, got {cfg.steps}")
-    if cfg.objective not in OBJECTIVES:
-        raise ValueError(f"unknown forgetting objective {cfg.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    cfg.check()
     margin = MARGINS[cfg.margin]
     model.to(device).eval()
     torch.manual_seed(cfg.seed)
@@ -249,8 +256,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     warm_steps = int(cfg.alpha_warmup * steps)
     generator = torch.Generator().manual_seed(cfg.seed)
     forget_batches = _batches(len(forget), cfg.batch_size, generator)
-    replay_batch = (cfg.replay_batch_size or cfg.batch_size) if cfg.objective == "stranger" else cfg.batch_size
-    retain_batches = _batches(len(retain), replay_batch, generator) if len(retain) else None
+    retain_batches = _batches(len(retain), cfg.replay_batch, generator) if len(retain) else None
     history = []
     t0 = time.perf_counter()
     with progress_bar(steps, cfg.method, enabled=show_progress, unit="step") as bar:

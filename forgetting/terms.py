@@ -104,8 +104,7 @@ class ForgetTerm:
                                                                   self.retained_rows, cfg.rank_margin))
                     + rank_hinge(embeddings[:nf], y[:nf], self.rows, self.retained_rows, cfg.rank_margin))
         keep = embedding_retention(embeddings[nf:], target_r[nf:]) if len(y) > nf else logits.new_zeros(())
-        keep_weight = cfg.keep_weight if cfg.objective == "stranger" else 1.0  # calibrated: 4 did worse
-        return cfg.stranger_weight * term, keep_weight * keep, ce_f
+        return cfg.stranger_weight * term, cfg.retention_weight * keep, ce_f
 
     def _probe_hinge(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Training photos no closer to their own row than the person's held-back probes are."""
