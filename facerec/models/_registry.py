@@ -1,9 +1,16 @@
-"""Named model configurations and the one constructor, ``create_model``."""
+"""Named model configurations and the one constructor, ``create_model``.
+
+The names and configurations are plain data; torch and timm are imported only when a model is built."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import UnknownModelError
-from .vit import FaceViT, FaceViTConfig
+from .config import FaceViTConfig
+
+if TYPE_CHECKING:
+    from .vit import FaceViT
 
 _CONFIGS: dict[str, FaceViTConfig] = {}
 _DESCRIPTIONS: dict[str, str] = {}
@@ -32,6 +39,8 @@ def get_config(name: str, **overrides) -> FaceViTConfig:
 
 def create_model(name: str, num_classes: int, **overrides) -> FaceViT:
     """Build the face ViT registered as ``name`` with an identity head of ``num_classes`` rows."""
+    from .vit import FaceViT
+
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     return FaceViT(get_config(name, **overrides), num_classes)

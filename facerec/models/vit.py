@@ -17,13 +17,12 @@ depth 6, 8 heads, MLP 2048, no qkv bias, dropout 0.1.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._compat import import_timm
+from .config import FaceViTConfig
 from .heads import CosineHead
 
 _timm = import_timm()
@@ -54,34 +53,6 @@ class ConvStemPatchEmbed(PatchEmbed):
             prev = width
         layers.append(nn.Conv2d(prev, embed_dim, 1))  # (N, embed_dim, H/patch, W/patch)
         self.proj = nn.Sequential(*layers)
-
-
-@dataclass(frozen=True)
-class FaceViTConfig:
-    """Architecture of a face ViT; stored in every workspace so the model can be rebuilt."""
-
-    img_size: int = 112  # square input side, pixels
-    patch_size: int = 16  # non-overlapping patches of patch_size x patch_size
-    width: int = 192  # token dimension (timm's embed_dim)
-    depth: int = 6  # Transformer blocks
-    num_heads: int = 3
-    mlp_ratio: float = 4.0  # FFN hidden = width * mlp_ratio
-    qkv_bias: bool = True
-    embedding_dim: int = 512  # face embedding; a linear projection is added when != width
-    dropout: float = 0.0  # after position embedding, attention projection and FFN
-    drop_path: float = 0.0  # stochastic depth, reaching this rate at the last block
-    stem: str = "patch"  # "patch": one strided conv (plain ViT); "conv": a 3x3 conv stem (ConvStemPatchEmbed)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FaceViTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 class FaceViT(VisionTransformer):
