@@ -8,13 +8,13 @@ anything unexpected prints one line too (set ``FACEREC_DEBUG=1`` for the traceba
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import sys
 
 from . import __version__
+from .cli_service import add_parsers as add_service_parsers
 from .errors import FaceRecError
 from .reports import (describe_demo, describe_enroll, describe_face_demo, describe_forget, describe_forgetting_eval,
                       describe_recognition, describe_training)
@@ -286,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(q, workspace=False)
     q.set_defaults(func=cmd_bench_lfw100)
 
+    add_service_parsers(sub, _add_common, _emit)
+
     p = sub.add_parser("models", help="list the model names")
     _add_common(p, workspace=False)
     p.set_defaults(func=cmd_models)
@@ -316,39 +318,19 @@ def _workspace(args):
     return Workspace(resolve_workspace_path(args.workspace))
 
 
-@contextlib.contextmanager
 def _writing(args, create: bool = False, seed: bool = False):
-    """Hold the workspace's writer lock; first finish a forget that was interrupted after its commit.
+    """The workspace's writer lock (``facerec.service.writing``) for the workspace of ``args``."""
+    from .service import writing
+    from .workspace import resolve_workspace_path
 
-    With ``seed``, a workspace without a model of its own gets the shipped one first (created if
-    need be), so enroll / calibrate / forget work on a fresh workspace with no training step.
-    """
-    from . import pretrained
-    from .cleanup import clean_workspace
-    from .erasure import complete_pending
-    from .lock import workspace_lock
-    from .workspace import Workspace, resolve_workspace_path
-
-    root = resolve_workspace_path(args.workspace)
-    seeding = seed and not Workspace(root).exists() and pretrained.available()
-    with workspace_lock(root, create=create or seeding):
-        if seeding and not Workspace(root).exists():
-            pretrained.seed_workspace(root)
-        if Workspace(root).exists():
-            complete_pending(Workspace(root))
-        clean_workspace(Workspace(root))  # what a killed command left: temporary files, staging, orphans
-        yield
+    return writing(resolve_workspace_path(args.workspace), create=create, seed=seed)
 
 
 def _settle(args) -> None:
-    """Readers too must not see a half-finished forget: finish it (under the lock) before reading."""
-    from .erasure import erasure_record
-    from .workspace import Workspace, resolve_workspace_path
+    from .service import settle
+    from .workspace import resolve_workspace_path
 
-    ws = Workspace(resolve_workspace_path(args.workspace))
-    if ws.exists() and erasure_record(ws.manifest()).get("pending"):
-        with _writing(args):
-            pass
+    settle(resolve_workspace_path(args.workspace))
 
 
 def _emit(args, report: dict, human: str) -> None:
@@ -411,7 +393,8 @@ def _face_demo(args, workspace) -> None:
 def cmd_enroll(args) -> None:
     from .progress import progress_bar
     from .names import validate_name
-    from .recognition import ALREADY_ENROLLED, enroll, folder_people
+    from .recognition import enroll, folder_people
+    from .service import enroll_summary, nothing_enrolled
 
     rejected: list[str] = []
     if args.folder:
@@ -428,13 +411,10 @@ def cmd_enroll(args) -> None:
         total = sum(len(v) for v in people.values())
         with progress_bar(total, "enroll", enabled=not args.quiet, unit="img") as bar:
             reports = [enroll(pipe, name, paths, progress=bar.update) for name, paths in people.items()]
-    problems = [i for r in reports for i in r["images"] if i["status"] not in ("ok", ALREADY_ENROLLED)]
-    known = sum(i["status"] == ALREADY_ENROLLED for r in reports for i in r["images"])
-    report = {"people": reports, "enrolled_images": sum(r["enrolled"] for r in reports), "already_enrolled": known,
-              "problems": len(problems), "rejected_folders": rejected}
+    report, problems = enroll_summary(reports, rejected)
     _emit(args, report, describe_enroll(report, problems))
-    if report["enrolled_images"] == 0 and not known:
-        raise FaceRecError("nothing was enrolled: no image held exactly one face")
+    if (error := nothing_enrolled(report)) is not None:
+        raise error
 
 
 def cmd_recognize(args) -> None:

@@ -178,8 +178,12 @@ def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(
     return total
 
 
-def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None) -> dict:
+def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None,
+           labels: list[str] | None = None) -> dict:
     """Enroll ``name`` from images holding exactly one face each; returns per-image statuses.
+
+    ``labels``: what to report and record as each image's source instead of its path (the HTTP
+    server's uploads live in temporary files; their labels are the uploaded file names).
 
     Idempotent: an image whose content (SHA-256) ``name`` already has is reported as
     :data:`ALREADY_ENROLLED` and not added again, so re-running an interrupted enroll adds only
@@ -191,7 +195,7 @@ def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None)
     try:
         known = {h[:16] for h in gallery.image_hashes(name)} if gallery else set()  # 16 hex digits, as crops store
         statuses, crops, hashes, sources = [], [], [], []
-        for path in image_paths:
+        for path, label in zip(image_paths, labels or image_paths):
             found = pipe.read_faces(path)
             if found.status == "ok" and len(found.crops) > 1:
                 found.status = f"{len(found.crops)} faces found; enrolling needs exactly one"
@@ -201,8 +205,8 @@ def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None)
                 known.add(found.sha256[:16])  # the same image twice in one command is enrolled once
                 crops.append(found.crops[0])
                 hashes.append(found.sha256)
-                sources.append(str(path))
-            statuses.append({"image": str(path), "status": found.status, "faces": len(found.faces)})
+                sources.append(str(label))
+            statuses.append({"image": str(label), "status": found.status, "faces": len(found.faces)})
             if progress:
                 progress(1)
         if not crops:

@@ -1,0 +1,100 @@
+"""The CLI's commands for running facerec as a service: ``serve`` and ``keys``.
+
+Parsers and handlers only; the work is in :mod:`facerec.server` and :mod:`facerec.apikeys`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import FaceRecError
+
+
+def add_parsers(sub, add_common, emit) -> None:
+    """Add ``serve`` and ``keys`` to the CLI's subcommands; ``emit(args, report, human)`` prints."""
+    p = sub.add_parser("serve", help="serve the workspace over HTTP (enroll, recognize, verify, forget, ...)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("--detector", default="haar",
+                   help="haar (default, no files), a YuNet or insightface ONNX path, or yunet:PATH / scrfd:PATH")
+    p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    p.add_argument("--keyless-reads", action="store_true",
+                   help="let recognize, verify and the listings through without a key (changes always need one)")
+    p.add_argument("--max-upload-mb", type=_positive, default=16.0, help="largest request body (default 16)")
+    p.add_argument("--max-images", type=int, default=32, help="images per request at most (default 32)")
+    add_common(p)
+    p.set_defaults(func=lambda args: cmd_serve(args))
+
+    p = sub.add_parser("keys", help="API keys for `facerec serve` (stored hashed in the workspace)")
+    keys = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    q = keys.add_parser("add", help="create a key; it is printed once and cannot be shown again")
+    q.add_argument("name", metavar="NAME", help="what the key is for (letters, digits, '.', '_', '-')")
+    q.add_argument("--read-only", action="store_true", help="the key may recognize, verify and list, not change")
+    add_common(q)
+    q.set_defaults(func=lambda args: cmd_keys_add(args, emit))
+    q = keys.add_parser("list", help="the workspace's keys (names, ids, scopes; never the keys)")
+    add_common(q)
+    q.set_defaults(func=lambda args: cmd_keys_list(args, emit))
+    q = keys.add_parser("revoke", help="remove a key; requests with it are refused at once")
+    q.add_argument("name", metavar="NAME")
+    add_common(q)
+    q.set_defaults(func=lambda args: cmd_keys_revoke(args, emit))
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _root(args):
+    from .workspace import resolve_workspace_path
+
+    return resolve_workspace_path(args.workspace)
+
+
+def cmd_serve(args) -> None:
+    from .server import serve
+
+    if args.max_images < 1:
+        raise FaceRecError(f"--max-images must be >= 1, got {args.max_images}")
+    serve(_root(args), args.host, args.port, detector=args.detector, device=args.device,
+          keyless_reads=args.keyless_reads, upload_mb=args.max_upload_mb, max_images=args.max_images,
+          quiet=args.quiet)
+
+
+def cmd_keys_add(args, emit) -> None:
+    from .apikeys import add_key
+
+    key, record = add_key(_root(args), args.name, "read" if args.read_only else "write")
+    emit(args, {"key": key, **record},
+         f"{key}\n(key {record['name']!r}, id {record['id']}, scope {record['scope']}: shown once, store it now)")
+
+
+def cmd_keys_list(args, emit) -> None:
+    from .apikeys import list_keys
+
+    keys = list_keys(_root(args))
+    emit(args, {"keys": keys}, "\n".join(f"{k['name']}\t{k['id']}\t{k['scope']}\t{k['created']}" for k in keys)
+         or "no keys")
+
+
+def cmd_keys_revoke(args, emit) -> None:
+    from .apikeys import revoke_key
+
+    record = revoke_key(_root(args), args.name)
+    emit(args, record, f"revoked key {record['name']!r} (id {record['id']})")

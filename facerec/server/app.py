@@ -1,0 +1,282 @@
+"""The HTTP API of ``facerec serve`` (FastAPI): the CLI's verbs on one workspace, with API keys.
+
+Routes answer with the JSON of the matching CLI command's ``--json`` output. Every error is
+``{"error": "<one line>"}`` with a 4xx status (503 while a forget holds the workspace); a bug is a
+500 whose traceback goes to the server's log, never to the client. Images are checked (bounded
+read, header size check, decode) before anything is written, so a bad upload changes nothing.
+
+No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations at run time,
+and the key checks are closures it could not resolve from strings.
+"""
+
+
+import json
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, Security, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ..apikeys import check_key
+from ..data.images import ImageError, read_image_file
+from ..errors import DataError, FaceRecError, UnknownModelError, WorkspaceError
+from .limits import BodyLimit
+from .state import Busy, Engine, saved_uploads
+
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="a key from `facerec keys add`")
+_bearer = HTTPBearer(auto_error=False, description="the same key as `Authorization: Bearer KEY`")
+
+
+class ForgetRequest(BaseModel):
+    names: list[str] = Field(min_length=1, max_length=1000, description="people to erase everywhere")
+    method: str = Field("gs-lora", description="as `facerec forget --method`")
+    shots: int | None = Field(None, ge=1, description="images per person to unlearn from (default: all)")
+    replay: float = Field(1.0, gt=0, le=1, description="share of the replay buffer to retain with")
+    steps: int | None = Field(None, ge=1, description="exact GS-LoRA steps (default: by the number of people)")
+    set: list[str] = Field(default_factory=list, description="GS-LoRA options KEY=VALUE, as `--set`")
+    seed: int = 0
+
+
+class CalibrateRequest(BaseModel):
+    far: float = Field(1e-3, gt=0, lt=1, description="target false-accept rate over the enrolled impostor pairs")
+
+
+def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
+    """The API over ``engine``'s workspace; reads need a key unless ``keyless_reads``."""
+    app = FastAPI(title="facerec", version=__version__,
+                  description="Face recognition that can forget: enroll, recognize, verify, delete, forget.")
+    app.add_middleware(BodyLimit, limit=engine.limits.upload_bytes)
+    _error_handlers(app)
+
+    def caller(request: Request, key: Annotated[str | None, Security(_header)] = None,
+               bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> dict | None:
+        given = key or (bearer.credentials if bearer else None)
+        if not given:
+            return None
+        record = check_key(engine.keys(), given)
+        if record is None:
+            raise HTTPException(403, "invalid API key")
+        return record
+
+    def reader(record: Annotated[dict | None, Depends(caller)]) -> None:
+        if record is None and not keyless_reads:
+            raise HTTPException(401, "an API key is needed (X-API-Key or Authorization: Bearer)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def writer(record: Annotated[dict | None, Depends(caller)]) -> None:
+        if record is None:
+            raise HTTPException(401, "an API key is needed to change the workspace (X-API-Key or "
+                                     "Authorization: Bearer)", headers={"WWW-Authenticate": "Bearer"})
+        if record.get("scope") != "write":
+            raise HTTPException(403, f"key {record['name']!r} may only read")
+
+    read, write = [Depends(reader)], [Depends(writer)]
+    Images = Annotated[list[UploadFile], File(description="image files (JPEG, PNG, ...)")]
+    Aligned = Annotated[bool, Form(description="the images are already 112x112 face crops: skip detection")]
+
+    @app.get("/health", summary="liveness, versions and counts (no key needed)")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__, "model_version": engine.model_version(),
+                "jobs_pending": engine.jobs.running()}
+
+    @app.get("/people", dependencies=read, summary="enrolled people with their image counts")
+    def people() -> dict:
+        found = _people(engine)
+        return {"people": found, "count": len(found)}
+
+    @app.post("/people/{name}/images", dependencies=write, summary="enroll a person from images")
+    def enroll(name: str, images: Images, aligned: Aligned = False) -> dict:
+        from ..names import validate_name
+        from ..recognition import enroll
+        from ..service import enroll_summary, nothing_enrolled
+
+        validate_name(name)
+        uploads = _read_uploads(engine, images)
+        with saved_uploads(uploads) as paths:
+            _check_images(paths, uploads)  # before the lock: a bad upload waits for nothing, changes nothing
+            with engine.writing(), engine.compute:
+                r = enroll(engine.pipeline(aligned), name, paths, labels=[label for label, _ in uploads])
+        report, _ = enroll_summary([r])
+        if (error := nothing_enrolled(report)) is not None:
+            raise DataError(f"{error}; " + "; ".join(f"{i['image']}: {i['status']}" for i in r["images"]))
+        return report
+
+    @app.delete("/people/{name}", dependencies=write, summary="remove a person from the gallery and stored crops")
+    def delete(name: str) -> dict:
+        from ..names import validate_name
+        from ..recognition import remove
+
+        validate_name(name)
+        with engine.writing(), engine.compute:
+            if name not in _people(engine):
+                raise HTTPException(404, f"{name!r} is not enrolled")
+            return remove(engine.pipeline(), name)
+
+    @app.post("/recognize", dependencies=read, summary="identify every face in images against the gallery")
+    def recognize(images: Images, aligned: Aligned = False,
+                  top_k: Annotated[int, Form(ge=1, le=50, description="people listed per face")] = 1) -> dict:
+        from ..recognition import recognize
+
+        uploads = _read_uploads(engine, images)
+        with saved_uploads(uploads) as paths, engine.compute:
+            _check_images(paths, uploads)
+            return _relabel(recognize(engine.pipeline(aligned), paths, top_k=top_k), paths, uploads)
+
+    @app.post("/verify", dependencies=read, summary="are the (largest) faces in two images the same person?")
+    def verify(image_a: Annotated[UploadFile, File()], image_b: Annotated[UploadFile, File()],
+               aligned: Aligned = False) -> dict:
+        from ..recognition import verify
+
+        uploads = _read_uploads(engine, [image_a, image_b])
+        with saved_uploads(uploads) as paths, engine.compute:
+            _check_images(paths, uploads)
+            try:
+                return _relabel(verify(engine.pipeline(aligned), *paths), paths, uploads)
+            except FaceRecError as err:
+                raise DataError(_relabel(str(err), paths, uploads)) from None
+
+    @app.post("/calibrate", dependencies=write, summary="set the open-set threshold at a false-accept rate")
+    def calibrate(body: CalibrateRequest) -> dict:
+        from ..recognition import calibrate
+
+        with engine.writing(), engine.compute:
+            return calibrate(engine.pipeline(), far=body.far)
+
+    @app.post("/forget", dependencies=write, status_code=202,
+              summary="erase people from the model, gallery and storage: a job (see /jobs/{id})")
+    def forget(body: ForgetRequest) -> dict:
+        return _submit_forget(engine, body)
+
+    @app.get("/jobs", dependencies=read, summary="forget jobs, newest last")
+    def jobs() -> dict:
+        return {"jobs": engine.jobs.list()}
+
+    @app.get("/jobs/{job_id}", dependencies=read, summary="a job's status, and its report when it succeeded")
+    def job(job_id: str) -> dict:
+        found = engine.jobs.get(job_id)
+        if found is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return found
+
+    @app.get("/ledger", dependencies=read, summary="the forget ledger (keyed hashes, never names)")
+    def ledger() -> dict:
+        from ..erasure import ledger
+
+        return {"ledger": ledger(engine.root) if (engine.root / "workspace.json").exists() else []}
+
+    return app
+
+
+def _people(engine: Engine) -> dict[str, int]:
+    from gallery import Gallery
+
+    path = engine.root / "gallery"
+    if not (path / "meta.sqlite").exists():
+        return {}
+    g = Gallery.open(path, read_only=True)
+    try:
+        return g.people()
+    finally:
+        g.close()
+
+
+def _submit_forget(engine: Engine, body: ForgetRequest) -> dict:
+    from ..names import validate_name
+    from ..workspace import Workspace
+
+    from forgetting.gslora import GSLoRAConfig
+    from forgetting.request import METHODS, forget_people
+
+    names = [validate_name(n) for n in body.names]
+    if body.method not in METHODS:
+        raise FaceRecError(f"unknown forgetting method {body.method!r}; choose one of {', '.join(METHODS)}")
+    exact = [f"steps={body.steps}", "steps_per_person=0"] if body.steps else []
+    try:
+        config = GSLoRAConfig().with_options([*exact, f"seed={body.seed}", *body.set])
+    except ValueError as err:
+        raise FaceRecError(str(err)) from None
+    ws = Workspace(engine.root)
+    known = set(_people(engine)) | (set(filter(None, ws.manifest()["identities"])) if ws.exists() else set())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise HTTPException(404, f"not enrolled and not in the model: {', '.join(unknown)}")
+
+    def run() -> dict:
+        with engine.writing():
+            report = forget_people(engine.root, names, method=body.method, shots=body.shots,
+                                   replay_fraction=body.replay, config=config, device=engine.device,
+                                   show_progress=False)
+        engine.pipeline()  # the new model serves from now on
+        return report
+
+    return engine.jobs.submit("forget", run, {"people": len(names), "method": body.method})
+
+
+def _read_uploads(engine: Engine, files: list[UploadFile]) -> list[tuple[str, bytes]]:
+    if not files:
+        raise DataError("no image was uploaded")
+    if len(files) > engine.limits.images:
+        raise DataError(f"{len(files)} images in one request; the limit is {engine.limits.images}")
+    return [(_label(f.filename, i), f.file.read()) for i, f in enumerate(files)]
+
+
+def _label(filename: str | None, index: int) -> str:
+    name = " ".join((filename or "").split())[:200]
+    return name or f"upload-{index}"
+
+
+def _check_images(paths: list[str], uploads: list[tuple[str, bytes]]) -> None:
+    """Every upload must decode as an image (under the library's size rules) before any work."""
+    for path, (label, _) in zip(paths, uploads):
+        try:
+            read_image_file(path)
+        except ImageError as err:
+            raise ImageError(label, err.reason) from None
+
+
+def _relabel(report, paths: list[str], uploads: list[tuple[str, bytes]]):
+    """The report with the temporary files' paths replaced by the uploads' names."""
+    text = json.dumps(report)
+    for path, (label, _) in zip(paths, uploads):
+        text = text.replace(json.dumps(path)[1:-1], json.dumps(label)[1:-1])
+    return json.loads(text)
+
+
+def _status(err: FaceRecError) -> int:
+    if isinstance(err, Busy):
+        return 503
+    if isinstance(err, DataError):
+        return 422
+    if isinstance(err, WorkspaceError):
+        return 409
+    return 404 if isinstance(err, UnknownModelError) else 400
+
+
+def _error_handlers(app: FastAPI) -> None:
+    def reply(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"error": " ".join(str(message).split())[:1000]}, status_code=status, headers=headers)
+
+    @app.exception_handler(FaceRecError)
+    async def _facerec(request, err: FaceRecError):
+        return reply(_status(err), str(err), {"Retry-After": "30"} if isinstance(err, Busy) else None)
+
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the router's 404/405
+    async def _http(request, err: StarletteHTTPException):
+        return reply(err.status_code, err.detail, getattr(err, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, err: RequestValidationError):
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return reply(422, f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid"))
+
+    @app.exception_handler(Exception)
+    async def _bug(request, err: Exception):
+        import traceback
+
+        traceback.print_exception(err)
+        return reply(500, f"internal error ({type(err).__name__}); the server's log has the details")

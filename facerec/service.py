@@ -1,0 +1,68 @@
+"""Changing a workspace safely, for every front end (the CLI and the HTTP server alike).
+
+A writer holds the workspace's ``flock`` (:mod:`facerec.lock`) and first finishes whatever an
+interrupted command left: a forget killed after its commit is completed, temporary files and
+staging directories are removed. Readers never see a half-finished forget: :func:`settle`
+finishes one under the lock before they read. Because the CLI and ``facerec serve`` both go
+through here, the two can run side by side on one workspace without corrupting it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from .errors import FaceRecError
+
+
+@contextlib.contextmanager
+def writing(root: str | os.PathLike, create: bool = False, seed: bool = False):
+    """Hold the workspace's writer lock; first finish a forget that was interrupted after its commit.
+
+    With ``seed``, a workspace without a model of its own gets the shipped one first (created if
+    need be), so enroll / calibrate / forget work on a fresh workspace with no training step.
+    """
+    from . import pretrained
+    from .cleanup import clean_workspace
+    from .erasure import complete_pending
+    from .lock import workspace_lock
+    from .workspace import Workspace
+
+    seeding = seed and not Workspace(root).exists() and pretrained.available()
+    with workspace_lock(root, create=create or seeding):
+        if seeding and not Workspace(root).exists():
+            pretrained.seed_workspace(root)
+        if Workspace(root).exists():
+            complete_pending(Workspace(root))
+        clean_workspace(Workspace(root))  # what a killed command left: temporary files, staging, orphans
+        yield
+
+
+def settle(root: str | os.PathLike) -> None:
+    """Readers too must not see a half-finished forget: finish it (under the lock) before reading."""
+    from .erasure import erasure_record
+    from .workspace import Workspace
+
+    ws = Workspace(root)
+    if ws.exists() and erasure_record(ws.manifest()).get("pending"):
+        with writing(root):
+            pass
+
+
+def enroll_summary(reports: list[dict], rejected: list[str] = ()) -> tuple[dict, list[dict]]:
+    """``(report, problem images)`` for an enroll of several people, from ``recognition.enroll``'s
+    per-person reports."""
+    from .recognition import ALREADY_ENROLLED
+
+    problems = [i for r in reports for i in r["images"] if i["status"] not in ("ok", ALREADY_ENROLLED)]
+    known = sum(i["status"] == ALREADY_ENROLLED for r in reports for i in r["images"])
+    report = {"people": reports, "enrolled_images": sum(r["enrolled"] for r in reports), "already_enrolled": known,
+              "problems": len(problems), "rejected_folders": list(rejected)}
+    return report, problems
+
+
+def nothing_enrolled(report: dict) -> FaceRecError | None:
+    """The error to raise when an enroll added nothing and found nothing already enrolled."""
+    if report["enrolled_images"] == 0 and not report["already_enrolled"]:
+        return FaceRecError("nothing was enrolled: no image held exactly one face")
+    return None
