@@ -223,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--exclude", action="append", default=[], metavar="NAME", help="leave this person out (repeatable)")
     q.add_argument("--detector", default="aligned",
                    help="aligned (default: images are crops), or a detector as in enroll: align each central face")
+    q.add_argument("--recognizer", default=None, metavar="ONNX", help="embed with this ONNX model, as in enroll")
     _add_common(q)
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     q.set_defaults(func=cmd_eval_identification)
@@ -298,6 +299,9 @@ def _add_face_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default="haar",
                    help="haar (default, no files), a YuNet or insightface ONNX path, or yunet:PATH / scrfd:PATH")
     p.add_argument("--aligned", action="store_true", help="inputs are already face crops: skip detection")
+    p.add_argument("--recognizer", default=None, metavar="ONNX",
+                   help="embed with this ArcFace-layout ONNX model (facerec export --onnx, or insightface's) "
+                        "instead of the workspace's model")
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
 
 
@@ -308,7 +312,7 @@ def _pipeline(args):
     _settle(args)
     detector = "aligned" if getattr(args, "aligned", False) else getattr(args, "detector", "aligned")
     return FacePipeline(Workspace(resolve_workspace_path(args.workspace)), detector=detector,
-                        device=getattr(args, "device", None))
+                        device=getattr(args, "device", None), recognizer=getattr(args, "recognizer", None))
 
 
 def _workspace(args):
@@ -518,6 +522,8 @@ def cmd_forget(args) -> None:
         return
     if not args.names:
         raise FaceRecError("usage: facerec forget NAME... (or facerec forget --ledger)")
+    if args.recognizer:
+        raise FaceRecError("forget changes the workspace's own model; --recognizer is for enroll, recognize and eval")
     from forgetting.request import forget_people  # torch and the model: not for the ledger
 
     exact = [f"steps={args.steps}", "steps_per_person=0"] if args.steps else []

@@ -1,6 +1,7 @@
-"""The CLI's commands for running facerec as a service: ``serve`` and ``keys``.
+"""The CLI's commands for facerec as a service and in other tools: ``serve``, ``keys``, ``export``.
 
-Parsers and handlers only; the work is in :mod:`facerec.server` and :mod:`facerec.apikeys`.
+Parsers and handlers only; the work is in :mod:`facerec.server`, :mod:`facerec.apikeys` and
+:mod:`facerec.onnx_model`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from .errors import FaceRecError
 
 
 def add_parsers(sub, add_common, emit) -> None:
-    """Add ``serve`` and ``keys`` to the CLI's subcommands; ``emit(args, report, human)`` prints."""
+    """Add ``serve``, ``keys`` and ``export`` to the CLI's subcommands; ``emit(args, report, human)`` prints."""
     p = sub.add_parser("serve", help="serve the workspace over HTTP (enroll, recognize, verify, forget, ...)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8000)
@@ -22,6 +23,9 @@ def add_parsers(sub, add_common, emit) -> None:
                    help="let recognize, verify and the listings through without a key (changes always need one)")
     p.add_argument("--max-upload-mb", type=_positive, default=16.0, help="largest request body (default 16)")
     p.add_argument("--max-images", type=int, default=32, help="images per request at most (default 32)")
+    p.add_argument("--recognizer", default=None, metavar="ONNX",
+                   help="embed with this ArcFace-layout ONNX model instead of the workspace's (forget still "
+                        "changes the workspace's own model)")
     add_common(p)
     p.set_defaults(func=lambda args: cmd_serve(args))
 
@@ -39,6 +43,13 @@ def add_parsers(sub, add_common, emit) -> None:
     q.add_argument("name", metavar="NAME")
     add_common(q)
     q.set_defaults(func=lambda args: cmd_keys_revoke(args, emit))
+
+
+    p = sub.add_parser("export", help="the workspace's face model as ONNX (onnxruntime, insightface's model zoo)")
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="file to write")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    add_common(p)
+    p.set_defaults(func=lambda args: cmd_export(args, emit))
 
 
 def _port(text: str) -> int:
@@ -74,7 +85,7 @@ def cmd_serve(args) -> None:
         raise FaceRecError(f"--max-images must be >= 1, got {args.max_images}")
     serve(_root(args), args.host, args.port, detector=args.detector, device=args.device,
           keyless_reads=args.keyless_reads, upload_mb=args.max_upload_mb, max_images=args.max_images,
-          quiet=args.quiet)
+          recognizer=args.recognizer, quiet=args.quiet)
 
 
 def cmd_keys_add(args, emit) -> None:
@@ -98,3 +109,24 @@ def cmd_keys_revoke(args, emit) -> None:
 
     record = revoke_key(_root(args), args.name)
     emit(args, record, f"revoked key {record['name']!r} (id {record['id']})")
+
+
+def cmd_export(args, emit) -> None:
+    """The workspace's model (the shipped one while the workspace has none of its own)."""
+    from . import pretrained
+    from .onnx_model import OPSET, export_onnx
+    from .service import settle
+    from .workspace import Workspace
+
+    ws = Workspace(_root(args))
+    settle(ws.root)
+    if ws.exists():
+        manifest, model = ws.manifest(), ws.load_model()
+    elif pretrained.available():
+        manifest, model = pretrained.manifest(), pretrained.load_model("cpu")
+    else:
+        raise FaceRecError(f"workspace {ws.root} has no model; train one first")
+    r = export_onnx(model, args.onnx, model_version=manifest["model"]["version"], model_name=manifest["model"]["name"],
+                    opset=args.opset or OPSET)
+    emit(args, r, f"wrote {r['onnx']} ({r['bytes'] / 1e6:.1f} MB): {r['model']} model {r['model_version']}, "
+                  f"{r['embedding_dim']}-d embedding; onnxruntime agrees with facerec to cosine {r['check_min_cosine']:.6f}")

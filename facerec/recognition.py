@@ -46,20 +46,31 @@ class ImageFaces:
 class FacePipeline:
     """A workspace's model, gallery and detector, loaded once for many images."""
 
-    def __init__(self, workspace: Workspace, detector: str = "haar", device: str | None = None):
+    def __init__(self, workspace: Workspace, detector: str = "haar", device: str | None = None,
+                 recognizer: str | None = None):
+        """``recognizer``: an ArcFace-layout ONNX model (``facerec export --onnx``, or insightface's)
+        to embed with instead of the workspace's model; the gallery is re-embedded for it."""
         from . import pretrained
 
         self.ws = workspace
         self.device = resolve_device(device)
         if workspace.exists() or not pretrained.available():
             manifest = workspace.manifest()
-            self.model = workspace.load_model(self.device)
+            self.model = workspace.load_model(self.device) if recognizer is None else None
         else:  # no model of its own yet: the shipped one (the first writer copies it in)
             manifest = pretrained.manifest()
-            self.model = pretrained.load_model(self.device)
+            self.model = pretrained.load_model(self.device) if recognizer is None else None
         self.model_version = manifest["model"]["version"]
-        self.threshold = float(manifest.get("recognition", {}).get("threshold", DEFAULT_THRESHOLD))
-        self.calibrated = "threshold" in manifest.get("recognition", {})
+        self.onnx = None
+        if recognizer is not None:
+            from .onnx_model import OnnxEmbedder
+
+            self.model = self.onnx = OnnxEmbedder(recognizer)
+            self.model_version = self.onnx.version
+        recognition = manifest.get("recognition", {})
+        calibrated = "threshold" in recognition and recognition.get("recognizer") == (self.onnx and self.onnx.version)
+        self.threshold = float(recognition["threshold"]) if calibrated else DEFAULT_THRESHOLD
+        self.calibrated = calibrated
         self.detect = make_detector(detector)
 
     # -- images -> crops -> embeddings ------------------------------------------------------
@@ -77,6 +88,8 @@ class FacePipeline:
 
     def embed(self, crops: list[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Aligned RGB crops -> ``(n, d)`` float32 unit embeddings."""
+        if self.onnx is not None:
+            return self.onnx.embed(crops, batch_size)
         return embed_images(self.model, crops, self.device, batch_size)
 
     # -- gallery ----------------------------------------------------------------------------
@@ -377,6 +390,8 @@ def calibrate(pipe: FacePipeline, far: float = 1e-3, pairs_file: str | None = No
               "genuine_pairs": int(len(genuine)), **source}
     if len(impostor) * far < 1:
         report["warning"] = f"only {len(impostor)} impostor pairs: a FAR of {far:g} cannot be resolved"
+    if pipe.onnx is not None:  # a threshold holds for the model it was measured with
+        source["recognizer"] = pipe.onnx.version
     pipe.ws.update_manifest(lambda m: m.__setitem__("recognition", {"threshold": threshold, "far": far, **source}))
     pipe.threshold, pipe.calibrated = threshold, True
     return report

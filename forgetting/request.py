@@ -217,6 +217,7 @@ def stage_gallery(plan: Plan, pipe: FacePipeline, data: RequestData | None, vers
     if vectors and "enrolled_vectors" in recognition and pipe.model_version != version_before:
         report.update(_recalibrate(staging, recognition))
         recognition["threshold"], recognition["enrolled_vectors"] = report["threshold"], vectors
+        recognition.pop("recognizer", None)  # measured now with the workspace's own model
     if plan.in_model and vectors and data is not None:
         check = gallery_check(pipe, staging, list(data.forget_test.images), plan.in_model, report["threshold"] or 0.4)
         check["unknown_rate_before_as_stranger"] = before_as_stranger

@@ -12,7 +12,7 @@ import sys
 
 def serve(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, *, detector: str = "haar",
           device: str | None = None, keyless_reads: bool = False, upload_mb: float = 16, max_images: int = 32,
-          quiet: bool = False) -> None:
+          recognizer: str | None = None, quiet: bool = False) -> None:
     """Run the API until interrupted. The model is loaded before the port opens, so the first
     request is as fast as the others and a broken workspace fails here, not on a request."""
     import uvicorn
@@ -21,7 +21,7 @@ def serve(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
     from .app import create_app
     from .state import Engine, Limits
 
-    engine = Engine(workspace, detector=detector, device=device,
+    engine = Engine(workspace, detector=detector, device=device, recognizer=recognizer,
                     limits=Limits(upload_bytes=int(upload_mb * (1 << 20)), images=max_images))
     engine.pipeline()  # load the model (and the detector) now
     if not read_keys(engine.root):

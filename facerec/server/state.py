@@ -49,33 +49,31 @@ class Engine:
     """The workspace, its pipeline and its locks, shared by every request."""
 
     def __init__(self, root: str | os.PathLike, detector: str = "haar", device: str | None = None,
-                 limits: Limits = Limits()):
+                 limits: Limits = Limits(), recognizer: str | None = None):
         self.root = Path(root)
-        self.detector, self.device, self.limits = detector, device, limits
+        self.detector, self.device, self.limits, self.recognizer = detector, device, limits, recognizer
         self.write = threading.Lock()
         self.compute = threading.Lock()
         self._reload = threading.Lock()
-        self._pipe = None
+        self._pipe, self._loaded_for = None, None
         self._keys: tuple[int, list[dict]] = (-1, [])
         self.jobs = Jobs()
 
     # -- the model -----------------------------------------------------------------------------
     def pipeline(self, aligned: bool = False):
         """The workspace's pipeline, reloaded when its model changed; ``aligned`` skips detection."""
-        from ..recognition import DEFAULT_THRESHOLD, FacePipeline
+        from ..recognition import FacePipeline
         from ..workspace import Workspace
 
         settle(self.root)
         ws = Workspace(self.root)
         manifest = ws.manifest() if ws.exists() else None
         with self._reload:
-            version = manifest["model"]["version"] if manifest else None
-            if self._pipe is None or (version is not None and version != self._pipe.model_version):
-                self._pipe = FacePipeline(ws, detector=self.detector, device=self.device)
-            elif manifest is not None:  # the same model: follow the threshold `calibrate` stores
-                recognition = manifest.get("recognition", {})
-                self._pipe.threshold = float(recognition.get("threshold", DEFAULT_THRESHOLD))
-                self._pipe.calibrated = "threshold" in recognition
+            state = (manifest["model"]["version"], manifest.get("recognition")) if manifest else None
+            if self._pipe is None or (state is not None and state != self._loaded_for):
+                # a new model (after a forget) or a new threshold (after calibrate): load again
+                self._pipe = FacePipeline(ws, detector=self.detector, device=self.device, recognizer=self.recognizer)
+                self._loaded_for = state
             pipe = self._pipe
         if aligned:
             from ..detect import make_detector
