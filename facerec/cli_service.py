@@ -1,7 +1,8 @@
-"""The CLI's commands for facerec as a service and in other tools: ``serve``, ``keys``, ``export``.
+"""The CLI's commands for facerec as a service and among other tools: ``serve``, ``keys``, ``export``,
+``import-checkpoint``.
 
 Parsers and handlers only; the work is in :mod:`facerec.server`, :mod:`facerec.apikeys` and
-:mod:`facerec.onnx_model`.
+:mod:`facerec.onnx_model` and :mod:`facerec.importing`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from .errors import FaceRecError
 
 
 def add_parsers(sub, add_common, emit) -> None:
-    """Add ``serve``, ``keys`` and ``export`` to the CLI's subcommands; ``emit(args, report, human)`` prints."""
+    """Add ``serve``, ``keys``, ``export`` and ``import-checkpoint`` to the CLI's subcommands; ``emit(args, report, human)`` prints."""
     p = sub.add_parser("serve", help="serve the workspace over HTTP (enroll, recognize, verify, forget, ...)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8000)
@@ -50,6 +51,18 @@ def add_parsers(sub, add_common, emit) -> None:
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     add_common(p)
     p.set_defaults(func=lambda args: cmd_export(args, emit))
+
+
+    p = sub.add_parser("import-checkpoint",
+                       help="a workspace from the GS-LoRA authors' Face Transformer checkpoint (ViT_face)")
+    p.add_argument("checkpoint", metavar="CKPT", help="their state dict (.pth, read with weights_only; or .safetensors)")
+    p.add_argument("--data", required=True, help="the folder-per-person data it was trained on (head rows = sorted folders)")
+    p.add_argument("--test-per-identity", type=int, default=2, help="held-out images per person (default 2)")
+    p.add_argument("--lora-alpha", type=float, default=1.0, help="loralib's lora_alpha, if the FFN has LoRA factors")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    add_common(p)
+    p.set_defaults(func=lambda args: cmd_import(args, emit))
 
 
 def _port(text: str) -> int:
@@ -130,3 +143,15 @@ def cmd_export(args, emit) -> None:
                     opset=args.opset or OPSET)
     emit(args, r, f"wrote {r['onnx']} ({r['bytes'] / 1e6:.1f} MB): {r['model']} model {r['model_version']}, "
                   f"{r['embedding_dim']}-d embedding; onnxruntime agrees with facerec to cosine {r['check_min_cosine']:.6f}")
+
+
+def cmd_import(args, emit) -> None:
+    from .importing import import_vit_face
+    from .service import writing
+
+    root = _root(args)
+    with writing(root, create=True):
+        r = import_vit_face(args.checkpoint, root, args.data, test_per_identity=args.test_per_identity,
+                            seed=args.seed, lora_alpha=args.lora_alpha, device=args.device)
+    emit(args, r, f"imported {r['model']} ({r['identities']} people) as model {r['model_version']} into "
+                  f"{r['workspace']}; held-out top-1 {r['top1']:.3f} over {r['test_images']} images")

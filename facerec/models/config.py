@@ -21,9 +21,13 @@ class FaceViTConfig:
     dropout: float = 0.0  # after position embedding, attention projection and FFN
     drop_path: float = 0.0  # stochastic depth, reaching this rate at the last block
     stem: str = "patch"  # "patch": one strided conv (plain ViT); "conv": a 3x3 conv stem (ConvStemPatchEmbed)
+    norm_eps: float = 1e-6  # LayerNorm epsilon: timm's 1e-6; 1e-5 (torch's default) in imported vit_face models
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["norm_eps"] == 1e-6:  # stored configs (and fingerprints) from before the field stay as they were
+            del data["norm_eps"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "FaceViTConfig":

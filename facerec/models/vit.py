@@ -17,6 +17,8 @@ depth 6, 8 heads, MLP 2048, no qkv bias, dropout 0.1.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,6 +75,7 @@ class FaceViT(VisionTransformer):
             proj_drop_rate=config.dropout,
             drop_path_rate=config.drop_path,
             embed_layer=ConvStemPatchEmbed if config.stem == "conv" else PatchEmbed,
+            norm_layer=partial(nn.LayerNorm, eps=config.norm_eps),
         )
         self.config = config
         self.num_classes = num_classes
