@@ -24,6 +24,8 @@ def add_parsers(sub, add_common, emit) -> None:
                    help="let recognize, verify and the listings through without a key (changes always need one)")
     p.add_argument("--max-upload-mb", type=_positive, default=16.0, help="largest request body (default 16)")
     p.add_argument("--max-images", type=int, default=32, help="images per request at most (default 32)")
+    p.add_argument("--max-megapixels", type=_positive, default=40.0,
+                   help="largest image, read from its header before decoding (default 40, the most facerec reads)")
     p.add_argument("--recognizer", default=None, metavar="ONNX",
                    help="embed with this ArcFace-layout ONNX model instead of the workspace's (forget still "
                         "changes the workspace's own model)")
@@ -98,6 +100,7 @@ def cmd_serve(args) -> None:
         raise FaceRecError(f"--max-images must be >= 1, got {args.max_images}")
     serve(_root(args), args.host, args.port, detector=args.detector, device=args.device,
           keyless_reads=args.keyless_reads, upload_mb=args.max_upload_mb, max_images=args.max_images,
+          max_megapixels=min(args.max_megapixels, 40.0),
           recognizer=args.recognizer, quiet=args.quiet)
 
 

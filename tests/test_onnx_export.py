@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from facerec.cli import main
 
@@ -65,6 +66,51 @@ def test_the_shipped_model_exported_agrees_on_50_lfw_faces(tmp_path, capsys):
     ours = pipe.embed(np.stack(crops))
     theirs = _insightface_embeddings(tmp_path / "face.onnx", crops)
     assert np.min(np.sum(ours * theirs, axis=1)) >= 0.999
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_a_model_that_normalises_inside_is_fed_raw_pixels_as_insightface_does(tiny_trained, tmp_path):
+    """insightface's MXNet-born models start with Sub/Mul nodes and take raw 0-255 pixels; facerec's
+    OnnxEmbedder reads the same rule from the graph, so such a model embeds as facerec's does."""
+    import onnx
+
+    from facerec.data.folder import list_identity_files, read_dataset_image
+    from facerec.onnx_model import OnnxEmbedder
+    from facerec.workspace import Workspace
+
+    data, ws = tiny_trained
+    model = Workspace(ws).load_model().eval()
+
+    class RawPixels(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x):
+            return self.inner.embed((x - 127.5) * (1 / 127.5))
+
+    path = tmp_path / "raw.onnx"
+    torch.onnx.export(RawPixels().eval(), (torch.rand(1, 3, 112, 112) * 255,), str(path), dynamo=False,
+                      input_names=["data"], output_names=["fc1"], dynamic_axes={"data": {0: "n"}, "fc1": {0: "n"}})
+    proto = onnx.load(str(path))
+    for node in proto.graph.node[:8]:  # MXNet-style names, as in insightface's model zoo
+        node.name = node.name.replace("/", "").replace("Sub", "_minusscalar").replace("Mul", "_mulscalar")
+    onnx.save(proto, str(path))
+    embedder = OnnxEmbedder(path)
+    assert (embedder.mean, embedder.std) == (0.0, 1.0)
+    crops = np.stack([read_dataset_image(data, f) for files in list_identity_files(data).values() for f in files[:2]])
+    assert np.min(np.sum(embedder.embed(crops) * _facerec_embeddings(ws, list(crops)), axis=1)) >= 0.999
+    theirs = _insightface_embeddings_raw(path, crops)
+    assert np.min(np.sum(embedder.embed(crops) * theirs, axis=1)) >= 0.999
+
+
+def _insightface_embeddings_raw(path, crops_rgb):
+    from insightface.model_zoo import get_model
+
+    model = get_model(str(path))
+    assert (model.input_mean, model.input_std) == (0.0, 1.0)
+    feats = model.get_feat([np.ascontiguousarray(c[:, :, ::-1]) for c in crops_rgb])
+    return feats / np.linalg.norm(feats, axis=1, keepdims=True)
 
 
 def test_recognize_with_the_onnx_model_matches_the_workspace_model(tiny_trained, tmp_path, capsys):

@@ -1,6 +1,6 @@
 """`facerec serve`: the real server in a subprocess on a free localhost port, driven over HTTP.
 
-One server (on a copy of the tiny trained workspace, haar detector, 1 MB upload cap) serves the
+One server (on a copy of the tiny trained workspace, haar detector, 1 MB upload and 2 MP image caps) serves the
 module; each test uses people the others leave alone.
 """
 
@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 requests = pytest.importorskip("requests")
@@ -39,7 +40,7 @@ def server(tiny_trained, tmp_path_factory):
     port = _free_port()
     log = open(ws.parent / "server.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "facerec", "serve", "-w", str(ws), "--port", str(port),
-                             "--max-upload-mb", "1", "-q"], stdout=log, stderr=subprocess.STDOUT)
+                             "--max-upload-mb", "1", "--max-megapixels", "2", "-q"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -148,6 +149,12 @@ def test_bad_requests_are_4xx_with_one_line_reasons(server, tmp_path):
     big.write_bytes(os.urandom(1_200_000))
     r = requests.post(f"{url}/recognize", headers=s["key"], files=_upload([big]))
     assert r.status_code == 413 and "limit" in r.json()["error"]
+    import cv2
+
+    huge = tmp_path / "huge.png"
+    cv2.imwrite(str(huge), np.zeros((1500, 2000, 3), np.uint8))  # 3 MP in a few kB: refused from its header
+    r = requests.post(f"{url}/recognize", headers=s["key"], files=_upload([huge]))
+    assert r.status_code == 422 and "MP limit" in r.json()["error"]
     chunked = requests.post(f"{url}/recognize", headers={**s["key"], "Content-Type": "application/octet-stream"},
                             data=iter([b"x" * 100_000] * 12))  # no Content-Length: counted as it arrives
     assert chunked.status_code == 413

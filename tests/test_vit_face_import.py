@@ -2,7 +2,6 @@
 converts to a FaceViT whose outputs equal their forward pass, and the workspace it makes is forgotten from."""
 
 import json
-import math
 
 import pytest
 import torch
@@ -97,6 +96,7 @@ def test_checkpoints_of_another_shape_or_with_stray_tensors_are_refused():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the hostile file's; it is refused
 def test_an_imported_checkpoint_is_a_workspace_forget_works_on(tmp_path, capsys):
     from facerec.cli import main
     from facerec.data.synthetic import generate_dataset

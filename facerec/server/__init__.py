@@ -12,6 +12,7 @@ import sys
 
 def serve(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, *, detector: str = "haar",
           device: str | None = None, keyless_reads: bool = False, upload_mb: float = 16, max_images: int = 32,
+          max_megapixels: float = 40,
           recognizer: str | None = None, quiet: bool = False) -> None:
     """Run the API until interrupted. The model is loaded before the port opens, so the first
     request is as fast as the others and a broken workspace fails here, not on a request."""
@@ -22,7 +23,8 @@ def serve(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
     from .state import Engine, Limits
 
     engine = Engine(workspace, detector=detector, device=device, recognizer=recognizer,
-                    limits=Limits(upload_bytes=int(upload_mb * (1 << 20)), images=max_images))
+                    limits=Limits(upload_bytes=int(upload_mb * (1 << 20)), images=max_images,
+                                  pixels=int(max_megapixels * 1e6)))
     engine.pipeline()  # load the model (and the detector) now
     if not read_keys(engine.root):
         print(f"facerec serve: {engine.root} has no API keys; create one with `facerec keys add NAME -w "

@@ -20,6 +20,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from gallery import GalleryCorrupt, GalleryError
+
 from .. import __version__
 from ..apikeys import check_key
 from ..data.images import ImageError, read_image_file
@@ -97,7 +99,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
         validate_name(name)
         uploads = _read_uploads(engine, images)
         with saved_uploads(uploads) as paths:
-            _check_images(paths, uploads)  # before the lock: a bad upload waits for nothing, changes nothing
+            _check_images(engine, paths, uploads)  # before the lock: a bad upload waits for nothing, changes nothing
             with engine.writing(), engine.compute:
                 r = enroll(engine.pipeline(aligned), name, paths, labels=[label for label, _ in uploads])
         report, _ = enroll_summary([r])
@@ -123,7 +125,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
         uploads = _read_uploads(engine, images)
         with saved_uploads(uploads) as paths, engine.compute:
-            _check_images(paths, uploads)
+            _check_images(engine, paths, uploads)
             return _relabel(recognize(engine.pipeline(aligned), paths, top_k=top_k), paths, uploads)
 
     @app.post("/verify", dependencies=read, summary="are the (largest) faces in two images the same person?")
@@ -133,7 +135,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
         uploads = _read_uploads(engine, [image_a, image_b])
         with saved_uploads(uploads) as paths, engine.compute:
-            _check_images(paths, uploads)
+            _check_images(engine, paths, uploads)
             try:
                 return _relabel(verify(engine.pipeline(aligned), *paths), paths, uploads)
             except FaceRecError as err:
@@ -229,11 +231,12 @@ def _label(filename: str | None, index: int) -> str:
     return name or f"upload-{index}"
 
 
-def _check_images(paths: list[str], uploads: list[tuple[str, bytes]]) -> None:
-    """Every upload must decode as an image (under the library's size rules) before any work."""
+def _check_images(engine: Engine, paths: list[str], uploads: list[tuple[str, bytes]]) -> None:
+    """Every upload must decode as an image within the pixel limit (read from its header before
+    anything is allocated) before any work."""
     for path, (label, _) in zip(paths, uploads):
         try:
-            read_image_file(path)
+            read_image_file(path, max_pixels=engine.limits.pixels)
         except ImageError as err:
             raise ImageError(label, err.reason) from None
 
@@ -263,6 +266,11 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FaceRecError)
     async def _facerec(request, err: FaceRecError):
         return reply(_status(err), str(err), {"Retry-After": "30"} if isinstance(err, Busy) else None)
+
+    @app.exception_handler(GalleryError)
+    async def _gallery(request, err: GalleryError):
+        hint = "; rebuild it from the stored crops with `facerec reindex`" if isinstance(err, GalleryCorrupt) else ""
+        return reply(409, f"{err}{hint}")
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the router's 404/405
     async def _http(request, err: StarletteHTTPException):

@@ -42,6 +42,7 @@ class Busy(FaceRecError):
 class Limits:
     upload_bytes: int = 16 << 20  # a whole request body
     images: int = 32  # images in one request
+    pixels: int = 40_000_000  # per image, checked from the header before decoding (the library's MAX_PIXELS)
     busy_seconds: float = 30.0  # how long a write waits for the writer lock before 503
 
 
