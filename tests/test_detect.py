@@ -61,3 +61,25 @@ def test_box_crop_centres_the_box():
 def test_missing_detector_file_is_a_clear_error(tmp_path):
     with pytest.raises(FaceRecError, match="does not exist"):
         make_detector(str(tmp_path / "nope.onnx"))
+
+
+def test_the_five_point_crop_is_insightfaces_norm_crop():
+    """facerec computes the ArcFace alignment itself (no 3.5 s insightface import per call); it must
+    give insightface's crops, since insightface's and facerec's exported models expect them."""
+    import warnings
+
+    from insightface.utils.face_align import norm_crop
+
+    from facerec.detect.align import _TEMPLATE, _norm_crop
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    for _ in range(20):
+        angle, scale = rng.uniform(-0.6, 0.6), rng.uniform(0.6, 2.5)
+        rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        landmarks = (_TEMPLATE @ rot.T + rng.uniform(20, 200, 2) + rng.normal(0, 2, (5, 2))).astype(np.float32)
+        for size in (112, 128):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                theirs = norm_crop(image, landmarks, image_size=size)
+            assert np.array_equal(_norm_crop(image, landmarks, size), theirs)  # on noise: any shift would show
