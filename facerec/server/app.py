@@ -13,7 +13,7 @@ and the key checks are closures it could not resolve from strings.
 import json
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, Security, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Security, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -54,7 +54,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
     app.add_middleware(BodyLimit, limit=engine.limits.upload_bytes)
     _error_handlers(app)
 
-    def caller(request: Request, key: Annotated[str | None, Security(_header)] = None,
+    def caller(key: Annotated[str | None, Security(_header)] = None,
                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> dict | None:
         given = key or (bearer.credentials if bearer else None)
         if not given:
@@ -176,6 +176,9 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 def _people(engine: Engine) -> dict[str, int]:
     from gallery import Gallery
 
+    from ..service import settle
+
+    settle(engine.root)  # a forget interrupted after its commit is finished before anyone reads
     path = engine.root / "gallery"
     if not (path / "meta.sqlite").exists():
         return {}
