@@ -13,7 +13,7 @@ def test_keys_are_stored_hashed_and_can_be_revoked(tmp_path, capsys):
     assert main(["keys", "add", "viewer", "--read-only", "-w", str(ws), "--json"]) == 0
     viewer = json.loads(capsys.readouterr().out)["key"]
     stored = (ws / KEYS_FILE).read_text()
-    assert key not in stored and key.split("_")[2] not in stored  # only the hash is kept
+    assert key not in stored and key.split("_", 2)[2] not in stored  # only the hash is kept
     assert (ws / KEYS_FILE).stat().st_mode & 0o077 == 0  # readable by the owner only
     assert check_key(read_keys(ws), key)["scope"] == "write"
     assert check_key(read_keys(ws), viewer)["scope"] == "read"

@@ -158,6 +158,10 @@ def test_bad_requests_are_4xx_with_one_line_reasons(server, tmp_path):
     chunked = requests.post(f"{url}/recognize", headers={**s["key"], "Content-Type": "application/octet-stream"},
                             data=iter([b"x" * 100_000] * 12))  # no Content-Length: counted as it arrives
     assert chunked.status_code == 413
+    prepared = requests.Request("POST", f"{url}/recognize", files=_upload([T1])).prepare()
+    small = requests.post(f"{url}/recognize", headers={**s["key"], "Content-Type": prepared.headers["Content-Type"]},
+                          data=iter([prepared.body[i:i + 65536] for i in range(0, len(prepared.body), 65536)]))
+    assert small.status_code == 200 and small.json()["results"][0]["image"] == "t1.jpg"  # chunked, under the cap
 
     assert requests.post(f"{url}/people/bad name!/images", headers=s["key"], files=_upload([corrupt])).status_code in (400, 422)
     r = requests.post(f"{url}/recognize", headers=s["key"], data={"top_k": "0"}, files=_upload([T1]))
