@@ -4,6 +4,7 @@ One server (on a copy of the tiny trained workspace, haar detector, 1 MB upload 
 module; each test uses people the others leave alone.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ import pytest
 
 requests = pytest.importorskip("requests")
 
-T1 = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "insightface" / "data" / "images" / "t1.jpg"
+T1 = Path(importlib.util.find_spec("insightface").origin).parent / "data" / "images" / "t1.jpg"  # ships with it
 
 
 def _free_port() -> int:
