@@ -73,9 +73,7 @@ def train_workspace(
     if ws.exists():
         ws.manifest()  # refuses a workspace from a newer facerec before anything is overwritten
     folder = load_face_folder(data_dir, min_images=min_images, max_images=max_images)
-    split = make_split(folder.files_by_identity(), test_per_identity, config.seed)
-    train_x, train_y = folder.select(split.paths("train"))
-    test_x, test_y = folder.select(split.paths("test"))
+    split, (train_x, train_y), (test_x, test_y) = split_folder(folder, test_per_identity, config.seed)
 
     torch.manual_seed(config.seed)
     if backbone is not None:
@@ -92,10 +90,7 @@ def train_workspace(
     top1 = top1_accuracy(model, test_x, test_y, dev)
     train_top1 = top1_accuracy(model, train_x, train_y, dev)
 
-    data_info = {"root": str(Path(data_dir).resolve()), "identities": len(folder.identities),
-                 "images": int(len(folder.paths)), "skipped_unreadable": folder.skipped,
-                 "dropped_identities": len(folder.dropped_identities),
-                 "min_images": min_images, "max_images": max_images}
+    data_info = data_record(data_dir, folder, min_images, max_images)
     training = {"config": config.to_dict(), "device": str(dev), "initialised_from": init or "scratch",
                 **({"initialised_from_file": init_file} if init_file else {}),
                 "seconds": round(result.seconds, 2),
@@ -103,8 +98,7 @@ def train_workspace(
                 "resumed_from_epoch": result.resumed_from}
     version = ws.save(model.cpu(), model_name=model_name, identities=folder.identities, split=split,
                       data=data_info, training=training)
-    replay = write_replay(ws.root, train_x, train_y, folder.identities, shots=replay_shots, seed=config.seed)
-    ws.update_manifest(lambda m: m.update(replay=replay))
+    replay = save_replay(ws, train_x, train_y, folder.identities, shots=replay_shots, seed=config.seed)
     ws.train_state_path.unlink(missing_ok=True)
     return {
         "top1": top1,
@@ -127,6 +121,26 @@ def train_workspace(
         "device": str(dev),
         "workspace": str(ws.root),
     }
+
+
+def split_folder(folder, test_per_identity: int, seed: int):
+    """``(split, (train images, labels), (test images, labels))`` of a loaded face folder."""
+    split = make_split(folder.files_by_identity(), test_per_identity, seed)
+    return split, folder.select(split.paths("train")), folder.select(split.paths("test"))
+
+
+def data_record(data_dir, folder, min_images: int | None = None, max_images: int | None = None) -> dict:
+    """The manifest's ``data`` record of a workspace trained (or imported) over ``folder``."""
+    return {"root": str(Path(data_dir).resolve()), "identities": len(folder.identities),
+            "images": int(len(folder.paths)), "skipped_unreadable": folder.skipped,
+            "dropped_identities": len(folder.dropped_identities), "min_images": min_images, "max_images": max_images}
+
+
+def save_replay(ws: Workspace, images, labels, identities: list[str], *, shots: int, seed: int) -> dict:
+    """Fill the workspace's replay buffer from the training crops and record it in the manifest."""
+    replay = write_replay(ws.root, images, labels, identities, shots=shots, seed=seed)
+    ws.update_manifest(lambda m: m.update(replay=replay))
+    return replay
 
 
 def starting_point(model_name: str | None, from_scratch: bool,

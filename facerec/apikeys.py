@@ -69,7 +69,7 @@ def add_key(root: str | os.PathLike, label: str, scope: str = "write") -> tuple[
         record = {"name": label, "id": key_id, "scope": scope, "sha256": _digest(key),
                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         _write_keys(root, [*keys, record])
-    return key, {k: v for k, v in record.items() if k != "sha256"}
+    return key, _public(record)
 
 
 def revoke_key(root: str | os.PathLike, label: str) -> dict:
@@ -83,11 +83,16 @@ def revoke_key(root: str | os.PathLike, label: str) -> dict:
         if not gone:
             raise FaceRecError(f"no key named {label!r}")
         _write_keys(root, [k for k in keys if k["name"] != label])
-    return {k: v for k, v in gone[0].items() if k != "sha256"}
+    return _public(gone[0])
 
 
 def list_keys(root: str | os.PathLike) -> list[dict]:
-    return [{k: v for k, v in record.items() if k != "sha256"} for record in read_keys(root)]
+    return [_public(record) for record in read_keys(root)]
+
+
+def _public(record: dict) -> dict:
+    """A key's record without its hash, for listings and reports."""
+    return {k: v for k, v in record.items() if k != "sha256"}
 
 
 def check_key(keys: list[dict], key: str) -> dict | None:

@@ -9,45 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 
 from . import __version__
+from .cli_args import fold_list, positive_float, positive_int
 from .cli_service import add_parsers as add_service_parsers
 from .errors import FaceRecError
 from .reports import (describe_demo, describe_enroll, describe_face_demo, describe_forget, describe_forgetting_eval,
                       describe_recognition, describe_training)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def _fold_list(text: str) -> list[int]:
-    try:
-        folds = sorted({int(k) for k in text.split(",")})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected fold numbers like 1 or 1,2, got {text!r}") from None
-    if not folds or folds[0] < 1 or folds[-1] > 10:
-        raise argparse.ArgumentTypeError(f"folds are numbered 1 to 10, got {text!r}")
-    return folds
 
 
 def _add_common(p: argparse.ArgumentParser, workspace: bool = True) -> None:
@@ -73,11 +43,11 @@ def _add_training(p: argparse.ArgumentParser, epochs: int | None = None) -> None
                    help=f"model name (see `facerec models`); default: fine-tune the shipped model, or {DEFAULT_MODEL} "
                         f"from scratch when there is none")
     p.add_argument("--from-scratch", action="store_true", help="random initial weights instead of the shipped model's")
-    p.add_argument("--epochs", type=_positive_int, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"training epochs (default {epochs or d.epochs}; {FINE_TUNE_EPOCHS} when fine-tuning)")
     p.set_defaults(scratch_epochs=epochs or d.epochs)
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=_positive_float, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=positive_float, default=None,
                    help=f"peak learning rate (default {d.lr}; {FINE_TUNE_LR} when fine-tuning)")
     p.add_argument("--margin", choices=["cosface", "arcface"], default=d.margin, help="training margin (default cosface)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, init and augmentation (default 0)")
@@ -99,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a face model on a folder-per-identity dataset")
     p.add_argument("data_dir", metavar="DATA_DIR", help="one subfolder per person, with that person's images")
-    p.add_argument("--min-images", type=_positive_int, default=None, help="leave out people with fewer images")
-    p.add_argument("--max-images", type=_positive_int, default=None, help="use at most this many images per person")
-    p.add_argument("--test-per-identity", type=_positive_int, default=2, help="held-out images per person (default 2)")
+    p.add_argument("--min-images", type=positive_int, default=None, help="leave out people with fewer images")
+    p.add_argument("--max-images", type=positive_int, default=None, help="use at most this many images per person")
+    p.add_argument("--test-per-identity", type=positive_int, default=2, help="held-out images per person (default 2)")
     p.add_argument("--replay-shots", type=int, default=4, metavar="K",
                    help="keep K training crops per person in the workspace, so forget works without the data "
                         "(default 4; 0 keeps none)")
@@ -119,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "model never saw, recognise their other photos and strangers, forget one of them")
     p.add_argument("--detector", default="haar", help="face detector for --data (as in enroll; default haar)")
     p.add_argument("--far", type=float, default=1e-3, help="open-set threshold's target FAR for --data (default 1e-3)")
-    p.add_argument("--identities", type=_positive_int, default=DEMO_IDENTITIES,
+    p.add_argument("--identities", type=positive_int, default=DEMO_IDENTITIES,
                    help=f"synthetic identities (default {DEMO_IDENTITIES})")
-    p.add_argument("--images-per-identity", type=_positive_int, default=DEMO_IMAGES,
+    p.add_argument("--images-per-identity", type=positive_int, default=DEMO_IMAGES,
                    help=f"synthetic images each, 2 of them held out (default {DEMO_IMAGES})")
     _add_training(p, epochs=DEMO_EPOCHS)
     _add_common(p)
@@ -142,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", default=None,
                    help="labelled folder tree instead of images: report rank-1 and unknown rate against the names")
     p.add_argument("--split", choices=["train", "test"], default=None, help="with --folder: only this split part")
-    p.add_argument("--top-k", type=_positive_int, default=1, help="candidates per face (default 1)")
+    p.add_argument("--top-k", type=positive_int, default=1, help="candidates per face (default 1)")
     _add_face_options(p)
     _add_common(p)
     p.set_defaults(func=cmd_recognize)
@@ -182,11 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "term; for few replay shots), gs-lora-calibrated / gs-lora++-calibrated (one edit of every "
                         "face, training photos held to where unseen ones go: closer to a retrained model beyond "
                         "the head), gs-lora-paper / gs-lora++-paper (the paper's bounded CE ascent), or a baseline: retrain, finetune, grad-ascent, random-label, salun, scrub, lwf, l2, ewc")
-    p.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
+    p.add_argument("--shots", type=positive_int, default=None, help="replay K images per retained person")
     p.add_argument("--replay", type=float, default=1.0,
                    help="replay this fraction of each retained person's training images (default 1.0)")
     p.add_argument("--images", nargs="+", default=None, help="images of the person to unlearn from (one person)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="exactly this many unlearning steps (default: 120, or 12 per forgotten person when that is more)")
+    p.add_argument("--steps", type=positive_int, default=None, help="exactly this many unlearning steps (default: 120, or 12 per forgotten person when that is more)")
     p.add_argument("--seed", type=int, default=0, help="seed for the replay sample and LoRA init (default 0)")
     p.add_argument("--ledger", action="store_true", help="show the forget ledger instead of forgetting")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -201,12 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--pairs", default=None, help="pairs file in LFW pairs.txt format")
     q.add_argument("--root", default=None, help="image root for --pairs")
     q.add_argument("--bin", default=None, help="an insightface .bin verification set (lfw.bin, cfp_fp.bin, ...)")
-    q.add_argument("--folds", type=_positive_int, default=10, help="cross-validation folds (default 10)")
+    q.add_argument("--folds", type=positive_int, default=10, help="cross-validation folds (default 10)")
     q.add_argument("--flip", action="store_true", help="add each face's mirror image's embedding")
     q.add_argument("--out", default=None, help="directory for roc.png")
     q.add_argument("--skip-unreadable", action="store_true",
                    help="leave out pairs whose image cannot be decoded (listed in the report) instead of failing")
-    q.add_argument("--fold", type=_fold_list, default=None, metavar="K[,K]",
+    q.add_argument("--fold", type=fold_list, default=None, metavar="K[,K]",
                    help="only the pairs of these folds of the listing (1-10), split into --folds sub-folds: "
                         "--fold 1 is the person-disjoint test of a model trained without fold 1's people")
     _add_face_options(q)
@@ -214,11 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_eval_verification)
     q = evals.add_parser("identification", help="closed-set rank-1/5 and open-set TPIR at FPIR on a folder dataset")
     q.add_argument("root", metavar="ROOT", help="folder per person (or a .rec file); faces are already crops")
-    q.add_argument("--gallery-per-person", type=_positive_int, default=1, help="enrolled images per person (default 1)")
+    q.add_argument("--gallery-per-person", type=positive_int, default=1, help="enrolled images per person (default 1)")
     q.add_argument("--fpir", type=float, default=0.01, help="false-positive identification rate (default 0.01)")
-    q.add_argument("--max-people", type=_positive_int, default=None, help="use at most this many mated people")
+    q.add_argument("--max-people", type=positive_int, default=None, help="use at most this many mated people")
     q.add_argument("--pairs", default=None, help="a pairs listing (LFW pairs.txt) whose --fold names the people")
-    q.add_argument("--fold", type=_fold_list, default=None, metavar="K[,K]",
+    q.add_argument("--fold", type=fold_list, default=None, metavar="K[,K]",
                    help="only the people of these folds of --pairs (mated and one-photo distractors alike)")
     q.add_argument("--exclude", action="append", default=[], metavar="NAME", help="leave this person out (repeatable)")
     q.add_argument("--detector", default="aligned",
@@ -234,10 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--method", default="gs-lora",
                    help="forgetting method(s) as in facerec forget, comma-separated; one retrained reference serves all")
     q.add_argument("--far", type=float, default=1e-2, help="FAR for the verification TAR (default 1e-2)")
-    q.add_argument("--relearn-steps", type=_positive_int, default=30, help="fine-tuning steps of the relearning probes")
-    q.add_argument("--relearn-shots", type=_positive_int, default=2,
+    q.add_argument("--relearn-steps", type=positive_int, default=30, help="fine-tuning steps of the relearning probes")
+    q.add_argument("--relearn-shots", type=positive_int, default=2,
                    help="forgotten person's images in the second relearning probe (default 2 each)")
-    q.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
+    q.add_argument("--shots", type=positive_int, default=None, help="replay K images per retained person")
     q.add_argument("--no-retrain", action="store_true", help="skip the retrained-without-them reference (slow)")
     q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a GS-LoRA setting (forgetting.gslora.GSLoRAConfig), e.g. keep_weight=4; repeatable")
@@ -257,9 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--strangers", default=None, help="folder of aligned crops of people neither the model nor the "
                                                      "gallery saw: their unknown rate is the forgotten people's bar")
     q.add_argument("--protocol", choices=["single", "continual", "few-shot"], default="single")
-    q.add_argument("--draws", type=_positive_int, default=1, help="repeat each setting with this many victim draws")
+    q.add_argument("--draws", type=positive_int, default=1, help="repeat each setting with this many victim draws")
     q.add_argument("--shares", default=None, help="single: comma-separated percentages forgotten (default 5,10,50,90)")
-    q.add_argument("--shots", type=_positive_int, default=None, help="replay K images per retained person")
+    q.add_argument("--shots", type=positive_int, default=None, help="replay K images per retained person")
     q.add_argument("--without-data", action="store_true",
                    help="forget with the data root gone: from stored crops and the replay buffer only")
     q.add_argument("--beyond-head", action="store_true",
@@ -268,10 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--methods", default=DEFAULT_BENCH_METHODS,
                    help=f"comma-separated (default {DEFAULT_BENCH_METHODS}; add retrain for the reference)")
     q.add_argument("--out", default="forgetting-bench", help="directory for the table, JSON and plots")
-    q.add_argument("--per-task", type=_positive_int, default=None, help="continual: people per request (default 20 %%)")
+    q.add_argument("--per-task", type=positive_int, default=None, help="continual: people per request (default 20 %%)")
     q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a GS-LoRA setting (forgetting.gslora.GSLoRAConfig), e.g. keep_weight=4; repeatable")
-    q.add_argument("--epochs", type=_positive_int, default=None, help="base model training epochs (default: train's)")
+    q.add_argument("--epochs", type=positive_int, default=None, help="base model training epochs (default: train's)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     _add_common(q)
@@ -281,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--lfw", required=True, help="LFW folder holding images/ and pairs.txt")
     q.add_argument("--out", required=True, help="new folder for the split (people/, strangers/, split.json)")
     q.add_argument("--detector", default="haar", help="face detector for alignment (yunet:PATH recommended)")
-    q.add_argument("--people", type=_positive_int, default=100, help="identities (default 100)")
-    q.add_argument("--cap", type=_positive_int, default=30, help="photos per person at most (default 30)")
+    q.add_argument("--people", type=positive_int, default=100, help="identities (default 100)")
+    q.add_argument("--cap", type=positive_int, default=30, help="photos per person at most (default 30)")
     q.add_argument("--seed", type=int, default=0)
     _add_common(q, workspace=False)
     q.set_defaults(func=cmd_bench_lfw100)
@@ -453,19 +423,12 @@ def cmd_verify(args) -> None:
 
 
 def cmd_people(args) -> None:
-    from gallery import Gallery
+    from .service import enrolled_people
+    from .workspace import Workspace, resolve_workspace_path
 
-    ws = _workspace(args)
-    ws.manifest()
-    path = ws.root / "gallery"
-    if (path / "meta.sqlite-journal").exists():  # a killed write: only a writer may roll it back
-        with _writing(args):
-            pass
-    people = {}
-    if (path / "meta.sqlite").exists():
-        g = Gallery.open(path, read_only=True)  # a reader never writes, not even to a damaged file
-        people = g.people()
-        g.close()
+    root = resolve_workspace_path(args.workspace)
+    Workspace(root).manifest()  # a missing or newer workspace is an error, not "no one"
+    people = enrolled_people(root)  # which finishes an interrupted forget first
     _emit(args, {"people": people, "count": len(people)},
           "\n".join(f"{n}\t{c}" for n, c in people.items()) or "no one is enrolled")
 
@@ -524,26 +487,15 @@ def cmd_forget(args) -> None:
         raise FaceRecError("usage: facerec forget NAME... (or facerec forget --ledger)")
     if args.recognizer:
         raise FaceRecError("forget changes the workspace's own model; --recognizer is for enroll, recognize and eval")
-    from forgetting.request import forget_people  # torch and the model: not for the ledger
+    from forgetting.request import forget_people, request_config  # torch and the model: not for the ledger
 
-    exact = [f"steps={args.steps}", "steps_per_person=0"] if args.steps else []
-    config = _gslora_config([*exact, f"seed={args.seed}", *args.set])
+    config = request_config(args.set, steps=args.steps, seed=args.seed)
     detector = "aligned" if args.aligned or not args.images else args.detector
     with _writing(args, seed=True):
         r = forget_people(_workspace(args).root, args.names, method=args.method, shots=args.shots,
                           replay_fraction=args.replay, images=args.images, detector=detector, config=config,
                           device=args.device, show_progress=not args.quiet)
     _emit(args, r, describe_forget(r))
-
-
-def _gslora_config(options: list[str]):
-    """GS-LoRA's default configuration with ``--set KEY=VALUE`` options applied."""
-    from forgetting.gslora import GSLoRAConfig
-
-    try:
-        return GSLoRAConfig().with_options(options)
-    except ValueError as err:
-        raise FaceRecError(str(err)) from None
 
 
 def cmd_eval_verification(args) -> None:
@@ -583,7 +535,7 @@ def cmd_eval_identification(args) -> None:
 
 def cmd_eval_forgetting(args) -> None:
     from forgetting.evaluate import evaluate_forgetting
-    from forgetting.request import METHODS
+    from forgetting.request import METHODS, request_config
 
     if not 0 < args.far < 1:
         raise FaceRecError(f"--far must be between 0 and 1, got {args.far}")
@@ -594,7 +546,7 @@ def cmd_eval_forgetting(args) -> None:
                            f"choose from {', '.join(METHODS)}")
     r = evaluate_forgetting(_workspace(args).root, args.names, method=methods, far=args.far,
                             relearn_steps=args.relearn_steps, relearn_shots=args.relearn_shots,
-                            retrain=not args.no_retrain, shots=args.shots, config=_gslora_config(args.set),
+                            retrain=not args.no_retrain, shots=args.shots, config=request_config(args.set),
                             device=args.device, show_progress=not args.quiet)
     _emit(args, r, describe_forgetting_eval(r, args.far))
 
@@ -603,6 +555,7 @@ def cmd_bench_forgetting(args) -> None:
     from pathlib import Path
 
     from forgetting.bench import SINGLE_SHARES, run_bench, write_outputs
+    from forgetting.request import request_config
 
     from .data.folder import read_folder_images
     from .workspace import Workspace
@@ -616,7 +569,7 @@ def cmd_bench_forgetting(args) -> None:
     try:
         bench = run_bench(base, args.protocol, methods, seed=args.seed, draws=args.draws, per_task=args.per_task,
                           shares=shares, shots=args.shots, strangers=strangers, without_data=args.without_data,
-                          beyond=args.beyond_head, config=_gslora_config(args.set) if args.set else None,
+                          beyond=args.beyond_head, config=request_config(args.set) if args.set else None,
                           device=args.device, show_progress=not args.quiet)
     except ValueError as err:
         raise FaceRecError(str(err)) from None

@@ -1,14 +1,13 @@
 """The CLI's commands for facerec as a service and among other tools: ``serve``, ``keys``, ``export``,
 ``import-checkpoint``.
 
-Parsers and handlers only; the work is in :mod:`facerec.server`, :mod:`facerec.apikeys` and
+Parsers and handlers only; the work is in :mod:`facerec.server`, :mod:`facerec.apikeys`,
 :mod:`facerec.onnx_model` and :mod:`facerec.importing`.
 """
 
 from __future__ import annotations
 
-import argparse
-
+from .cli_args import port, positive_float, positive_int
 from .errors import FaceRecError
 
 
@@ -16,15 +15,15 @@ def add_parsers(sub, add_common, emit) -> None:
     """Add ``serve``, ``keys``, ``export`` and ``import-checkpoint`` to the CLI's subcommands; ``emit(args, report, human)`` prints."""
     p = sub.add_parser("serve", help="serve the workspace over HTTP (enroll, recognize, verify, forget, ...)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("--port", type=port, default=8000)
     p.add_argument("--detector", default="haar",
                    help="haar (default, no files), a YuNet or insightface ONNX path, or yunet:PATH / scrfd:PATH")
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     p.add_argument("--keyless-reads", action="store_true",
                    help="let recognize, verify and the listings through without a key (changes always need one)")
-    p.add_argument("--max-upload-mb", type=_positive, default=16.0, help="largest request body (default 16)")
-    p.add_argument("--max-images", type=int, default=32, help="images per request at most (default 32)")
-    p.add_argument("--max-megapixels", type=_positive, default=40.0,
+    p.add_argument("--max-upload-mb", type=positive_float, default=16.0, help="largest request body (default 16)")
+    p.add_argument("--max-images", type=positive_int, default=32, help="images per request at most (default 32)")
+    p.add_argument("--max-megapixels", type=positive_float, default=40.0,
                    help="largest image, read from its header before decoding (default 40, the most facerec reads)")
     p.add_argument("--recognizer", default=None, metavar="ONNX",
                    help="embed with this ArcFace-layout ONNX model instead of the workspace's (forget still "
@@ -67,26 +66,6 @@ def add_parsers(sub, add_common, emit) -> None:
     p.set_defaults(func=lambda args: cmd_import(args, emit))
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {value}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def _root(args):
     from .workspace import resolve_workspace_path
 
@@ -96,8 +75,6 @@ def _root(args):
 def cmd_serve(args) -> None:
     from .server import serve
 
-    if args.max_images < 1:
-        raise FaceRecError(f"--max-images must be >= 1, got {args.max_images}")
     serve(_root(args), args.host, args.port, detector=args.detector, device=args.device,
           keyless_reads=args.keyless_reads, upload_mb=args.max_upload_mb, max_images=args.max_images,
           max_megapixels=min(args.max_megapixels, 40.0),

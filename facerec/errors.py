@@ -21,5 +21,9 @@ class UnknownModelError(FaceRecError, LookupError):
     """A model name that is not in the registry."""
 
 
+class NotEnrolledError(FaceRecError, LookupError):
+    """A person the gallery does not hold (removing them; the HTTP API answers 404)."""
+
+
 class WorkspaceError(FaceRecError):
     """A workspace that is missing, incomplete, corrupt or from a newer facerec."""

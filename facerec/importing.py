@@ -21,11 +21,11 @@ def import_vit_face(checkpoint: str | os.PathLike, workspace: str | os.PathLike,
                     test_per_identity: int = 2, seed: int = 0, lora_alpha: float = 1.0, replay_shots: int | None = None,
                     device: str | None = None) -> dict:
     """Convert ``checkpoint`` and save it as the model of a new workspace over ``data_dir``."""
+    from .api import data_record, save_replay, split_folder
     from .data.folder import load_face_folder
-    from .data.split import make_split
     from .device import resolve_device
     from .models.vit_face import MODEL_NAME, convert_vit_face, read_checkpoint
-    from .replay import DEFAULT_SHOTS, write_replay
+    from .replay import DEFAULT_SHOTS
     from .train import top1_accuracy
     from .workspace import Workspace
 
@@ -38,21 +38,16 @@ def import_vit_face(checkpoint: str | os.PathLike, workspace: str | os.PathLike,
     if len(folder.identities) != model.num_classes:
         raise FaceRecError(f"the checkpoint's head has {model.num_classes} rows but {data_dir} has "
                            f"{len(folder.identities)} people: pass the folder the model was trained on")
-    split = make_split(folder.files_by_identity(), test_per_identity, seed)
-    train_x, train_y = folder.select(split.paths("train"))
-    test_x, test_y = folder.select(split.paths("test"))
+    split, (train_x, train_y), (test_x, test_y) = split_folder(folder, test_per_identity, seed)
     dev = resolve_device(device)
     top1 = top1_accuracy(model.to(dev), test_x, test_y, dev)
-    data_info = {"root": str(Path(data_dir).resolve()), "identities": len(folder.identities),
-                 "images": int(len(folder.paths)), "skipped_unreadable": folder.skipped,
-                 "dropped_identities": len(folder.dropped_identities), "min_images": None, "max_images": None}
+    data_info = data_record(data_dir, folder)
     training = {"imported_from": str(Path(checkpoint).resolve()), "format": "vit_face (GS-LoRA / Face Transformer)",
                 "initialised_from": "imported", "top1": top1, "device": str(dev)}
     version = ws.save(model.cpu(), model_name=MODEL_NAME, identities=folder.identities, split=split,
                       data=data_info, training=training)
-    replay = write_replay(ws.root, train_x, train_y, folder.identities,
-                          shots=DEFAULT_SHOTS if replay_shots is None else replay_shots, seed=seed)
-    ws.update_manifest(lambda m: m.update(replay=replay))
+    replay = save_replay(ws, train_x, train_y, folder.identities,
+                         shots=DEFAULT_SHOTS if replay_shots is None else replay_shots, seed=seed)
     return {"workspace": str(ws.root), "model": MODEL_NAME, "model_version": version,
             "identities": len(folder.identities), "images": int(len(folder.paths)), "test_images": int(len(test_x)),
             "top1": top1, "replay_images": replay["images"], "seconds": round(time.perf_counter() - t_start, 2)}

@@ -20,11 +20,11 @@ import torch
 from gallery import Gallery, GalleryError
 from .data.folder import list_identity_files, png_bytes, read_image
 from .data.pairs import read_pairs
-from .data.images import ImageError, read_image_file
+from .data.images import MAX_PIXELS, ImageError, read_image_file
 from .data.transforms import to_tensor
 from .detect import Face, align_face, central_face, make_detector
 from .device import resolve_device
-from .errors import DataError, FaceRecError
+from .errors import DataError, FaceRecError, NotEnrolledError
 from .io import atomic_write_bytes
 from .names import name_problem, validate_name
 from .workspace import Workspace
@@ -45,6 +45,8 @@ class ImageFaces:
 
 class FacePipeline:
     """A workspace's model, gallery and detector, loaded once for many images."""
+
+    max_pixels = MAX_PIXELS  # largest image read, from its header (a server may set less)
 
     def __init__(self, workspace: Workspace, detector: str = "haar", device: str | None = None,
                  recognizer: str | None = None):
@@ -76,7 +78,7 @@ class FacePipeline:
     # -- images -> crops -> embeddings ------------------------------------------------------
     def read_faces(self, path: str | Path) -> ImageFaces:
         try:
-            image, raw = read_image_file(path)
+            image, raw = read_image_file(path, max_pixels=self.max_pixels)
         except ImageError as err:
             return ImageFaces(str(path), f"unreadable: {err.reason}")
         faces = self.detect(image)
@@ -273,11 +275,11 @@ def remove(pipe: FacePipeline, name: str) -> dict:
         except GalleryError:
             gallery.rollback()
             if not crop_dir.exists():
-                raise FaceRecError(f"{name!r} is not enrolled") from None
+                raise NotEnrolledError(f"{name!r} is not enrolled") from None
         finally:
             gallery.close()
     elif not crop_dir.exists():
-        raise FaceRecError(f"{name!r} is not enrolled")
+        raise NotEnrolledError(f"{name!r} is not enrolled")
     crops = len(list(crop_dir.glob("*"))) if crop_dir.exists() else 0
     shutil.rmtree(crop_dir, ignore_errors=True)
     return {"name": name, "vectors_removed": removed, "crops_removed": crops,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 from .errors import FaceRecError
 
@@ -47,6 +48,25 @@ def settle(root: str | os.PathLike) -> None:
     if ws.exists() and erasure_record(ws.manifest()).get("pending"):
         with writing(root):
             pass
+
+
+def enrolled_people(root: str | os.PathLike) -> dict[str, int]:
+    """``{person: enrolled images}`` of the workspace's gallery, read without writing to it; a
+    write killed mid-way (a hot SQLite journal) is rolled back by a writer first."""
+    from gallery import Gallery
+
+    settle(root)
+    path = Path(root) / "gallery"
+    if (path / "meta.sqlite-journal").exists():  # only a writer may roll it back
+        with writing(root):
+            pass
+    if not (path / "meta.sqlite").exists():
+        return {}
+    g = Gallery.open(path, read_only=True)  # a reader never writes, not even to a damaged file
+    try:
+        return g.people()
+    finally:
+        g.close()
 
 
 def enroll_summary(reports: list[dict], rejected: list[str] = ()) -> tuple[dict, list[dict]]:

@@ -102,11 +102,26 @@ def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots
     return report
 
 
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise FaceRecError(f"unknown forgetting method {method!r}; choose one of {', '.join(METHODS)}")
+    return method
+
+
+def request_config(options: list[str] = (), *, steps: int | None = None, seed: int | None = None) -> GSLoRAConfig:
+    """GS-LoRA's defaults with ``KEY=VALUE`` options (``--set``) applied; ``steps``: exactly that many
+    unlearning steps, not scaled by the number of people. A bad option is a FaceRecError."""
+    exact = [f"steps={steps}", "steps_per_person=0"] if steps else []
+    try:
+        return GSLoRAConfig().with_options([*exact, *([f"seed={seed}"] if seed is not None else []), *options])
+    except ValueError as err:
+        raise FaceRecError(str(err)) from None
+
+
 def plan_request(workspace, names: list[str], *, method: str, shots: int | None, replay_fraction: float,
                  config: GSLoRAConfig | None, baseline_config: BaselineConfig | None) -> Plan:
     """Stage 1: check the request and settle who is unlearnt, from what, with which configuration."""
-    if method not in METHODS:
-        raise FaceRecError(f"unknown forgetting method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method)
     if shots is not None and shots < 1:
         raise FaceRecError(f"--shots must be >= 1, got {shots}")
     if not 0 < replay_fraction <= 1:

@@ -25,9 +25,10 @@ from gallery import GalleryCorrupt, GalleryError
 from .. import __version__
 from ..apikeys import check_key
 from ..data.images import ImageError, read_image_file
-from ..errors import DataError, FaceRecError, UnknownModelError, WorkspaceError
+from ..errors import DataError, FaceRecError, WorkspaceError
+from ..service import enroll_summary, enrolled_people, nothing_enrolled
 from .limits import BodyLimit
-from .state import Busy, Engine, saved_uploads
+from .state import Busy, Engine, one_line, saved_uploads
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="a key from `facerec keys add`")
 _bearer = HTTPBearer(auto_error=False, description="the same key as `Authorization: Bearer KEY`")
@@ -87,14 +88,13 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
     @app.get("/people", dependencies=read, summary="enrolled people with their image counts")
     def people() -> dict:
-        found = _people(engine)
+        found = enrolled_people(engine.root)
         return {"people": found, "count": len(found)}
 
     @app.post("/people/{name}/images", dependencies=write, summary="enroll a person from images")
     def enroll(name: str, images: Images, aligned: Aligned = False) -> dict:
         from ..names import validate_name
         from ..recognition import enroll
-        from ..service import enroll_summary, nothing_enrolled
 
         validate_name(name)
         uploads = _read_uploads(engine, images)
@@ -114,9 +114,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
         validate_name(name)
         with engine.writing(), engine.compute:
-            if name not in _people(engine):
-                raise HTTPException(404, f"{name!r} is not enrolled")
-            return remove(engine.pipeline(), name)
+            return remove(engine.pipeline(), name)  # NotEnrolledError: 404
 
     @app.post("/recognize", dependencies=read, summary="identify every face in images against the gallery")
     def recognize(images: Images, aligned: Aligned = False,
@@ -125,8 +123,11 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
         uploads = _read_uploads(engine, images)
         with saved_uploads(uploads) as paths, engine.compute:
-            _check_images(engine, paths, uploads)
-            return _relabel(recognize(engine.pipeline(aligned), paths, top_k=top_k), paths, uploads)
+            report = _relabel(recognize(engine.pipeline(aligned), paths, top_k=top_k), paths, uploads)
+        for result in report["results"]:  # read once, by the pipeline, under the server's pixel limit
+            if result["status"].startswith("unreadable: "):
+                raise ImageError(result["image"], result["status"].removeprefix("unreadable: "))
+        return report
 
     @app.post("/verify", dependencies=read, summary="are the (largest) faces in two images the same person?")
     def verify(image_a: Annotated[UploadFile, File()], image_b: Annotated[UploadFile, File()],
@@ -173,39 +174,18 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
     return app
 
 
-def _people(engine: Engine) -> dict[str, int]:
-    from gallery import Gallery
-
-    from ..service import settle
-
-    settle(engine.root)  # a forget interrupted after its commit is finished before anyone reads
-    path = engine.root / "gallery"
-    if not (path / "meta.sqlite").exists():
-        return {}
-    g = Gallery.open(path, read_only=True)
-    try:
-        return g.people()
-    finally:
-        g.close()
-
-
 def _submit_forget(engine: Engine, body: ForgetRequest) -> dict:
     from ..names import validate_name
     from ..workspace import Workspace
 
-    from forgetting.gslora import GSLoRAConfig
-    from forgetting.request import METHODS, forget_people
+    from forgetting.request import check_method, forget_people, request_config
 
     names = [validate_name(n) for n in body.names]
-    if body.method not in METHODS:
-        raise FaceRecError(f"unknown forgetting method {body.method!r}; choose one of {', '.join(METHODS)}")
-    exact = [f"steps={body.steps}", "steps_per_person=0"] if body.steps else []
-    try:
-        config = GSLoRAConfig().with_options([*exact, f"seed={body.seed}", *body.set])
-    except ValueError as err:
-        raise FaceRecError(str(err)) from None
+    check_method(body.method)
+    config = request_config(body.set, steps=body.steps, seed=body.seed)
     ws = Workspace(engine.root)
-    known = set(_people(engine)) | (set(filter(None, ws.manifest()["identities"])) if ws.exists() else set())
+    in_model = set(filter(None, ws.manifest()["identities"])) if ws.exists() else set()
+    known = set(enrolled_people(engine.root)) | in_model
     unknown = [n for n in names if n not in known]
     if unknown:
         raise HTTPException(404, f"not enrolled and not in the model: {', '.join(unknown)}")
@@ -230,13 +210,14 @@ def _read_uploads(engine: Engine, files: list[UploadFile]) -> list[tuple[str, by
 
 
 def _label(filename: str | None, index: int) -> str:
-    name = " ".join((filename or "").split())[:200]
+    name = one_line(filename or "", 200)
     return name or f"upload-{index}"
 
 
 def _check_images(engine: Engine, paths: list[str], uploads: list[tuple[str, bytes]]) -> None:
     """Every upload must decode as an image within the pixel limit (read from its header before
-    anything is allocated) before any work."""
+    anything is allocated) before any work: for enroll, so that a bad upload writes nothing, and for
+    verify, whose pair is all or nothing. Recognize needs no second read: it reports the pipeline's."""
     for path, (label, _) in zip(paths, uploads):
         try:
             read_image_file(path, max_pixels=engine.limits.pixels)
@@ -259,12 +240,12 @@ def _status(err: FaceRecError) -> int:
         return 422
     if isinstance(err, WorkspaceError):
         return 409
-    return 404 if isinstance(err, UnknownModelError) else 400
+    return 404 if isinstance(err, LookupError) else 400  # an unknown person or model
 
 
 def _error_handlers(app: FastAPI) -> None:
     def reply(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-        return JSONResponse({"error": " ".join(str(message).split())[:1000]}, status_code=status, headers=headers)
+        return JSONResponse({"error": one_line(message, 1000)}, status_code=status, headers=headers)
 
     @app.exception_handler(FaceRecError)
     async def _facerec(request, err: FaceRecError):

@@ -74,6 +74,7 @@ class Engine:
             if self._pipe is None or (state is not None and state != self._loaded_for):
                 # a new model (after a forget) or a new threshold (after calibrate): load again
                 self._pipe = FacePipeline(ws, detector=self.detector, device=self.device, recognizer=self.recognizer)
+                self._pipe.max_pixels = self.limits.pixels
                 self._loaded_for = state
             pipe = self._pipe
         if aligned:
@@ -162,7 +163,7 @@ class Jobs:
             try:
                 result = run()
             except FaceRecError as err:
-                self._update(job_id, status="failed", error=_one_line(str(err)), finished=_now())
+                self._update(job_id, status="failed", error=one_line(str(err)), finished=_now())
             except Exception as err:  # a bug: logged in full, reported in one line
                 traceback.print_exc()
                 self._update(job_id, status="failed", error=f"internal error: {type(err).__name__}",
@@ -179,5 +180,6 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:500]
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line (every run of whitespace, newlines too, one space), at most ``limit`` characters."""
+    return " ".join(str(text).split())[:limit]
