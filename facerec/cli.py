@@ -15,7 +15,7 @@ import sys
 from . import __version__
 from .cli_args import fold_list, positive_float, positive_int
 from .cli_service import add_parsers as add_service_parsers
-from .errors import FaceRecError
+from .errors import FaceRecError, storage_problem
 from .reports import (describe_demo, describe_enroll, describe_face_demo, describe_forget, describe_forgetting_eval,
                       describe_recognition, describe_training)
 
@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("reindex", help="rebuild the gallery from the stored face crops (after damage, or to re-embed)")
+    p.add_argument("--restore-quarantined", action="store_true",
+                   help="first move quarantined crops (crops no gallery row referred to) back, to enroll them again")
     _add_common(p)
     p.set_defaults(func=cmd_reindex)
 
@@ -292,12 +294,12 @@ def _workspace(args):
     return Workspace(resolve_workspace_path(args.workspace))
 
 
-def _writing(args, create: bool = False, seed: bool = False):
+def _writing(args, create: bool = False, seed: bool = False, rebuilding: bool = False):
     """The workspace's writer lock (``facerec.service.writing``) for the workspace of ``args``."""
     from .service import writing
     from .workspace import resolve_workspace_path
 
-    return writing(resolve_workspace_path(args.workspace), create=create, seed=seed)
+    return writing(resolve_workspace_path(args.workspace), create=create, seed=seed, rebuilding=rebuilding)
 
 
 def _settle(args) -> None:
@@ -450,10 +452,13 @@ def cmd_remove(args) -> None:
 def cmd_reindex(args) -> None:
     from .recognition import reindex
 
-    with _writing(args):
-        r = reindex(_pipeline(args))
+    with _writing(args, rebuilding=True):
+        r = reindex(_pipeline(args), restore_quarantined=args.restore_quarantined)
     _emit(args, r, f"re-embedded {r['vectors']} stored crop(s) of {r['people']} people with model {r['model_version']}"
-                   + (f"; skipped {len(r['skipped'])} unreadable crop(s)" if r["skipped"] else ""))
+                   + (f"; {r['restored_from_quarantine']} restored from quarantine" if r["restored_from_quarantine"] else "")
+                   + (f"; skipped {len(r['skipped'])} unreadable crop(s)" if r["skipped"] else "")
+                   + (f"; {r['rows_without_crop']} gallery row(s) had no stored crop and could not be rebuilt"
+                      if r["rows_without_crop"] else ""))
 
 
 def cmd_calibrate(args) -> None:
@@ -629,8 +634,10 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
+    _show_notes()
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
     except (FaceRecError, GalleryError) as err:
         hint = "; rebuild it from the stored crops with `facerec reindex`" if isinstance(err, GalleryCorrupt) else ""
         print(f"error: {_one_line(str(err))}{hint}", file=sys.stderr)
@@ -638,13 +645,34 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; a training run resumes from its last epoch when run again", file=sys.stderr)
         return 130
-    except Exception as err:  # a bug, not a user error: still one line unless asked for more
+    except BrokenPipeError:  # `facerec people | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more reaches the pipe
+        return 0
+    except Exception as err:  # the disk, not the input: one line, exit 2; anything else is a bug
+        if (reason := storage_problem(err)) is not None:
+            print(f"error: {_one_line(reason)}; whatever the command had not committed was undone", file=sys.stderr)
+            return 2
         if os.environ.get("FACEREC_DEBUG"):
             raise
         print(f"error: unexpected {type(err).__name__}: {_one_line(str(err))} (set FACEREC_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _show_notes() -> None:
+    """The library's notes (``logging`` at WARNING on the ``facerec`` logger: crops moved to
+    quarantine, say) as one ``note: ...`` line each on stderr."""
+    import logging
+
+    class Notes(logging.Handler):
+        def emit(self, record):
+            print(f"note: {_one_line(record.getMessage())}", file=sys.stderr)  # today's sys.stderr
+
+    logger = logging.getLogger("facerec")
+    if not any(type(h).__name__ == "Notes" for h in logger.handlers):
+        logger.addHandler(Notes(logging.WARNING))
+        logger.propagate = False
 
 
 def _one_line(text: str) -> str:

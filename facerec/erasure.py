@@ -69,29 +69,44 @@ def data_root_inside(ws: Workspace, manifest: dict) -> Path | None:
     return root if root.is_relative_to(ws.root.resolve()) and root.is_dir() else None
 
 
-def purge_people(ws: Workspace, hashes: set[str]) -> dict:
-    """Delete crops folders, gallery entries and workspace-held dataset folders of ``hashes``.
+def purge_people(ws: Workspace, hashes: set[str], gallery_rebuilt: bool = False) -> dict:
+    """Delete crops folders (quarantined ones too), gallery entries and workspace-held dataset
+    folders of ``hashes``. Folders are found without following links, and removed with
+    ``shutil.rmtree``, which never follows one inside them.
+
+    ``gallery_rebuilt``: the caller rebuilds the gallery from the remaining crops next, so a
+    damaged gallery is left to that rebuild instead of stopping the purge (a damaged gallery
+    cannot be edited, and it is never deleted on the strength of its damage).
 
     Idempotent: safe to run again after an interruption. Returns counts of what was removed.
+
+    Raises:
+        GalleryCorrupt: the gallery is damaged (without ``gallery_rebuilt``); the folders are
+        purged first, the gallery's entries when it has been rebuilt (`facerec reindex`).
     """
-    from gallery import Gallery
+    from gallery import Gallery, GalleryCorrupt
+
+    from .layout import real_folders
 
     key = erasure_key(ws)
     removed = {"crop_folders": 0, "replay_folders": 0, "data_folders": 0, "gallery_people": 0}
     if key is None or not hashes:
         return removed
     manifest = ws.manifest()
-    folders = [("crop_folders", ws.root / "crops"), ("replay_folders", ws.root / "replay"),
-               ("data_folders", data_root_inside(ws, manifest))]
+    folders = [("crop_folders", ws.root / "crops"), *(("crop_folders", b) for b in real_folders(ws.root / "quarantine")),
+               ("replay_folders", ws.root / "replay"), ("data_folders", data_root_inside(ws, manifest))]
     for kind, parent in folders:
-        if parent is None or not parent.is_dir():
-            continue
-        for child in parent.iterdir():
-            if child.is_dir() and name_hash(key, child.name) in hashes:
+        for child in real_folders(parent) if parent is not None else []:
+            if name_hash(key, child.name) in hashes:
                 shutil.rmtree(child)
                 removed[kind] += 1
     if (ws.root / "gallery" / "meta.sqlite").is_file():
-        gallery = Gallery.open(ws.root / "gallery")
+        try:
+            gallery = Gallery.open(ws.root / "gallery")
+        except GalleryCorrupt:
+            if gallery_rebuilt:
+                return removed
+            raise
         try:
             doomed = [p for p in gallery.people() if name_hash(key, p) in hashes]
             for person in doomed:
@@ -104,12 +119,12 @@ def purge_people(ws: Workspace, hashes: set[str]) -> dict:
     return removed
 
 
-def complete_pending(ws: Workspace) -> dict | None:
+def complete_pending(ws: Workspace, gallery_rebuilt: bool = False) -> dict | None:
     """Finish a forget whose commit landed but whose clean-up did not (the process was killed).
 
     Removes the request's people's files, the resume checkpoint (it holds pre-forget weights)
     and staging folders, then clears ``pending``. Returns what was removed, or None if nothing
-    was pending.
+    was pending. ``gallery_rebuilt``: as in :func:`purge_people`.
     """
     manifest = ws.manifest()
     record = erasure_record(manifest)
@@ -120,7 +135,7 @@ def complete_pending(ws: Workspace) -> dict | None:
     staging = ws.root / "gallery.staging"
     if _gallery_version(staging) == manifest["model"]["version"]:
         swap_in_gallery(ws, staging)  # the forget's re-embedded gallery; otherwise it is rebuilt on next use
-    removed = purge_people(ws, hashes)
+    removed = purge_people(ws, hashes, gallery_rebuilt=gallery_rebuilt)
     ws.train_state_path.unlink(missing_ok=True)
     ws.remove_unreferenced_weights()  # the pre-forget weights still know the person
     remove_stale_dirs(ws.root)

@@ -18,13 +18,24 @@ from .errors import WorkspaceError
 def workspace_lock(root: str | os.PathLike, create: bool = False):
     """Hold the workspace's writer lock; ``create`` makes the directory first (for ``train``)."""
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise WorkspaceError(f"workspace {root} is a file, not a folder; name a folder with -w")
     if create:
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a parent that is a file, no permission, a read-only disk
+            raise WorkspaceError(f"workspace {root} cannot be created ({err.strerror})") from None
     elif not root.is_dir():
         raise WorkspaceError(f"workspace {root} does not exist; run `facerec train DATA_DIR -w {root}` first")
-    with open(root / ".lock", "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # blocks until the other writer is done
+    try:  # never through a link: the lock file is created inside the workspace or not at all
+        fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        raise WorkspaceError(f"{root / '.lock'} cannot be opened ({err.strerror}); is it a link?") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks until the other writer is done
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -8,7 +8,9 @@ threshold lives in the manifest (``recognition.threshold``): a best match below 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,9 @@ import numpy as np
 import torch
 
 from gallery import Gallery, GalleryError
+
+from . import journal
+from .consistency import crop_key, open_live_gallery
 from .data.folder import list_identity_files, png_bytes, read_image
 from .data.pairs import read_pairs
 from .data.images import MAX_PIXELS, ImageError, read_image_file
@@ -26,6 +31,7 @@ from .detect import Face, align_face, central_face, make_detector
 from .device import resolve_device
 from .errors import DataError, FaceRecError, NotEnrolledError
 from .io import atomic_write_bytes
+from .layout import is_real_folder, real_files, real_folders
 from .names import name_problem, validate_name
 from .workspace import Workspace
 
@@ -113,11 +119,11 @@ class FacePipeline:
                 raise FaceRecError(f"no one is enrolled in {self.ws.root}; run `facerec enroll` first")
             else:
                 return Gallery.create(self.gallery_path, self.model.embedding_dim, self.model_version)
-        gallery = Gallery.open(self.gallery_path)
+        gallery = open_live_gallery(self.ws.root)  # checked against the stored crops too
         if gallery.model_version != self.model_version:
             gallery.close()
             rebuild_gallery(self)
-            gallery = Gallery.open(self.gallery_path)
+            gallery = open_live_gallery(self.ws.root)
         return gallery
 
 
@@ -155,11 +161,9 @@ def rebuild_gallery(pipe: FacePipeline, skipped: list[str] | None = None) -> int
 
 
 def _stored_people(crops_root: Path) -> list[Path]:
-    """The crop folders of people (valid names only: a folder left by an older facerec under a
-    name that cannot be stored or printed is not a person)."""
-    if not crops_root.is_dir():
-        return []
-    return sorted(p for p in crops_root.iterdir() if p.is_dir() and not name_problem(p.name))
+    """The crop folders of people (real folders of valid names only: a folder left by an older
+    facerec under a name that cannot be stored or printed is not a person)."""
+    return [p for p in real_folders(crops_root) if not name_problem(p.name)]
 
 
 def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(), progress=None,
@@ -174,7 +178,7 @@ def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(
         if person_dir.name in exclude:
             continue
         files, crops = [], []
-        for f in sorted(person_dir.glob("*.png")):
+        for f in (f for f in real_files(person_dir) if crop_key(f.name)):
             try:
                 crops.append(read_image(f))  # not cv2.imread: it crashes on undecodable path names
                 files.append(f)
@@ -220,28 +224,55 @@ def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None,
                 known.add(found.sha256[:16])  # the same image twice in one command is enrolled once
                 crops.append(found.crops[0])
                 hashes.append(found.sha256)
-                sources.append(str(label))
-            statuses.append({"image": str(label), "status": found.status, "faces": len(found.faces)})
+                sources.append(_storable(str(label)))
+            statuses.append({"image": _storable(str(label)), "status": found.status, "faces": len(found.faces)})
             if progress:
                 progress(1)
         if not crops:
             return {"name": name, "enrolled": 0, "images": statuses}
         gallery = gallery or pipe.open_gallery(create=True)
-        # crops, then the gallery commit: a crash in between leaves crops no gallery row refers
-        # to, which the next writer removes (cleanup.clean_workspace); a re-run adds them again
-        crop_dir = pipe.crops_dir(name)
-        for crop, digest in zip(crops, hashes):
-            atomic_write_bytes(crop_dir / f"{digest[:16]}-0.png", png_bytes(crop))
-        try:
-            gallery.add(name, pipe.embed(crops), image_hashes=hashes, sources=sources, model_version=pipe.model_version)
-            gallery.save()
-        except GalleryError as err:
-            gallery.rollback()
-            raise FaceRecError(str(err)) from None
+        _store_and_commit(pipe, gallery, name, crops, hashes, sources)
     finally:
         if gallery is not None:
             gallery.close()
     return {"name": name, "enrolled": len(crops), "images": statuses}
+
+
+def _store_and_commit(pipe: FacePipeline, gallery: Gallery, name: str, crops: list[np.ndarray], hashes: list[str],
+                      sources: list[str]) -> None:
+    """Write the crops, then commit the gallery, under a journal entry naming each new crop and
+    its bytes' hash: a failure in between undoes the crops here, a kill leaves them to the next
+    writer (``cleanup.settle_journal``), and nothing else is ever taken for this command's own."""
+    crop_dir = pipe.crops_dir(name)
+    files = {f"{digest[:16]}-0.png": png_bytes(crop) for crop, digest in zip(crops, hashes)}
+    new = {f: data for f, data in files.items() if not os.path.lexists(crop_dir / f)}
+    entry = journal.begin(pipe.ws.root, journal.Entry("enroll", name, {
+        f"crops/{name}/{f}": journal.digest(data) for f, data in new.items()}))
+    try:
+        for f, data in files.items():
+            atomic_write_bytes(crop_dir / f, data)
+        gallery.add(name, pipe.embed(crops), image_hashes=hashes, sources=sources,
+                    model_version=pipe.model_version)
+        gallery.save()
+    except BaseException as err:
+        for f, data in new.items():  # ours, and never committed
+            if (crop_dir / f).is_file() and journal.digest((crop_dir / f).read_bytes()) == journal.digest(data):
+                (crop_dir / f).unlink()
+        with contextlib.suppress(OSError):
+            crop_dir.rmdir()  # only when empty
+        journal.end(entry)
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            gallery.rollback()
+        if isinstance(err, GalleryError):
+            raise FaceRecError(str(err)) from None
+        raise
+    journal.end(entry)
+
+
+def _storable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a file name's undecodable bytes (``café`` in Latin-1, which
+    Python carries as lone surrogates) shown escaped, ``caf\\xe9``, instead of failing the insert."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def folder_people(root: str | Path, split_part: str | None = None, workspace: Workspace | None = None,
@@ -263,35 +294,64 @@ def folder_people(root: str | Path, split_part: str | None = None, workspace: Wo
 
 
 def remove(pipe: FacePipeline, name: str) -> dict:
-    """Remove ``name``'s vectors, metadata and stored crops (not the model's knowledge of them:
-    ``still_in_model`` says whether the model was trained on ``name``; `facerec forget` erases that)."""
-    crop_dir = pipe.crops_dir(name)
-    removed = 0
-    if (pipe.gallery_path / "meta.sqlite").exists():
-        gallery = pipe.open_gallery()
-        try:
-            removed = gallery.remove_person(name)
-            gallery.save()
-        except GalleryError:
-            gallery.rollback()
-            if not crop_dir.exists():
-                raise NotEnrolledError(f"{name!r} is not enrolled") from None
-        finally:
-            gallery.close()
-    elif not crop_dir.exists():
-        raise NotEnrolledError(f"{name!r} is not enrolled")
-    crops = len(list(crop_dir.glob("*"))) if crop_dir.exists() else 0
-    shutil.rmtree(crop_dir, ignore_errors=True)
+    """Remove ``name``'s vectors, metadata and stored crops, quarantined ones included (not the
+    model's knowledge of them: ``still_in_model`` says whether the model was trained on ``name``;
+    `facerec forget` erases that).
+
+    The gallery commit comes first, then the crops go, under a journal entry, so a kill in between
+    is finished by the next writer rather than leaving crops that look like damage."""
+    from .cleanup import delete_person_crops, quarantined_people
+
+    validate_name(name)
+    root = pipe.ws.root
+    entry = journal.begin(root, journal.Entry("remove", name))
+    try:
+        removed, in_gallery = 0, False
+        if (pipe.gallery_path / "meta.sqlite").exists():
+            gallery = pipe.open_gallery()
+            try:
+                in_gallery = name in gallery.people()
+                if in_gallery:
+                    removed = gallery.remove_person(name)
+                    gallery.save()
+            finally:
+                gallery.close()
+        if not in_gallery and not is_real_folder(pipe.crops_dir(name)) and name not in quarantined_people(root):
+            raise NotEnrolledError(f"{name!r} is not enrolled")
+        crops = delete_person_crops(root, name)
+    finally:
+        journal.end(entry)
     return {"name": name, "vectors_removed": removed, "crops_removed": crops,
             "still_in_model": name in pipe.ws.manifest()["identities"]}
 
 
-def reindex(pipe: FacePipeline) -> dict:
-    """Rebuild the gallery from the stored crops with the current model (replaces a damaged one)."""
+def reindex(pipe: FacePipeline, restore_quarantined: bool = False) -> dict:
+    """Rebuild the gallery from the stored crops with the current model (replaces a damaged one).
+
+    Every stored crop is enrolled, its person's gallery row present or not; a gallery row whose
+    crop is gone cannot be rebuilt and is counted (``rows_without_crop``). With
+    ``restore_quarantined``, quarantined crops (:mod:`facerec.cleanup`) are moved back first."""
+    from .cleanup import restore_quarantined as restore
+
+    restored = restore(pipe.ws.root) if restore_quarantined else 0
+    lost = _rows_without_crop(pipe.ws.root)
     skipped: list[str] = []
     total = rebuild_gallery(pipe, skipped)
     people = len(_stored_people(pipe.ws.root / "crops"))
-    return {"vectors": total, "people": people, "skipped": skipped, "model_version": pipe.model_version}
+    return {"vectors": total, "people": people, "skipped": skipped, "model_version": pipe.model_version,
+            "restored_from_quarantine": restored, "rows_without_crop": lost}
+
+
+def _rows_without_crop(root: Path) -> int | None:
+    """Gallery rows with no stored crop (lost by a rebuild), or None when the rows are unreadable."""
+    from gallery import GalleryCorrupt, GalleryError, stored_image_hashes
+
+    from .consistency import compare
+
+    try:
+        return len(compare(root, stored_image_hashes(root / "gallery")).rows_without_crop)
+    except (GalleryCorrupt, GalleryError):
+        return None
 
 
 def recognize(pipe: FacePipeline, image_paths: list[str], top_k: int = 1, progress=None) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 
 from .data.folder import png_bytes, read_image
 from .errors import DataError
+from .layout import real_files
 
 FORMAT_VERSION = 1
 FOLDER = "replay"
@@ -64,8 +65,7 @@ def write_replay(root: Path, images: np.ndarray, labels: np.ndarray, identities:
 
 def read_replay(root: Path, person: str, limit: int | None = None) -> list[np.ndarray]:
     """The person's replay crops (at most ``limit``); none when the person has no buffer."""
-    folder = root / FOLDER / person
-    files = sorted(folder.glob("*.png"))[:limit] if folder.is_dir() else []
+    files = [f for f in real_files(root / FOLDER / person) if f.suffix == ".png"][:limit]  # never through a link
     out = []
     for f in files:
         try:

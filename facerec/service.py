@@ -17,33 +17,44 @@ from .errors import FaceRecError
 
 
 @contextlib.contextmanager
-def writing(root: str | os.PathLike, create: bool = False, seed: bool = False):
-    """Hold the workspace's writer lock; first finish a forget that was interrupted after its commit.
+def writing(root: str | os.PathLike, create: bool = False, seed: bool = False, rebuilding: bool = False):
+    """Hold the workspace's writer lock; first check its layout (:mod:`facerec.layout`: a link or
+    special file inside stops the command before anything changes), finish a forget that was
+    interrupted after its commit, and settle what killed commands left (:mod:`facerec.cleanup`).
 
     With ``seed``, a workspace without a model of its own gets the shipped one first (created if
     need be), so enroll / calibrate / forget work on a fresh workspace with no training step.
+    ``rebuilding``: the command rebuilds the gallery from the stored crops (``reindex``), so crops
+    without a gallery row stay where they are for it, and a damaged gallery does not stop an
+    interrupted forget from being completed.
     """
     from . import pretrained
     from .cleanup import clean_workspace
     from .erasure import complete_pending
+    from .layout import check_layout
     from .lock import workspace_lock
     from .workspace import Workspace
 
+    check_layout(root)
     seeding = seed and not Workspace(root).exists() and pretrained.available()
     with workspace_lock(root, create=create or seeding):
+        check_layout(root)  # again: another writer may have been changing it while this one waited
         if seeding and not Workspace(root).exists():
             pretrained.seed_workspace(root)
         if Workspace(root).exists():
-            complete_pending(Workspace(root))
-        clean_workspace(Workspace(root))  # what a killed command left: temporary files, staging, orphans
+            complete_pending(Workspace(root), gallery_rebuilt=rebuilding)
+        clean_workspace(Workspace(root), keep_orphans=rebuilding)  # what killed commands left
         yield
 
 
 def settle(root: str | os.PathLike) -> None:
-    """Readers too must not see a half-finished forget: finish it (under the lock) before reading."""
+    """Before reading: the layout is checked (a link inside the workspace is reported, not read
+    through), and a half-finished forget is finished under the lock, so readers never see one."""
     from .erasure import erasure_record
+    from .layout import check_layout
     from .workspace import Workspace
 
+    check_layout(root)
     ws = Workspace(root)
     if ws.exists() and erasure_record(ws.manifest()).get("pending"):
         with writing(root):
@@ -53,7 +64,7 @@ def settle(root: str | os.PathLike) -> None:
 def enrolled_people(root: str | os.PathLike) -> dict[str, int]:
     """``{person: enrolled images}`` of the workspace's gallery, read without writing to it; a
     write killed mid-way (a hot SQLite journal) is rolled back by a writer first."""
-    from gallery import Gallery
+    from .consistency import open_live_gallery
 
     settle(root)
     path = Path(root) / "gallery"
@@ -62,7 +73,7 @@ def enrolled_people(root: str | os.PathLike) -> dict[str, int]:
             pass
     if not (path / "meta.sqlite").exists():
         return {}
-    g = Gallery.open(path, read_only=True)  # a reader never writes, not even to a damaged file
+    g = open_live_gallery(root, read_only=True)  # a reader never writes, not even to a damaged file
     try:
         return g.people()
     finally:

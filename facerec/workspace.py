@@ -132,6 +132,8 @@ class Workspace:
         Raises:
             WorkspaceError: there is none, it is corrupt, or a newer facerec wrote it.
         """
+        if self.root.exists() and not self.root.is_dir():
+            raise WorkspaceError(f"workspace {self.root} is a file, not a folder; name a folder with -w")
         if not self.root.is_dir():
             raise WorkspaceError(f"workspace {self.root} does not exist; `facerec enroll NAME PHOTO -w {self.root}` starts "
                                  f"one on the shipped model, `facerec train DATA_DIR -w {self.root}` on your own data")
@@ -237,9 +239,11 @@ class Workspace:
         return self._remove_unreferenced_weights(keep=self.root / self.manifest()["model"]["weights"])
 
     def _remove_unreferenced_weights(self, keep: Path) -> int:
+        from .layout import real_files
+
         removed = 0
-        for path in (self.root / "models").glob("*.safetensors"):
-            if path != keep:
+        for path in real_files(self.root / "models"):  # never through a link
+            if path.suffix == ".safetensors" and path != keep:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed

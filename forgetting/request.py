@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from facerec.consistency import open_live_gallery
 from facerec.erasure import complete_pending, erasure_key, name_hash
 from facerec.errors import FaceRecError
 from facerec.evaluation import accept_rate, threshold_at_far
+from facerec.layout import real_folders
 from facerec.recognition import FacePipeline, _central_face, build_gallery, enrolled_pair_scores, validate_name
 from facerec.train import top1_accuracy
 from facerec.workspace import Workspace
@@ -138,7 +140,8 @@ def plan_request(workspace, names: list[str], *, method: str, shots: int | None,
         raise FaceRecError(f"the training data {root} is a record file inside the workspace: people cannot be "
                            "erased from it; keep record datasets outside the workspace")
     rows = {name: i for i, name in enumerate(manifest["identities"]) if name is not None}
-    unknown = [n for n in names if n not in rows and n not in _enrolled_people(ws)]
+    enrolled = _enrolled_people(ws)  # also: a damaged gallery stops the request here (exit 2), unchanged
+    unknown = [n for n in names if n not in rows and n not in enrolled]
     if unknown:
         raise FaceRecError(f"not known to this workspace (never trained on, not enrolled, or already forgotten): "
                            f"{', '.join(unknown)}; nothing was changed")
@@ -278,14 +281,14 @@ def commit(plan: Plan, report: dict, weights: Path | None, recognition: dict) ->
 
 
 def _enrolled_people(ws: Workspace) -> set[str]:
+    """Everyone in the gallery or with stored crops. The gallery is checked against the crops
+    first: an erasure from a damaged gallery could miss rows it cannot see (exit 2; reindex)."""
     people = set()
     if (ws.root / "gallery" / "meta.sqlite").is_file():
-        gallery = Gallery.open(ws.root / "gallery")
+        gallery = open_live_gallery(ws.root)
         people |= set(gallery.people())
         gallery.close()
-    if (ws.root / "crops").is_dir():
-        people |= {p.name for p in (ws.root / "crops").iterdir() if p.is_dir()}
-    return people
+    return people | {p.name for p in real_folders(ws.root / "crops")}
 
 
 def _gallery_people(path: Path) -> set[str]:

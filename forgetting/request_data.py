@@ -20,6 +20,7 @@ from facerec.data.folder import list_identity_files, read_dataset_image, read_im
 from facerec.data.split import make_split
 from facerec.errors import DataError
 from facerec.erasure import erasure_key, forgotten_rows, name_hash
+from facerec.layout import real_files
 from facerec.replay import read_replay
 
 from .gslora import Data
@@ -73,8 +74,7 @@ class RequestData:
 
 
 def stored_crops(ws_root: Path, person: str) -> list[np.ndarray]:
-    folder = ws_root / "crops" / person
-    return [read_image(c) for c in sorted(folder.glob("*.png"))] if folder.is_dir() else []
+    return [read_image(c) for c in real_files(ws_root / "crops" / person) if c.suffix == ".png"]
 
 
 def gather(ws_root: Path, manifest: dict, split, rows: dict[str, int], people: list[str], data_root: Path | None, *,

@@ -6,7 +6,8 @@ Knows numpy and faiss only (and the standard library); embeddings come from the 
 from .gallery import Gallery as Gallery
 from .gallery import GalleryCorrupt as GalleryCorrupt
 from .gallery import GalleryError as GalleryError
+from .gallery import GalleryWriteError as GalleryWriteError
 from .gallery import Match as Match
 from .gallery import stored_image_hashes as stored_image_hashes
 
-__all__ = ["Gallery", "GalleryCorrupt", "GalleryError", "Match", "stored_image_hashes"]
+__all__ = ["Gallery", "GalleryCorrupt", "GalleryError", "GalleryWriteError", "Match", "stored_image_hashes"]

@@ -34,6 +34,23 @@ class GalleryError(Exception):
     """A gallery operation the data does not allow (wrong dimension or model version, unknown person)."""
 
 
+class GalleryWriteError(GalleryError):
+    """The gallery's files could not be written (a full disk, a read-only one). The last saved
+    generation is intact; the unsaved changes are still in memory (``rollback`` drops them)."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"the gallery at {path} cannot be written ({' '.join(problem.split())}); "
+                         f"nothing was changed on disk")
+        self.path = path
+
+
+def _write_failure(err: BaseException) -> str:
+    """The useful end of a write error: faiss's messages end with the system's reason in brackets."""
+    text = str(err)
+    return text[text.rfind("(") + 1:text.rfind(")")] if text.endswith(")") and "(" in text else \
+        getattr(err, "strerror", None) or text[-200:]
+
+
 class GalleryCorrupt(GalleryError):
     """The gallery's files are damaged: unreadable metadata, a missing or altered index file, or
     counts that disagree. Nothing was changed; the gallery must be rebuilt from its sources."""
@@ -51,6 +68,10 @@ def _guarded(method):
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as err:
+            if any(w in str(err) for w in ("full", "I/O", "readonly", "read-only", "locked")):
+                raise GalleryWriteError(self.path, f"meta.sqlite: {err}") from None  # the disk, not the data
+            raise GalleryCorrupt(self.path, f"meta.sqlite: {err}") from None
         except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
             raise GalleryCorrupt(self.path, f"meta.sqlite: {err}") from None
     return wrapper
@@ -121,7 +142,7 @@ class Gallery:
             raise GalleryError(f"no gallery at {path}")
         try:
             db = store.connect(path / "meta.sqlite", read_only=read_only)
-        except sqlite3.Error as err:
+        except (sqlite3.Error, UnicodeDecodeError) as err:
             raise GalleryCorrupt(path, f"meta.sqlite cannot be opened ({err})") from None
         try:
             gen = cls._check(path, db)
@@ -153,6 +174,8 @@ class Gallery:
             raise GalleryCorrupt(path, "the settings 'dim', 'generation' or 'model_version' are missing or invalid")
         if settings.get("index_kind", "auto") not in _INDEX_KINDS:
             raise GalleryCorrupt(path, f"unknown index kind {settings['index_kind']!r}")
+        if problem := store.integrity_problem(db, settings["model_version"]):
+            raise GalleryCorrupt(path, f"meta.sqlite: {problem}")
         return gen
 
     def close(self) -> None:
@@ -167,9 +190,15 @@ class Gallery:
         for name, index in (("vectors", self._vectors), ("templates", self._templates)):
             final = self.path / f"{name}-{gen}.faiss"
             tmp = final.with_suffix(".faiss.tmp")
-            fx.write(index, str(tmp))
-            digests[name] = _sha256(tmp)
-            os.replace(tmp, final)
+            try:
+                fx.write(index, str(tmp))
+                digests[name] = _sha256(tmp)
+                os.replace(tmp, final)
+            except (OSError, RuntimeError) as err:  # faiss reports a full disk as a RuntimeError
+                tmp.unlink(missing_ok=True)
+                for written in (self.path / f"{n}-{gen}.faiss" for n in ("vectors", "templates")):
+                    written.unlink(missing_ok=True)  # of a generation nothing points to yet
+                raise GalleryWriteError(self.path, _write_failure(err)) from None
         if not self._db.in_transaction:
             self._db.execute("BEGIN")
         for name, digest in digests.items():
@@ -259,6 +288,11 @@ class Gallery:
         return set(store.hashes_of(self._db, pid)) if pid is not None else set()
 
     @_guarded
+    def hashes_by_person(self) -> dict[str, set[str]]:
+        """``{person: image hashes}`` of every enrolled image."""
+        return store.hashes_by_person(self._db)
+
+    @_guarded
     def people(self) -> dict[str, int]:
         """Enrolled people with their vector counts."""
         return store.people_counts(self._db)
@@ -267,17 +301,19 @@ class Gallery:
     def search(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """Per query, the ``k`` most similar enrolled images (1:N over per-image vectors)."""
         scores, ids = fx.search(self._vectors, _normalise(queries, self.dim), k)
-        names = store.names_of_vectors(self._db, np.unique(ids))
-        return [[Match(names[i], float(s), int(i)) for s, i in zip(row_s, row_i) if i >= 0]
+        return self._matches(scores, ids, store.names_of_vectors(self._db, np.unique(ids)))
+
+    def _matches(self, scores, ids, names: dict[int, str]) -> list[list[Match]]:
+        if any(i >= 0 and int(i) not in names for i in np.unique(ids)):  # checked on open; changed since?
+            raise GalleryCorrupt(self.path, "the index holds an id the metadata does not")
+        return [[Match(names[int(i)], float(s), int(i)) for s, i in zip(row_s, row_i) if i >= 0]
                 for row_s, row_i in zip(scores, ids)]
 
     @_guarded
     def search_templates(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """Per query, the ``k`` most similar people by their mean template."""
         scores, ids = fx.search(self._templates, _normalise(queries, self.dim), k)
-        names = store.names_of_people(self._db, np.unique(ids))
-        return [[Match(names[i], float(s), int(i)) for s, i in zip(row_s, row_i) if i >= 0]
-                for row_s, row_i in zip(scores, ids)]
+        return self._matches(scores, ids, store.names_of_people(self._db, np.unique(ids)))
 
     @_guarded
     def export(self) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -300,12 +336,12 @@ def stored_image_hashes(path: str | os.PathLike) -> dict[str, set[str]]:
         raise GalleryError(f"no gallery at {path}")
     try:
         db = store.connect(path / "meta.sqlite")
-    except sqlite3.Error as err:
+    except (sqlite3.Error, UnicodeDecodeError) as err:
         raise GalleryCorrupt(path, f"meta.sqlite cannot be opened ({err})") from None
     try:
         Gallery._check(path, db)
         return store.hashes_by_person(db)
-    except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
+    except (sqlite3.DatabaseError, UnicodeDecodeError, TypeError, ValueError) as err:
         raise GalleryCorrupt(path, f"meta.sqlite: {err}") from None
     finally:
         db.close()
@@ -339,8 +375,11 @@ def _read_index(path: Path, db, name: str, gen: int):
 
 
 def _check_counts(gallery: Gallery) -> None:
-    vectors, people = store.counts(gallery._db)
+    """The index files hold exactly the vectors and people the metadata lists, by id."""
+    vectors, people = store.ids(gallery._db)
     for index, rows, what in ((gallery._vectors, vectors, "vectors"), (gallery._templates, people, "templates")):
-        if index.d != gallery.dim or index.ntotal != rows:
+        if index.d != gallery.dim or index.ntotal != len(rows):
             raise GalleryCorrupt(gallery.path, f"the {what} index holds {index.ntotal} of dimension {index.d}; "
-                                               f"the metadata says {rows} of dimension {gallery.dim}")
+                                               f"the metadata says {len(rows)} of dimension {gallery.dim}")
+        if not np.array_equal(fx.stored_ids(index), np.asarray(rows, np.int64)):
+            raise GalleryCorrupt(gallery.path, f"the {what} index and the metadata hold different ids")

@@ -190,6 +190,24 @@ def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     return index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
 
 
+def stored_ids(index) -> np.ndarray:
+    """The ids ``index`` holds, sorted (every copy of a :class:`RefinedIVF`'s vectors counted once
+    per index: its two indexes must hold the same ids)."""
+    if isinstance(index, RefinedIVF):
+        exact, fast = _ivf_ids(index.exact), _ivf_ids(index.fast)
+        return exact if np.array_equal(exact, fast) else np.concatenate([exact, fast])
+    if hasattr(index, "id_map"):
+        return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+    return _ivf_ids(faiss.downcast_index(index))
+
+
+def _ivf_ids(index) -> np.ndarray:
+    invlists = index.invlists
+    parts = [faiss.rev_swig_ptr(invlists.get_ids(k), invlists.list_size(k)).copy()
+             for k in range(index.nlist) if invlists.list_size(k)]
+    return np.sort(np.concatenate(parts).astype(np.int64)) if parts else np.zeros(0, np.int64)
+
+
 _REFINED_MAGIC = b"facerec-refined-ivf\n"
 
 

@@ -59,11 +59,37 @@ def check(db: sqlite3.Connection) -> str | None:
     return f"missing tables {', '.join(sorted(missing))}" if missing else None
 
 
-def counts(db: sqlite3.Connection) -> tuple[int, int]:
-    """``(vectors, people with at least one vector)``."""
-    vectors = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
-    people = db.execute("SELECT COUNT(DISTINCT person_id) FROM vectors").fetchone()[0]
-    return int(vectors), int(people)
+def integrity_problem(db: sqlite3.Connection, model_version: str) -> str | None:
+    """What makes the rows disagree with each other, or None: values of the wrong type, vectors
+    of no person, people with no vector, or vectors of another model than the gallery's.
+
+    SQLite checks none of this for a file edited by hand (its ``foreign_keys`` are off by default),
+    and each one, undetected, turns into a wrong answer or, worse, into a clean-up that takes a
+    person's stored crops for leftovers."""
+    checks = (
+        ("SELECT COUNT(*) FROM people WHERE typeof(person_id) != 'integer' OR typeof(name) != 'text'",
+         "{} people row(s) hold values of the wrong type"),
+        ("SELECT COUNT(*) FROM vectors WHERE typeof(vector_id) != 'integer' OR typeof(person_id) != 'integer' "
+         "OR typeof(image_sha256) != 'text' OR typeof(source) != 'text' OR typeof(model_version) != 'text' "
+         "OR typeof(added) NOT IN ('real', 'integer')", "{} vector row(s) hold values of the wrong type"),
+        ("SELECT COUNT(*) FROM vectors WHERE person_id NOT IN (SELECT person_id FROM people)",
+         "{} vector row(s) belong to no person"),
+        ("SELECT COUNT(*) FROM people WHERE person_id NOT IN (SELECT person_id FROM vectors)",
+         "{} person row(s) have no vector"),
+        ("SELECT COUNT(*) FROM vectors WHERE model_version != ?", "{} vector row(s) are of another model than the gallery's"),
+    )
+    for query, problem in checks:
+        found = db.execute(query, (model_version,) if "?" in query else ()).fetchone()[0]
+        if found:
+            return problem.format(found)
+    return None
+
+
+def ids(db: sqlite3.Connection) -> tuple[list[int], list[int]]:
+    """``(vector ids, ids of the people with a vector)``, each sorted."""
+    vectors = [int(r[0]) for r in db.execute("SELECT vector_id FROM vectors ORDER BY vector_id")]
+    people = [int(r[0]) for r in db.execute("SELECT DISTINCT person_id FROM vectors ORDER BY person_id")]
+    return vectors, people
 
 
 def hashes_by_person(db: sqlite3.Connection) -> dict[str, set[str]]:

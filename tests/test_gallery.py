@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gallery import Gallery, GalleryError
+from gallery import Gallery, GalleryError, GalleryWriteError
 from gallery import index as fx
 
 DIM = 16
@@ -102,7 +102,7 @@ def test_unsaved_changes_roll_back_and_a_failed_save_keeps_the_old_generation(tm
         raise OSError("disk full")
 
     monkeypatch.setattr(fx, "write", broken_write)
-    with pytest.raises(OSError):
+    with pytest.raises(GalleryWriteError):
         g.save()
     monkeypatch.undo()
     g.close()

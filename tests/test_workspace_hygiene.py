@@ -1,5 +1,5 @@
 """Writes are idempotent and self-cleaning: re-enrolling is a no-op, a killed command's leftovers
-are removed by the next writer, a damaged gallery is reported and rebuilt from the crops, and
+are removed (crops no row refers to: quarantined) by the next writer, a damaged gallery is reported and rebuilt from the crops, and
 readers never write."""
 
 import json
@@ -51,6 +51,9 @@ def test_the_next_writer_removes_what_killed_commands_left(enrolled, capsys):
     assert main(["calibrate", "-w", str(ws), "-q"]) == 0
     assert not any(p.exists() for p in leftovers) and not (ws / "gallery.staging").exists()
     assert sorted(os.listdir(ws / "crops")) == sorted(_people(ws, capsys))
+    # the crop no row refers to and the folder of no valid name were moved aside, not deleted
+    assert len(list((ws / "quarantine").glob("*/*/ffffffffffffffff-0.png"))) == 1
+    assert len(list((ws / "quarantine").glob("*/\udcff"))) == 1
 
 
 def test_a_gallery_swap_killed_between_its_renames_is_undone(enrolled, capsys):

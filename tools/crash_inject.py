@@ -16,7 +16,9 @@ would), and checks again:
 - forget: the person is either wholly present (model, gallery, crops) or wholly gone with one
   ledger entry — never half-forgotten;
 - train: the workspace either has no manifest yet or a complete, loadable model;
-- always, after the next command: no temporary files, staging folders or unreferenced weights.
+- always, after the next command: no temporary files, staging folders, unreferenced weights, journal
+  entries or quarantined crops (a killed command's crops are settled by its journal, never taken
+  for damage).
 
 ``--points 0`` kills at every step (the full campaign); CI runs a sample.
 """
@@ -117,6 +119,8 @@ def _leftovers(ws: Path) -> list[str]:
                   if p.relative_to(ws).as_posix() != manifest["model"]["weights"]]
         if (manifest.get("erasure") or {}).get("pending"):
             found.append("erasure.pending")
+    # a killed enroll or remove is settled by its journal entry: nothing is left for quarantine
+    found += [str(p.relative_to(ws)) for folder in ("journal", "quarantine") for p in (ws / folder).glob("*")]
     return found
 
 

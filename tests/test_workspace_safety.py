@@ -1,0 +1,253 @@
+"""Nothing outside the workspace is ever deleted, and damaged metadata is never taken as
+permission to delete (issue 24): links inside a workspace stop every command in one line, a
+gallery whose rows disagree with its crops is reported (exit 2) and rebuilt by `reindex` with
+every crop kept, crops without a row are quarantined rather than deleted unless the journal says
+a killed command of facerec's own wrote them."""
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import sqlite3
+
+import pytest
+
+from facerec import journal
+from facerec.cli import main
+
+
+@pytest.fixture
+def enrolled(tiny_trained, tmp_path, capsys):
+    data, ws_src = tiny_trained
+    ws = tmp_path / "ws"
+    shutil.copytree(ws_src, ws)
+    assert main(["enroll", "--folder", str(data), "-w", str(ws), "--aligned", "-q"]) == 0
+    capsys.readouterr()
+    return data, ws
+
+
+def _crops(ws) -> dict[str, str]:
+    """``{file name: content hash}`` of every crop, in crops/ or quarantine/ (a move is not a loss)."""
+    found = {}
+    for folder in ("crops", "quarantine"):
+        for dirpath, _, files in os.walk(ws / folder):
+            for f in files:
+                if f.endswith(".png"):
+                    found[f] = hashlib.sha256(open(os.path.join(dirpath, f), "rb").read()).hexdigest()
+    return found
+
+
+def _run(capsys, *argv) -> tuple[int, list[str]]:
+    capsys.readouterr()
+    code = main(list(argv))
+    return code, [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+
+
+def _people_json(ws, capsys) -> dict:
+    capsys.readouterr()
+    assert main(["people", "-w", str(ws), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)["people"]
+
+
+def _writers(data, ws, person):
+    """One of each writing command, plus the readers, as the probe ran them."""
+    other = sorted(p for p in os.listdir(data) if p != person)[0]
+    image = str(sorted((data / other).iterdir())[0])
+    return [["enroll", "Newcomer", image, "-w", str(ws), "--aligned", "-q"], ["remove", other, "-w", str(ws)],
+            ["calibrate", "-w", str(ws), "-q"], ["forget", other, "-w", str(ws), "-q", "--steps", "2"],
+            ["reindex", "-w", str(ws), "-q"], ["people", "-w", str(ws)],
+            ["recognize", image, "-w", str(ws), "--aligned", "-q"]]
+
+
+@pytest.mark.parametrize("where", ["person folder", "crop file", "crops folder", "models folder"])
+def test_a_link_inside_the_workspace_stops_every_command_and_nothing_outside_changes(enrolled, tmp_path, capsys,
+                                                                                    where):
+    data, ws = enrolled
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep")
+    (outside / ".precious.txt.abcd1234.tmp").write_text("keep too")  # named like a leftover
+    (outside / "0123456789abcdef.safetensors").write_text("keep as well")
+    person = sorted(os.listdir(ws / "crops"))[0]
+    if where == "person folder":  # the probe's case: crops/Bob -> somewhere else
+        link = ws / "crops" / person
+        shutil.rmtree(link)
+        link.symlink_to(outside)
+    elif where == "crop file":
+        link = sorted((ws / "crops" / person).iterdir())[0]
+        link.unlink()
+        link.symlink_to(outside / "precious.txt")
+    elif where == "crops folder":
+        link = ws / "crops"
+        shutil.move(str(link), str(tmp_path / "moved-crops"))
+        link.symlink_to(tmp_path / "moved-crops")
+    else:
+        link = ws / "models"
+        shutil.move(str(link), str(outside / "models"))
+        link.symlink_to(outside)
+    before = sorted((p.name, p.read_bytes()) for p in outside.rglob("*") if p.is_file())
+    for argv in _writers(data, ws, person):
+        code, errors = _run(capsys, *argv)
+        assert code == 2 and len(errors) == 1, argv
+        assert str(link) in errors[0] and "link" in errors[0]
+    assert sorted((p.name, p.read_bytes()) for p in outside.rglob("*") if p.is_file()) == before
+    assert os.path.islink(link)  # reported, not "repaired"
+
+
+def test_a_special_file_or_a_file_where_a_folder_belongs_is_reported(enrolled, capsys):
+    data, ws = enrolled
+    os.mkfifo(ws / "crops" / "Fifo")
+    code, errors = _run(capsys, "enroll", "Fifo", str(next((data / sorted(os.listdir(data))[0]).iterdir())),
+                        "-w", str(ws), "--aligned", "-q")
+    assert code == 2 and len(errors) == 1 and "special file" in errors[0]
+    (ws / "crops" / "Fifo").unlink()
+    (ws / "crops" / "Plain").write_text("a file where a person's folder belongs")
+    code, errors = _run(capsys, "people", "-w", str(ws))
+    assert code == 2 and "crops/Plain" in errors[0] and (ws / "crops" / "Plain").read_text().startswith("a file")
+
+
+def test_the_lock_file_is_never_opened_through_a_link(enrolled, tmp_path, capsys):
+    _, ws = enrolled
+    target = tmp_path / "elsewhere.lock"
+    (ws / ".lock").unlink()
+    (ws / ".lock").symlink_to(target)
+    code, errors = _run(capsys, "calibrate", "-w", str(ws), "-q")
+    assert code == 2 and ".lock" in errors[0] and not target.exists()
+
+
+def test_a_deleted_person_row_is_reported_and_reindex_brings_them_back(enrolled, capsys):
+    data, ws = enrolled
+    before, crops = _people_json(ws, capsys), _crops(ws)
+    person = sorted(before)[1]
+    with sqlite3.connect(ws / "gallery" / "meta.sqlite") as db:  # as the sqlite3 shell does: foreign keys off
+        db.execute("DELETE FROM people WHERE name = ?", (person,))
+    for argv in _writers(data, ws, person)[:4] + _writers(data, ws, person)[5:]:  # everyone but reindex
+        code, errors = _run(capsys, *argv)
+        assert code == 2 and len(errors) == 1 and "corrupt" in errors[0] and "facerec reindex" in errors[0], argv
+        assert _crops(ws) == crops, argv  # no crop deleted, none moved
+    code, _ = _run(capsys, "reindex", "-w", str(ws), "-q")
+    assert code == 0 and _people_json(ws, capsys) == before and _crops(ws) == crops
+
+
+def test_an_altered_image_hash_is_reported_and_reindex_keeps_every_crop(enrolled, capsys):
+    data, ws = enrolled
+    before, crops = _people_json(ws, capsys), _crops(ws)
+    with sqlite3.connect(ws / "gallery" / "meta.sqlite") as db:
+        db.execute("UPDATE vectors SET image_sha256 = '00' || substr(image_sha256, 3) WHERE vector_id = "
+                   "(SELECT MIN(vector_id) FROM vectors)")
+    code, errors = _run(capsys, "people", "-w", str(ws))
+    assert code == 2 and "disagree" in errors[0] and "no stored crop" in errors[0]
+    person = sorted(before)[0]
+    for argv in _writers(data, ws, person)[:4]:
+        code, errors = _run(capsys, *argv)
+        assert code == 2 and len(errors) == 1 and "facerec reindex" in errors[0], argv
+        assert _crops(ws) == crops
+    capsys.readouterr()
+    assert main(["reindex", "-w", str(ws), "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows_without_crop"] == 1  # the altered row; its crop is kept
+    assert _people_json(ws, capsys) == before and _crops(ws) == crops
+
+
+EDITS = [  # what a hand, a tool or a bad disk might do to meta.sqlite (foreign keys off, as in the shell)
+    "DELETE FROM people WHERE person_id = (SELECT MIN(person_id) FROM people)",
+    "DELETE FROM vectors WHERE vector_id = (SELECT MAX(vector_id) FROM vectors)",
+    "DELETE FROM people", "DELETE FROM vectors",
+    "UPDATE people SET name = 'Renamed' WHERE person_id = (SELECT MAX(person_id) FROM people)",
+    "UPDATE people SET name = x'ff' WHERE person_id = (SELECT MIN(person_id) FROM people)",
+    "UPDATE people SET name = 42 WHERE person_id = (SELECT MIN(person_id) FROM people)",
+    "UPDATE people SET person_id = person_id + 1000 WHERE person_id = (SELECT MIN(person_id) FROM people)",
+    "UPDATE vectors SET person_id = (SELECT MAX(person_id) FROM people) WHERE vector_id = (SELECT MIN(vector_id) FROM vectors)",
+    "UPDATE vectors SET vector_id = vector_id + 1000 WHERE vector_id = (SELECT MIN(vector_id) FROM vectors)",
+    "UPDATE vectors SET image_sha256 = 'zz' WHERE vector_id = (SELECT MIN(vector_id) FROM vectors)",
+    "UPDATE vectors SET image_sha256 = x'ff00' WHERE vector_id = (SELECT MIN(vector_id) FROM vectors)",
+    "UPDATE vectors SET model_version = 'other' WHERE vector_id = (SELECT MIN(vector_id) FROM vectors)",
+    "UPDATE vectors SET source = 'edited'",
+    "INSERT INTO vectors(person_id, image_sha256, source, model_version, added) SELECT person_id, image_sha256, "
+    "source, model_version, added FROM vectors LIMIT 1",
+    "INSERT INTO people(name) VALUES ('Ghost')",
+    "UPDATE settings SET value = 'abc' WHERE key = 'generation'",
+    "UPDATE settings SET value = '7' WHERE key = 'dim'",
+    "UPDATE settings SET value = 'ffff' WHERE key = 'model_version'",
+    "DROP TABLE people", "DROP INDEX vectors_by_person",
+]
+
+
+def test_random_edits_of_the_metadata_never_delete_a_crop_or_end_unexpectedly(enrolled, tmp_path, capsys):
+    data, source = enrolled
+    crops = _crops(source)
+    rng = random.Random(24)
+    edits = EDITS + [";".join(rng.sample(EDITS, 2)) for _ in range(4)]
+    image = str(sorted((data / sorted(os.listdir(data))[0]).iterdir())[1])
+    for number, edit in enumerate(edits):
+        ws = tmp_path / f"edit{number}"
+        shutil.copytree(source, ws)
+        with sqlite3.connect(ws / "gallery" / "meta.sqlite") as db:
+            db.executescript(edit)
+        for argv in (["people"], ["recognize", image, "--aligned"], ["enroll", "Newcomer", image, "--aligned"],
+                     ["remove", "Newcomer"], ["people"], ["reindex"], ["people"]):
+            code, errors = _run(capsys, *argv, "-w", str(ws), "-q")
+            assert code in (0, 2) and len(errors) == (code == 2), (edit, argv, errors)
+            assert all(h in _crops(ws).values() for h in crops.values()), (edit, argv)  # nothing lost
+        assert sorted(_people_json(ws, capsys)) == sorted(os.listdir(data)), edit  # reindex repaired it
+        assert not (ws / "quarantine").exists(), edit  # damage is never mistaken for leftovers
+
+
+def _orphan(ws, person: str, content: bytes = b"crop") -> str:
+    name = hashlib.sha256(content).hexdigest()[:16] + "-0.png"
+    shutil.copy(sorted((ws / "crops" / person).iterdir())[0], ws / "crops" / person / name)
+    return name
+
+
+def test_crops_without_a_row_are_quarantined_reported_and_restorable(enrolled, capsys):
+    data, ws = enrolled
+    person = sorted(os.listdir(ws / "crops"))[0]
+    orphan = _orphan(ws, person)
+    (ws / "crops" / "Left Behind").mkdir()
+    shutil.copy(ws / "crops" / person / orphan, ws / "crops" / "Left Behind" / orphan)
+    code, errors = _run(capsys, "people", "-w", str(ws))  # a reader reports, changes nothing
+    assert code == 2 and "no gallery row" in errors[0] and (ws / "crops" / person / orphan).exists()
+    capsys.readouterr()
+    assert main(["calibrate", "-w", str(ws), "-q"]) == 0  # a writer moves them aside and says where
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note")]
+    assert len(notes) == 1 and "2 stored crop(s)" in notes[0] and "quarantine" in notes[0]
+    assert not (ws / "crops" / person / orphan).exists() and not (ws / "crops" / "Left Behind").exists()
+    assert len(list((ws / "quarantine").glob(f"*/*/{orphan}"))) == 2
+    people = _people_json(ws, capsys)
+    capsys.readouterr()
+    assert main(["reindex", "--restore-quarantined", "-w", str(ws), "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["restored_from_quarantine"] == 2
+    assert _people_json(ws, capsys) == {**people, person: people[person] + 1, "Left Behind": 1}
+    assert not list((ws / "quarantine").glob("*/*/*"))
+
+
+def test_the_journal_decides_what_a_killed_enroll_left(enrolled, capsys):
+    """An enroll killed between its crops and its gallery commit: the crops its journal entry
+    lists with their bytes' hash are deleted; a listed crop whose bytes changed, and a crop no
+    entry lists, are quarantined; a killed remove whose commit landed is finished."""
+    _, ws = enrolled
+    person = sorted(os.listdir(ws / "crops"))[0]
+    ours, changed = _orphan(ws, person, b"ours"), _orphan(ws, person, b"changed")
+    stray = _orphan(ws, person, b"stray")
+    crop_bytes = (ws / "crops" / person / ours).read_bytes()
+    journal.begin(ws, journal.Entry("enroll", person, {f"crops/{person}/{ours}": journal.digest(crop_bytes),
+                                                         f"crops/{person}/{changed}": journal.digest(b"other"),
+                                                         "crops/../../precious.png": journal.digest(crop_bytes)}))
+    code, errors = _run(capsys, "people", "-w", str(ws))  # the entry's crops are not counted as damage ...
+    assert code == 2 and f"1 stored crop(s) have no gallery row (first: crops/{person}/{stray})" in errors[0]
+    capsys.readouterr()
+    assert main(["calibrate", "-w", str(ws), "-q"]) == 0
+    assert not (ws / "crops" / person / ours).exists() and not list((ws / "quarantine").glob(f"*/*/{ours}"))
+    assert {p.name for p in (ws / "quarantine").glob("*/*/*")} == {changed, stray}
+    assert not list((ws / "journal").iterdir())
+
+    from gallery import Gallery
+
+    second = sorted(os.listdir(ws / "crops"))[1]
+    gallery = Gallery.open(ws / "gallery")  # a remove killed after its gallery commit ...
+    gallery.remove_person(second)
+    gallery.save()
+    gallery.close()
+    journal.begin(ws, journal.Entry("remove", second))  # ... before its crops went: the next writer finishes it
+    assert main(["calibrate", "-w", str(ws), "-q"]) == 0
+    assert not (ws / "crops" / second).exists() and not list((ws / "quarantine").glob(f"*/{second}"))
