@@ -33,18 +33,48 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+MAX_KEYS_BYTES = 4 << 20  # some ten thousand keys
+_FIELDS = ("name", "id", "scope", "sha256", "created")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def read_keys(root: str | os.PathLike) -> list[dict]:
-    """The workspace's key records (no secrets); [] when it has none."""
+    """The workspace's key records, each checked field by field; [] when it has none.
+
+    Raises:
+        WorkspaceError: the file is unreadable or not what ``facerec keys`` writes (one line; the
+        server answers every request with it rather than let anyone in).
+    """
+    from .data.images import read_file_bytes
+
     path = Path(root) / KEYS_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
+    if os.path.islink(path):
+        raise WorkspaceError(f"{path} is a symbolic link; facerec reads keys only from the workspace itself")
     try:
-        data = json.loads(path.read_text())
-        if data.get("format") != FORMAT or not isinstance(data.get("keys"), list):
-            raise ValueError("unknown format")
+        data = json.loads(read_file_bytes(path, MAX_KEYS_BYTES, "an API key file").decode("utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("keys"), list):
+            raise ValueError("not a facerec key file of format 1")
+        for number, record in enumerate(data["keys"], 1):
+            if problem := _record_problem(record):
+                raise ValueError(f"key {number}: {problem}")
         return data["keys"]
-    except (OSError, ValueError, AttributeError) as err:
-        raise WorkspaceError(f"{path} is unreadable ({err}); remove it and create new keys") from None
+    except (FaceRecError, OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        detail = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else \
+            "nested too deeply" if isinstance(err, RecursionError) else " ".join(str(err).split())
+        raise WorkspaceError(f"{path} is unreadable or damaged ({detail}); remove it and create new keys") from None
+
+
+def _record_problem(record) -> str | None:
+    if not isinstance(record, dict):
+        return "not an object"
+    missing = [f for f in _FIELDS if not isinstance(record.get(f), str)]
+    if missing:
+        return f"{missing[0]!r} is missing or not text"
+    if not _LABEL.fullmatch(record["name"]) or record["scope"] not in SCOPES or not _SHA256.fullmatch(record["sha256"]):
+        return "a name, scope or hash that facerec does not write"
+    return None
 
 
 def _write_keys(root: Path, keys: list[dict]) -> None:

@@ -97,10 +97,15 @@ def run_verification(pipe: FacePipeline, *, pairs_file: str | None = None, root:
         kept_set = set(kept)
         fold_of = contiguous_folds(len(pairs), folds)[kept]
         order = list(crops)
+        if not order:
+            raise FaceRecError("no pair image could be read")
         emb = embed_crops(pipe, np.stack([crops[p] for p in order]), flip)
         index = {p: i for i, p in enumerate(order)}
-        scores = np.array([emb[index[pairs[i][0]]] @ emb[index[pairs[i][1]]] for i in kept])
-        same = np.array([pairs[i][2] for i in kept])
+        first = np.fromiter((index[pairs[i][0]] for i in kept), np.int64, len(kept))
+        second = np.fromiter((index[pairs[i][1]] for i in kept), np.int64, len(kept))
+        scores = np.concatenate([np.einsum("nd,nd->n", emb[first[i:i + 65536]], emb[second[i:i + 65536]])
+                                 for i in range(0, len(kept), 65536)] or [np.zeros(0)])  # in bounded blocks
+        same = np.fromiter((pairs[i][2] for i in kept), bool, len(kept))
         source = {"pairs_file": str(pairs_file), "root": str(root), "only_folds": sorted(only_folds or []),
                   "images": len(unique),
                   "no_face_whole_image": no_face, "pairs_listed": len(pairs),

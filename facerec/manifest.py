@@ -11,6 +11,7 @@ import math
 import re
 
 from .errors import WorkspaceError
+from .models.config import FaceViTConfig
 
 _WEIGHTS = re.compile(r"models/[0-9a-f]{16}\.safetensors", re.ASCII)  # content-addressed, inside the workspace
 _VERSION = re.compile(r"[0-9a-f]{16}", re.ASCII)
@@ -36,6 +37,10 @@ def _check_model(model) -> str | None:
         return "model.name: expected a model name"
     if not isinstance(model.get("config"), dict):
         return "model.config: expected an object"
+    try:  # sizes first: a config asking for a million blocks is refused before anything is built
+        FaceViTConfig.from_dict(model["config"])
+    except (TypeError, ValueError) as err:
+        return f"model.config: {' '.join(str(err).split())[:300]}"
     if not _int(model.get("num_classes"), 1, MAX_CLASSES):
         return f"model.num_classes: expected a whole number from 1 to {MAX_CLASSES:,}"
     if not isinstance(model.get("weights"), str) or not _WEIGHTS.fullmatch(model["weights"]):

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataError
 from .evaluation import accept_rate, threshold_at_far
 
 
 def contiguous_folds(n_pairs: int, folds: int = 10) -> np.ndarray:
     """Fold index of each pair when the pairs are listed fold by fold (LFW, ``.bin`` sets)."""
+    if folds < 2:
+        raise DataError(f"--folds must be at least 2 (each fold's threshold is chosen on the others), got {folds}")
     if n_pairs < folds:
-        raise ValueError(f"{n_pairs} pairs cannot make {folds} folds")
+        raise DataError(f"{n_pairs} pair(s) cannot make {folds} folds; give fewer --folds or more pairs")
     return np.minimum(np.arange(n_pairs) * folds // n_pairs, folds - 1)
 
 
@@ -76,6 +79,11 @@ def verification_report(scores: np.ndarray, same: np.ndarray, folds: int = 10,
     """
     scores, same = np.asarray(scores, np.float64), np.asarray(same, bool)
     fold_of = contiguous_folds(len(same), folds) if fold_of is None else np.asarray(fold_of)
+    if not same.any() or same.all():
+        raise DataError(f"the {len(same)} pair(s) scored hold no {'genuine' if not same.any() else 'impostor'} pair; "
+                        "accuracy and TAR at FAR need both")
+    if len(np.unique(fold_of)) < 2:
+        raise DataError("the pairs scored fill only one fold: a threshold cannot be chosen on other folds")
     return {"pairs": int(len(same)), "genuine": int(same.sum()), "impostor": int((~same).sum()), "folds": folds,
             **k_fold_accuracy(scores, same, fold_of),
             "tar_at_far": {f"{far:g}": tar_at_far(scores, same, far) for far in (1e-3, 1e-2)}}

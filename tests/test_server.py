@@ -138,6 +138,21 @@ def test_keys_are_required_checked_and_scoped(server):
     assert "/recognize" in requests.get(f"{url}/openapi.json").json()["paths"]
 
 
+def test_a_damaged_key_file_is_a_one_line_409_not_a_500(server):
+    s, url = server, server["url"]
+    keys = s["ws"] / "api-keys.json"
+    good = keys.read_bytes()
+    try:
+        for damaged in (b'{"format": 1, "keys": [3]}', b'{"format": 1, "keys": [{"name": "x", "sha256": 5}]}', b"[]"):
+            keys.write_bytes(damaged)
+            r = requests.get(f"{url}/people", headers=s["key"])
+            assert r.status_code == 409 and "api-keys.json" in r.json()["error"] and "\n" not in r.json()["error"]
+    finally:
+        keys.write_bytes(good)
+        os.utime(keys)
+    assert requests.get(f"{url}/people", headers=s["key"]).status_code == 200
+
+
 def test_bad_requests_are_4xx_with_one_line_reasons(server, tmp_path):
     s, url = server, server["url"]
     corrupt = tmp_path / "corrupt.jpg"

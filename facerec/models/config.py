@@ -6,6 +6,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 
+# Far beyond every face ViT in use (the GS-LoRA paper's Face Transformer has width 512 and 19 M
+# parameters), far below what would exhaust a machine before the weights were even read.
+_INT_LIMITS = (("img_size", 16, 1024), ("patch_size", 1, 256), ("width", 8, 4096), ("depth", 1, 64),
+               ("num_heads", 1, 128), ("embedding_dim", 8, 8192))
+_FLOAT_LIMITS = (("mlp_ratio", 0.25, 16.0), ("dropout", 0.0, 1.0), ("drop_path", 0.0, 1.0), ("norm_eps", 0.0, 1.0))
+MAX_PARAMETERS = 1_000_000_000
+
+
 @dataclass(frozen=True)
 class FaceViTConfig:
     """Architecture of a face ViT; stored in every workspace so the model can be rebuilt."""
@@ -22,6 +30,37 @@ class FaceViTConfig:
     drop_path: float = 0.0  # stochastic depth, reaching this rate at the last block
     stem: str = "patch"  # "patch": one strided conv (plain ViT); "conv": a 3x3 conv stem (ConvStemPatchEmbed)
     norm_eps: float = 1e-6  # LayerNorm epsilon: timm's 1e-6; 1e-5 (torch's default) in imported vit_face models
+
+    def __post_init__(self):
+        if problem := self.problem():
+            raise ValueError(problem)
+
+    def problem(self) -> str | None:
+        """What makes this architecture one facerec will not build, or None. Checked before any
+        module exists, so a config edited to ask for a million blocks costs nothing."""
+        for name, low, high in _INT_LIMITS:
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:
+                return f"{name} must be a whole number from {low} to {high}, got {value!r}"
+        for name, low, high in _FLOAT_LIMITS:
+            value = getattr(self, name)
+            if type(value) not in (int, float) or not low <= value <= high:
+                return f"{name} must be a number from {low} to {high}, got {value!r}"
+        if type(self.qkv_bias) is not bool:
+            return f"qkv_bias must be true or false, got {self.qkv_bias!r}"
+        if self.stem not in ("patch", "conv"):
+            return f"stem must be 'patch' or 'conv', got {self.stem!r}"
+        if self.img_size % self.patch_size:
+            return f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}"
+        if self.width % self.num_heads:
+            return f"width {self.width} is not a multiple of num_heads {self.num_heads}"
+        if self.norm_eps <= 0:
+            return f"norm_eps must be above 0, got {self.norm_eps!r}"
+        hidden = int(self.width * self.mlp_ratio)
+        params = self.depth * (4 * self.width ** 2 + 2 * self.width * hidden) + (self.img_size // self.patch_size) ** 2 * self.width
+        if params > MAX_PARAMETERS:
+            return f"{params / 1e6:.0f} M backbone parameters, over the {MAX_PARAMETERS / 1e6:.0f} M facerec builds"
+        return None
 
     def to_dict(self) -> dict:
         data = asdict(self)

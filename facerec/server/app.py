@@ -1,7 +1,8 @@
 """The HTTP API of ``facerec serve`` (FastAPI): the CLI's verbs on one workspace, with API keys.
 
 Routes answer with the JSON of the matching CLI command's ``--json`` output. Every error is
-``{"error": "<one line>"}`` with a 4xx status (503 while a forget holds the workspace); a bug is a
+``{"error": "<one line>"}`` with a 4xx status (503 while a forget holds the workspace, 507 when the
+server's disk is full); a bug is a
 500 whose traceback goes to the server's log, never to the client. Images are checked (bounded
 read, header size check, decode) before anything is written, so a bad upload changes nothing.
 
@@ -25,7 +26,7 @@ from gallery import GalleryCorrupt, GalleryError
 from .. import __version__
 from ..apikeys import check_key
 from ..data.images import ImageError, read_image_file
-from ..errors import DataError, FaceRecError, WorkspaceError
+from ..errors import DataError, FaceRecError, WorkspaceError, storage_problem
 from ..service import enroll_summary, enrolled_people, nothing_enrolled
 from .limits import BodyLimit
 from .state import Busy, Engine, one_line, saved_uploads
@@ -270,5 +271,7 @@ def _error_handlers(app: FastAPI) -> None:
     async def _bug(request, err: Exception):
         import traceback
 
+        if (reason := storage_problem(err)) is not None:  # the server's disk, not a bug
+            return reply(507, f"{reason}; whatever the request had not committed was undone")
         traceback.print_exception(err)
         return reply(500, f"internal error ({type(err).__name__}); the server's log has the details")
