@@ -236,8 +236,10 @@ def run_demo(
 ) -> dict:
     """Train on ``data_dir``, or with none on synthetic identities generated into the workspace."""
     from .data import synthetic
+    from .demo import claim_demo_workspace
     from .progress import progress_bar
 
+    claim_demo_workspace(workspace)
     if data_dir is None:
         data_dir = Path(workspace) / "synthetic-data"
         with progress_bar(identities * images_per_identity, "generate", enabled=show_progress, unit="img") as bar:

@@ -23,6 +23,25 @@ from .recognition import FacePipeline, calibrate, enroll, evaluate_recognition
 from .workspace import Workspace
 
 STRANGER = ""  # no enrolled person has an empty name: every answer for a stranger is a wrong one
+MARKER = ".demo"  # in a workspace the demo made: it may reset it
+_CONTENT = ("workspace.json", "crops", "gallery", "models", "replay", "erasure.key")
+
+
+def claim_demo_workspace(root: str | Path) -> None:
+    """Let the demo reset ``root`` only if it is empty or a demo made it. The demo replaces the
+    model and wipes the gallery and crops; run on the workspace a user enrolled people into (the
+    default ``./facerec-workspace`` is shared by both), it would lose them.
+
+    Raises:
+        FaceRecError: ``root`` holds a workspace the demo did not make.
+    """
+    root = Path(root)
+    if (root / MARKER).is_file() or not any((root / name).exists() for name in _CONTENT):
+        root.mkdir(parents=True, exist_ok=True)
+        (root / MARKER).write_text("made by `facerec demo`, which resets this workspace on every run\n")
+        return
+    raise FaceRecError(f"{root} holds a workspace the demo did not make; the demo resets its workspace (model, "
+                       f"gallery, crops), so give it another folder: facerec demo -w NEW_FOLDER")
 
 
 def shipped_training_people() -> set[str]:
@@ -52,6 +71,7 @@ def run_face_demo(workspace, data_dir, *, detector: str, people: int = 25, enrol
     from forgetting.request import forget_people
 
     t0 = time.perf_counter()
+    claim_demo_workspace(workspace)
     data_dir = Path(data_dir)
     chosen, stranger_files = choose(list_identity_files(data_dir), people=people, enroll_each=enroll_each,
                                     strangers=strangers, seed=seed)

@@ -29,7 +29,7 @@ from .errors import WorkspaceError
 
 # Files facerec writes at the top of a workspace, and the folders whose whole content is its own,
 # with the kind of entry each level holds: crops/<person>/<crop>, quarantine/<batch>/<person>/<crop>.
-FILES = ("workspace.json", "erasure.key", "api-keys.json", "train-state.pt", ".lock")
+FILES = ("workspace.json", "erasure.key", "api-keys.json", "train-state.pt", ".lock", ".demo")
 _PEOPLE = ("folder", "file")
 FOLDERS = {"models": ("file",), "gallery": ("file",), "gallery.rebuild": ("file",), "gallery.old": ("file",),
            "gallery.staging": ("file",), "journal": ("file",), "crops": _PEOPLE, "replay": _PEOPLE,

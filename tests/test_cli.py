@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,17 @@ def test_demo_json_on_synthetic_identities(tmp_path, capsys):
                                          "seconds"} <= set(forget)
     # the forgotten person's images are erased from the demo's data inside the workspace too
     assert len(list((ws / "synthetic-data").glob("*/*.png"))) == 12
+
+
+def test_the_demo_never_resets_a_workspace_it_did_not_make(tiny_trained, tmp_path, capsys):
+    data, source = tiny_trained
+    ws = tmp_path / "ws"
+    shutil.copytree(source, ws)
+    assert main(["enroll", "--folder", str(data), "-w", str(ws), "--aligned", "-q"]) == 0
+    before = sorted(p.relative_to(ws) for p in ws.rglob("*") if p.is_file())
+    capsys.readouterr()
+    code = main(["demo", "-w", str(ws), "--identities", "4", "--images-per-identity", "4", "--model", "vit-face-test",
+                 "--epochs", "1", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "demo did not make" in err[0]
+    assert sorted(p.relative_to(ws) for p in ws.rglob("*") if p.is_file()) == before
