@@ -260,20 +260,19 @@ def run_demo(
 def enroll_and_recognize(workspace, data_dir, *, device: str | None = None, show_progress: bool = True) -> dict:
     """Enroll everyone from their training images (as aligned crops), calibrate the threshold at
     FAR 1e-3 on the enrolled vectors, then recognise the held-out images."""
-    import shutil
-
+    from .enrollment import enroll_people
+    from .layout import rmtree_inside
     from .progress import progress_bar
-    from .recognition import FacePipeline, calibrate, enroll, evaluate_recognition, folder_people
+    from .recognition import FacePipeline, calibrate, evaluate_recognition, folder_people
 
     ws = Workspace(workspace)
-    shutil.rmtree(ws.root / "gallery", ignore_errors=True)  # the demo enrolls afresh each run
-    shutil.rmtree(ws.root / "crops", ignore_errors=True)
+    for part in ("gallery", "crops"):  # the demo enrolls afresh each run
+        rmtree_inside(ws.root, ws.root / part)
     pipe = FacePipeline(ws, detector="aligned", device=device)
     train_people = folder_people(data_dir, "train", ws)
     test_people = folder_people(data_dir, "test", ws)
     with progress_bar(sum(map(len, train_people.values())), "enroll", enabled=show_progress, unit="img") as bar:
-        for name, paths in train_people.items():
-            enroll(pipe, name, paths, progress=bar.update)
+        enroll_people(pipe, train_people, progress=bar.update)
     calibration = calibrate(pipe, far=1e-3)
     with progress_bar(sum(map(len, test_people.values())), "recognize", enabled=show_progress, unit="img") as bar:
         result = evaluate_recognition(pipe, test_people, progress=bar.update)

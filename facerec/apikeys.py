@@ -117,6 +117,10 @@ def revoke_key(root: str | os.PathLike, label: str) -> dict:
 
 
 def list_keys(root: str | os.PathLike) -> list[dict]:
+    from .layout import check_layout, require_folder
+
+    require_folder(root)
+    check_layout(root)
     return [_public(record) for record in read_keys(root)]
 
 

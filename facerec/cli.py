@@ -369,7 +369,8 @@ def _face_demo(args, workspace) -> None:
 def cmd_enroll(args) -> None:
     from .progress import progress_bar
     from .names import validate_name
-    from .recognition import enroll, folder_people
+    from .enrollment import enroll_people
+    from .recognition import folder_people
     from .service import enroll_summary, nothing_enrolled
 
     rejected: list[str] = []
@@ -386,7 +387,7 @@ def cmd_enroll(args) -> None:
         pipe = _pipeline(args)
         total = sum(len(v) for v in people.values())
         with progress_bar(total, "enroll", enabled=not args.quiet, unit="img") as bar:
-            reports = [enroll(pipe, name, paths, progress=bar.update) for name, paths in people.items()]
+            reports = enroll_people(pipe, people, progress=bar.update)
     report, problems = enroll_summary(reports, rejected)
     _emit(args, report, describe_enroll(report, problems))
     if (error := nothing_enrolled(report)) is not None:
@@ -437,7 +438,7 @@ def cmd_people(args) -> None:
 
 def cmd_remove(args) -> None:
     from .names import validate_name
-    from .recognition import remove
+    from .enrollment import remove
 
     validate_name(args.name)
     with _writing(args):
@@ -450,7 +451,7 @@ def cmd_remove(args) -> None:
 
 
 def cmd_reindex(args) -> None:
-    from .recognition import reindex
+    from .enrollment import reindex
 
     with _writing(args, rebuilding=True):
         r = reindex(_pipeline(args), restore_quarantined=args.restore_quarantined)
@@ -672,7 +673,6 @@ def _show_notes() -> None:
     logger = logging.getLogger("facerec")
     if not any(type(h).__name__ == "Notes" for h in logger.handlers):
         logger.addHandler(Notes(logging.WARNING))
-        logger.propagate = False
 
 
 def _one_line(text: str) -> str:

@@ -9,7 +9,7 @@ one enrolled person and checks how their photos are answered afterwards.
 
 from __future__ import annotations
 
-import shutil
+import os
 import time
 from pathlib import Path
 
@@ -17,28 +17,45 @@ import numpy as np
 
 from . import pretrained
 from .data.folder import list_identity_files
-from .errors import FaceRecError
+from .data.images import read_file_bytes
+from .enrollment import enroll_people
+from .errors import DataError, FaceRecError
+from .io import atomic_write_bytes
+from .layout import rmtree_inside
 from .progress import progress_bar
-from .recognition import FacePipeline, calibrate, enroll, evaluate_recognition
+from .recognition import FacePipeline, calibrate, evaluate_recognition
 from .workspace import Workspace
 
 STRANGER = ""  # no enrolled person has an empty name: every answer for a stranger is a wrong one
 MARKER = ".demo"  # in a workspace the demo made: it may reset it
-_CONTENT = ("workspace.json", "crops", "gallery", "models", "replay", "erasure.key")
+
+
+def _marker(root: Path) -> str | None:
+    try:
+        return read_file_bytes(root / MARKER, 256, "a marker", follow=False).decode("ascii").strip()
+    except (DataError, UnicodeDecodeError):
+        return None
+_CONTENT = ("workspace.json", "crops", "gallery", "models", "replay", "erasure.key", "api-keys.json", "journal",
+            "quarantine")
 
 
 def claim_demo_workspace(root: str | Path) -> None:
-    """Let the demo reset ``root`` only if it is empty or a demo made it. The demo replaces the
+    """Let the demo reset ``root`` only if it is empty or a demo made it (its marker carries the
+    workspace's seal, :func:`facerec.erasure.seal`). The demo replaces the
     model and wipes the gallery and crops; run on the workspace a user enrolled people into (the
     default ``./facerec-workspace`` is shared by both), it would lose them.
 
     Raises:
         FaceRecError: ``root`` holds a workspace the demo did not make.
     """
-    root = Path(root)
-    if (root / MARKER).is_file() or not any((root / name).exists() for name in _CONTENT):
+    from .erasure import seal, sealed
+
+    root, ws = Path(root), Workspace(root)
+    if _marker(root) is not None and sealed(ws, "demo", _marker(root)):
+        return
+    if not any(os.path.lexists(root / name) for name in _CONTENT):
         root.mkdir(parents=True, exist_ok=True)
-        (root / MARKER).write_text("made by `facerec demo`, which resets this workspace on every run\n")
+        atomic_write_bytes(root / MARKER, seal(ws, "demo").encode())  # sealed: a marker made by hand is not one
         return
     raise FaceRecError(f"{root} holds a workspace the demo did not make; the demo resets its workspace (model, "
                        f"gallery, crops), so give it another folder: facerec demo -w NEW_FOLDER")
@@ -80,13 +97,13 @@ def run_face_demo(workspace, data_dir, *, detector: str, people: int = 25, enrol
                            f"more than {enroll_each} photos")
     ws = Workspace(workspace)
     for part in ("gallery", "crops"):
-        shutil.rmtree(ws.root / part, ignore_errors=True)
+        rmtree_inside(ws.root, ws.root / part)
     pretrained.seed_workspace(ws.root)  # the demo's workspace always starts from the shipped model
     pipe = FacePipeline(ws, detector=detector, device=device)
     enrolled = {p: [str(data_dir / f) for f in files[:enroll_each]] for p, files in chosen.items()}
     probes = {p: [str(data_dir / f) for f in files[enroll_each:enroll_each + probes_each]] for p, files in chosen.items()}
     with progress_bar(sum(map(len, enrolled.values())), "enroll", enabled=show_progress, unit="img") as bar:
-        enrolled_report = [enroll(pipe, p, files, progress=bar.update) for p, files in enrolled.items()]
+        enrolled_report = enroll_people(pipe, enrolled, progress=bar.update)
     calibration = calibrate(pipe, far=far)
     with progress_bar(sum(map(len, probes.values())) + len(stranger_files), "recognize", enabled=show_progress,
                       unit="img") as bar:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
-import shutil
 from pathlib import Path
 
 from .workspace import Workspace
 
 KEY_FILE = "erasure.key"
+log = logging.getLogger("facerec")
 STALE_DIRS = ("gallery.rebuild", "gallery.old", "gallery.staging", "replay.staging")
 
 
@@ -47,6 +48,27 @@ def name_hash(key: bytes, name: str) -> str:
     return hmac.new(key, name.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
+def seal(ws: Workspace, message: str) -> str:
+    """HMAC-SHA256 of ``message`` under the workspace's key (made on first use): what marks a
+    record that gives permission to delete (a journal entry, a pending forget, the demo's marker)
+    as one facerec wrote. A record edited by hand, copied from another workspace or damaged does
+    not carry it, and is never acted on."""
+    return hmac.new(erasure_key(ws, create=True), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def sealed(ws: Workspace, message: str, mac: object) -> bool:
+    """``mac`` is :func:`seal` of ``message`` in this workspace (compared in constant time)."""
+    key = erasure_key(ws)
+    if key is None or not isinstance(mac, str):
+        return False
+    return hmac.compare_digest(hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest(), mac)
+
+
+def pending_seal(ws: Workspace, request: str, model_version: str) -> str:
+    """The seal of a forget's ``pending`` mark: its request and the model version it committed."""
+    return seal(ws, f"pending|{request}|{model_version}")
+
+
 def erasure_record(manifest: dict) -> dict:
     return manifest.get("erasure") or {"forgotten": [], "ledger": []}
 
@@ -61,18 +83,26 @@ def forgotten_rows(manifest: dict) -> dict[str, int]:
 
 
 def data_root_inside(ws: Workspace, manifest: dict) -> Path | None:
-    """The training data folder when it lives inside the workspace (the demo's), else None."""
+    """The training data folder when it lives inside the workspace (the demo's), else None. The
+    workspace itself and facerec's own folders never count (``data.root`` edited to point at the
+    workspace would otherwise make a person named "crops" take everyone's crops with them)."""
+    from .layout import FILES, FOLDERS
+
     root = manifest.get("data", {}).get("root")
-    if not root:
+    if not root or not isinstance(root, str):
         return None
     root = Path(root).resolve()
-    return root if root.is_relative_to(ws.root.resolve()) and root.is_dir() else None
+    if not root.is_relative_to(ws.root.resolve()) or not root.is_dir():
+        return None
+    parts = root.relative_to(ws.root.resolve()).parts
+    own = (set(FILES) | set(FOLDERS)) - {"synthetic-data"}
+    return root if parts and parts[0] not in own else None
 
 
 def purge_people(ws: Workspace, hashes: set[str], gallery_rebuilt: bool = False) -> dict:
     """Delete crops folders (quarantined ones too), gallery entries and workspace-held dataset
     folders of ``hashes``. Folders are found without following links, and removed with
-    ``shutil.rmtree``, which never follows one inside them.
+    :func:`facerec.layout.rmtree_inside`, which follows none.
 
     ``gallery_rebuilt``: the caller rebuilds the gallery from the remaining crops next, so a
     damaged gallery is left to that rebuild instead of stopping the purge (a damaged gallery
@@ -86,7 +116,7 @@ def purge_people(ws: Workspace, hashes: set[str], gallery_rebuilt: bool = False)
     """
     from gallery import Gallery, GalleryCorrupt
 
-    from .layout import real_folders
+    from .layout import real_folders, remove_if_empty, rmtree_inside
 
     key = erasure_key(ws)
     removed = {"crop_folders": 0, "replay_folders": 0, "data_folders": 0, "gallery_people": 0}
@@ -98,8 +128,10 @@ def purge_people(ws: Workspace, hashes: set[str], gallery_rebuilt: bool = False)
     for kind, parent in folders:
         for child in real_folders(parent) if parent is not None else []:
             if name_hash(key, child.name) in hashes:
-                shutil.rmtree(child)
+                rmtree_inside(ws.root if kind != "data_folders" else parent, child)
                 removed[kind] += 1
+    for batch in real_folders(ws.root / "quarantine"):
+        remove_if_empty(ws.root, batch)
     if (ws.root / "gallery" / "meta.sqlite").is_file():
         try:
             gallery = Gallery.open(ws.root / "gallery")
@@ -131,6 +163,13 @@ def complete_pending(ws: Workspace, gallery_rebuilt: bool = False) -> dict | Non
     request = record.get("pending")
     if not request:
         return None
+    version = manifest["model"]["version"]
+    if not sealed(ws, f"pending|{request}|{version}", record.get("pending_seal")):
+        log.warning("workspace.json marks forget request %s as unfinished, but facerec did not write that mark (or the "
+                    "model changed since): nothing was deleted for it and the mark was dropped; if a forget was "
+                    "interrupted, remove its people with `facerec remove`", request)
+        ws.update_manifest(_drop_pending)
+        return None
     hashes = {e["hash"] for e in record["forgotten"] if e.get("request") == request}
     staging = ws.root / "gallery.staging"
     if _gallery_version(staging) == manifest["model"]["version"]:
@@ -139,24 +178,31 @@ def complete_pending(ws: Workspace, gallery_rebuilt: bool = False) -> dict | Non
     ws.train_state_path.unlink(missing_ok=True)
     ws.remove_unreferenced_weights()  # the pre-forget weights still know the person
     remove_stale_dirs(ws.root)
-    ws.update_manifest(lambda m: m["erasure"].pop("pending", None))
+    ws.update_manifest(_drop_pending)
     return removed
+
+
+def _drop_pending(manifest: dict) -> None:
+    manifest["erasure"].pop("pending", None)
+    manifest["erasure"].pop("pending_seal", None)
 
 
 def remove_stale_dirs(root: Path) -> int:
     """Delete the staging galleries of unfinished rebuilds, forgets and swaps, and the staging
     replay buffer of an unfinished training; returns how many. A replay buffer caught between
     its two renames is put back."""
+    from .layout import rename_inside, rmtree_inside
+
     removed = 0
     if (root / "replay.old").exists():
         if (root / "replay").exists():
-            shutil.rmtree(root / "replay.old", ignore_errors=True)
+            rmtree_inside(root, root / "replay.old")
         else:
-            (root / "replay.old").rename(root / "replay")
+            rename_inside(root, root / "replay.old", root / "replay")
         removed += 1
     for name in STALE_DIRS:
         if (root / name).exists():
-            shutil.rmtree(root / name, ignore_errors=True)
+            rmtree_inside(root, root / name)
             removed += 1
     return removed
 
@@ -177,12 +223,14 @@ def _gallery_version(path: Path) -> str | None:
 
 def swap_in_gallery(ws: Workspace, staging: Path) -> None:
     """Replace ``WORKSPACE/gallery`` by the finished gallery at ``staging`` (two renames)."""
+    from .layout import rename_inside, rmtree_inside
+
     live, old = ws.root / "gallery", ws.root / "gallery.old"
-    shutil.rmtree(old, ignore_errors=True)
+    rmtree_inside(ws.root, old)
     if live.exists():
-        live.rename(old)
-    staging.rename(live)
-    shutil.rmtree(old, ignore_errors=True)
+        rename_inside(ws.root, live, old)
+    rename_inside(ws.root, staging, live)
+    rmtree_inside(ws.root, old)
 
 
 def ledger(workspace) -> list[dict]:

@@ -31,14 +31,23 @@ class WorkspaceError(FaceRecError):
     """A workspace that is missing, incomplete, corrupt or from a newer facerec."""
 
 
+class WorkspaceBusy(WorkspaceError):
+    """Another command held the workspace's lock for longer than a caller would wait (HTTP 503)."""
+
+
 _STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-                   errno.EROFS: "read-only file system", errno.EFBIG: "file too large", errno.EIO: "input/output error"}
+                   errno.EROFS: "read-only file system", errno.EFBIG: "file too large", errno.EIO: "input/output error",
+                   errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                   errno.ENAMETOOLONG: "file name too long"}
 
 
 def storage_problem(err: BaseException) -> str | None:
     """What is wrong with the storage, when ``err`` (or its cause) is a full, read-only or failing
-    disk, which libraries report as OSError, RuntimeError (faiss, torch) or their own types."""
-    while err is not None:
+    disk, a permission the process lacks or a path the file system cannot hold, which libraries report as OSError, RuntimeError
+    (faiss, torch) or their own types."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
         if isinstance(err, OSError) and err.errno in _STORAGE_ERRNOS:
             where = f" ({err.filename})" if err.filename else ""
             return f"{_STORAGE_ERRNOS[err.errno]}{where}"

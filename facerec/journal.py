@@ -12,7 +12,8 @@ undoes its crops itself when it fails in between. An entry that outlives its com
 by the next writer (:mod:`facerec.cleanup`): a listed crop that the gallery has no row for and
 whose bytes are still the ones written is deleted; anything else is kept or quarantined. Readers
 skip the crops open entries name when they compare the gallery with the stored crops, since a
-command may be between its two steps right then.
+command may be between its two steps right then. Each entry is sealed with the workspace's key
+(an HMAC): an entry facerec did not write, or one damaged since, is never acted on.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import atomic_write_json
-from .layout import real_files
+from .data.images import read_file_bytes
+from .errors import DataError
+from .layout import real_files, unlink_inside, write_inside
 
 FOLDER = "journal"
 FORMAT_VERSION = 1
@@ -45,32 +47,51 @@ class Entry:
     def to_dict(self) -> dict:
         return {"format_version": FORMAT_VERSION, "command": self.command, "person": self.person, "crops": self.crops}
 
+    def message(self) -> str:
+        """What the entry's seal covers: everything it says."""
+        return "journal|" + json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=True)
+
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_digest(path: Path) -> str | None:
+    """:func:`digest` of a regular file's bytes (never through a link), or None when unreadable."""
+    try:
+        return digest(read_file_bytes(path, 1 << 30, "a crop", follow=False))
+    except DataError:
+        return None
+
+
 def begin(root: str | os.PathLike, entry: Entry) -> Entry:
     """Write ``entry`` before the command's first step; returns it with its file set."""
+    from .erasure import seal
+    from .workspace import Workspace
+
     entry.path = Path(root) / FOLDER / f"{uuid.uuid4().hex}.json"
-    atomic_write_json(entry.path, entry.to_dict())
+    record = {**entry.to_dict(), "seal": seal(Workspace(root), entry.message())}
+    write_inside(Path(root), entry.path, json.dumps(record).encode("utf-8"))
     return entry
 
 
-def end(entry: Entry) -> None:
+def end(root: str | os.PathLike, entry: Entry) -> None:
     """The command's steps are all done (or undone): drop its entry."""
     if entry.path is not None:
-        entry.path.unlink(missing_ok=True)
+        unlink_inside(Path(root), entry.path)
 
 
 def open_entries(root: str | os.PathLike) -> tuple[list[Entry], list[Path]]:
-    """``(entries, unreadable entry files)`` of the workspace's journal, oldest first."""
+    """``(entries, unreadable entry files)`` of the workspace's journal, oldest first. An entry is
+    acted on only if it carries this workspace's seal (:func:`facerec.erasure.seal`): one edited
+    by hand, copied from elsewhere or damaged is unreadable; the next writer deletes it, and the
+    crops it may have named are then treated as any others (quarantined, never deleted)."""
     entries, unreadable = [], []
     files = real_files(Path(root) / FOLDER)
     for path in sorted(files, key=_mtime):
         if path.name.startswith("."):  # an entry being written (atomic_write's temporary file)
             continue
-        entry = _read(path)
+        entry = _read(Path(root), path)
         if entry is None:
             unreadable.append(path)
         else:
@@ -85,12 +106,14 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _read(path: Path) -> Entry | None:
+def _read(root: Path, path: Path) -> Entry | None:
+    """The entry at ``path``, or None when it is unreadable or not sealed by this workspace."""
+    from .erasure import sealed
+    from .workspace import Workspace
+
     try:
-        if path.lstat().st_size > MAX_ENTRY_BYTES:
-            return None
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        data = json.loads(read_file_bytes(path, MAX_ENTRY_BYTES, "a journal entry", follow=False).decode("utf-8"))
+    except (DataError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         return None
@@ -99,7 +122,8 @@ def _read(path: Path) -> Entry | None:
         return None
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in crops.items()):
         return None
-    return Entry(command, person, crops, path)
+    entry = Entry(command, person, crops, path)
+    return entry if sealed(Workspace(root), entry.message(), data.get("seal")) else None
 
 
 def claimed(entries: list[Entry]) -> tuple[set[str], set[str]]:

@@ -1,40 +1,44 @@
-"""What a workspace holds on disk, read without ever following a link.
+"""What a workspace holds on disk, read and changed without ever following a link.
 
 facerec deletes and rewrites files only inside its workspace, and only files it made. A symbolic
 link inside the workspace (``crops/Bob -> /home/user``: a shared volume, an archive restored from
 elsewhere, crops "moved" to another disk) would make *inside* mean *anywhere*: the clean-up of a
-killed command would delete what it finds there. So nothing under the workspace's own folders is
-followed. :func:`check_layout` walks every entry facerec manages with ``lstat`` semantics
-(``os.scandir`` without ``follow_symlinks``) before a command reads or writes, and stops the
-command with one line naming the first wrong path (exit 2), before anything is changed:
+killed command would delete what it finds there. So nothing under the workspace is followed:
 
-- a symbolic link anywhere in a managed folder, or one of the managed names being a link;
-- a FIFO, socket or device where facerec keeps files;
-- a file where facerec keeps a folder (``crops/Bob`` a regular file) or a folder where it keeps
-  a file.
+- :func:`check_layout` walks every entry facerec manages with ``lstat`` semantics before a
+  command reads or writes, and stops the command with one line naming the first link, FIFO,
+  socket or device (or a managed top-level name of the wrong kind: ``crops`` a file; or a file
+  changed in place, the gallery's SQLite database, with a second hard link, as ``cp -al``
+  backups make), exit 2, before anything is changed. Other entries of the wrong kind deeper down (a stray file in
+  ``crops/``) are not dangerous; they are a writer's to quarantine (:mod:`facerec.cleanup`).
+- The listings (:func:`real_folders`, :func:`real_files`) never follow links, and every deletion,
+  rename and folder creation goes through :func:`unlink_inside`, :func:`rmtree_inside`,
+  :func:`rename_inside` and :func:`makedirs_inside`, which open the path's folders one at a time
+  from the workspace with ``O_NOFOLLOW`` and act relative to that descriptor: a folder swapped
+  for a link between the check and the deletion (a race) makes the operation fail, never follow.
 
 The workspace folder itself may be reached through a link (``-w`` is the user's choice); what is
 inside it may not. Entries facerec does not manage (a user's notes beside ``workspace.json``) are
-neither checked nor touched. The listing helpers below never follow links either, so code that
-deletes works on what the check saw even if a link appears afterwards.
+neither checked nor touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import secrets
+import shutil
 import stat
 from pathlib import Path
 
 from .errors import WorkspaceError
 
-# Files facerec writes at the top of a workspace, and the folders whose whole content is its own,
-# with the kind of entry each level holds: crops/<person>/<crop>, quarantine/<batch>/<person>/<crop>.
+# Files facerec writes at the top of a workspace, and the folders whose whole content is its own.
 FILES = ("workspace.json", "erasure.key", "api-keys.json", "train-state.pt", ".lock", ".demo")
-_PEOPLE = ("folder", "file")
-FOLDERS = {"models": ("file",), "gallery": ("file",), "gallery.rebuild": ("file",), "gallery.old": ("file",),
-           "gallery.staging": ("file",), "journal": ("file",), "crops": _PEOPLE, "replay": _PEOPLE,
-           "replay.staging": _PEOPLE, "replay.old": _PEOPLE, "synthetic-data": _PEOPLE,
-           "quarantine": ("folder", "folder", "file")}
+IN_PLACE = "meta.sqlite"  # SQLite writes its files in place; everything else is written anew and renamed
+FOLDERS = ("models", "gallery", "gallery.rebuild", "gallery.old", "gallery.staging", "journal", "crops", "replay",
+           "replay.staging", "replay.old", "synthetic-data", "quarantine")
 
 
 class LayoutError(WorkspaceError):
@@ -64,8 +68,6 @@ def _problem(kind: str, want: str) -> str | None:
         return "is a symbolic link"
     if kind == "special":
         return "is a special file (FIFO, socket or device)"
-    if want == "nothing":
-        return f"is a {kind} where facerec keeps none"
     return f"is a {kind} where facerec keeps a {want}"
 
 
@@ -80,36 +82,35 @@ def _lstat_kind(path: Path) -> str | None:
 
 def check_layout(root: str | os.PathLike) -> None:
     """Raise :class:`LayoutError` for the first managed entry of the workspace at ``root`` that is
-    a link, a special file or of the wrong kind. A missing workspace or entry is not an error."""
+    a link or a special file, or a managed top-level name of the wrong kind. A missing workspace
+    or entry is not an error."""
     root = Path(root)
     if not root.is_dir():
         return
-    for name in FILES:
-        kind = _lstat_kind(root / name)
-        if kind is not None and (problem := _problem(kind, "file")):
-            raise LayoutError(root / name, problem)
-    for name, shape in FOLDERS.items():
-        folder = root / name
-        kind = _lstat_kind(folder)
-        if kind is None:
-            continue
-        if problem := _problem(kind, "folder"):
-            raise LayoutError(folder, problem)
-        _check_tree(folder, shape)
+    for names, want in ((FILES, "file"), (FOLDERS, "folder")):
+        for name in names:
+            kind = _lstat_kind(root / name)
+            if kind is not None and (problem := _problem(kind, want)):
+                raise LayoutError(root / name, problem)
+    for name in FOLDERS:
+        stack = [root / name] if _lstat_kind(root / name) == "folder" else []
+        while stack:
+            folder = stack.pop()
+            for entry in _scan(folder):
+                kind = _entry_kind(entry)
+                if kind in ("link", "special"):
+                    raise LayoutError(folder / entry.name, _problem(kind, "file"))
+                if kind == "folder":
+                    stack.append(folder / entry.name)
+                elif entry.name.startswith(IN_PLACE) and (links := entry.stat(follow_symlinks=False).st_nlink) > 1:
+                    raise LayoutError(folder / entry.name, f"has {links} hard links, and facerec changes it in place, "
+                                                           f"which would change the other copies too (copy it instead)")
 
 
-def _check_tree(top: Path, shape: tuple[str, ...]) -> None:
-    """Every entry ``d`` levels under ``top`` is a real entry of kind ``shape[d]``."""
-    stack = [(top, 0)]
-    while stack:
-        folder, depth = stack.pop()
-        for entry in _scan(folder):
-            path = folder / entry.name
-            want = shape[depth] if depth < len(shape) else "nothing"
-            if problem := _problem(_entry_kind(entry), want):
-                raise LayoutError(path, problem)
-            if want == "folder":
-                stack.append((path, depth + 1))
+def require_folder(root: str | os.PathLike) -> None:
+    """A workspace path that exists must be a folder (``-w notes.txt`` is refused, not written to)."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise WorkspaceError(f"workspace {root} is a file, not a folder; name a folder with -w")
 
 
 def _scan(folder: Path) -> list[os.DirEntry]:
@@ -140,13 +141,122 @@ def real_folders(parent: Path) -> list[Path]:
     return sorted(parent / e.name for e in _scan(parent) if _entry_kind(e) == "folder")
 
 
-def real_files(parent: Path) -> list[Path]:
+def real_files(parent: Path, follow: bool = False) -> list[Path]:
     """The regular files directly in ``parent`` (never links), sorted by name; none when
-    ``parent`` is missing or is itself a link."""
-    if _lstat_kind(parent) != "folder":
+    ``parent`` is missing or is itself a link (unless ``follow``: the workspace folder itself)."""
+    if not (os.path.isdir(parent) if follow else _lstat_kind(parent) == "folder"):
         return []
     return sorted(parent / e.name for e in _scan(parent) if _entry_kind(e) == "file")
 
 
 def is_real_folder(path: Path) -> bool:
     return _lstat_kind(path) == "folder"
+
+
+# -- changes that never follow a link ------------------------------------------------------------
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+@contextlib.contextmanager
+def _parent(root: Path, path: Path, create: bool = False):
+    """``(descriptor of path's folder, path's last name)``, the folder opened from ``root`` one
+    component at a time with ``O_NOFOLLOW`` (made when missing, with ``create``)."""
+    try:
+        parts = Path(path).relative_to(root).parts
+    except ValueError:
+        raise WorkspaceError(f"{path} is outside the workspace {root}; facerec changes nothing there") from None
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        raise WorkspaceError(f"{path} does not name an entry inside the workspace {root}")
+    fd = os.open(root, _DIRECTORY)
+    try:
+        for i, part in enumerate(parts[:-1]):
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+            try:
+                inner = os.open(part, _DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as err:
+                where = Path(root, *parts[:i + 1])
+                if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise LayoutError(where, "is a symbolic link or not a folder") from None
+                raise
+            os.close(fd)
+            fd = inner
+        yield fd, parts[-1]
+    finally:
+        os.close(fd)
+
+
+def unlink_inside(root: Path, path: Path) -> None:
+    """Delete the file (or link) ``path`` inside ``root``; a missing one is fine."""
+    with _parent(root, path) as (fd, name), contextlib.suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=fd)
+
+
+def rmtree_inside(root: Path, path: Path) -> None:
+    """Delete the folder ``path`` inside ``root`` and everything in it (``shutil.rmtree`` relative
+    to a descriptor: it refuses a link at ``path`` and follows none inside); a missing one is fine."""
+    with _parent(root, path) as (fd, name):
+        try:
+            kind = _kind(os.lstat(name, dir_fd=fd).st_mode)
+        except FileNotFoundError:
+            return
+        if kind != "folder":
+            raise LayoutError(Path(path), _problem(kind, "folder"))
+        shutil.rmtree(name, dir_fd=fd)
+
+
+def rename_inside(root: Path, source: Path, dest: Path) -> None:
+    """Move ``source`` to ``dest``, both inside ``root`` (``dest``'s folders made as needed)."""
+    with _parent(root, source) as (src_fd, src_name), _parent(root, dest, create=True) as (dst_fd, dst_name):
+        os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+
+
+def makedirs_inside(root: Path, folder: Path) -> None:
+    """Make ``folder`` (and its parents) inside ``root`` without following a link."""
+    with _parent(root, Path(folder) / "_", create=True):
+        pass
+
+
+def remove_if_empty(root: Path, folder: Path) -> None:
+    """Delete ``folder`` inside ``root`` if it is an empty real folder."""
+    with _parent(root, folder) as (fd, name), contextlib.suppress(OSError):
+        os.rmdir(name, dir_fd=fd)  # fails on a link, a file, or a folder with anything in it
+
+
+def write_inside(root: Path, path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` inside ``root`` as :func:`facerec.io.atomic_write_bytes` does (a
+    temporary file beside it, flushed to disk, renamed over it), with every folder on the way
+    opened without following a link (and made when missing)."""
+    with _parent(root, path, create=True) as (fd, name):
+        tmp = f".{name}.{secrets.token_hex(4)}.tmp"  # the name clean-up recognises as a leftover
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+        try:
+            with os.fdopen(out, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=fd)
+            raise
+
+
+def entries(folder: Path, sort: bool = True) -> list[tuple[str, str]]:
+    """``(name, kind)`` of each entry of ``folder`` (kind: folder, file, link or special), never
+    following a link; none when ``folder`` is missing or is itself a link."""
+    try:
+        fd = os.open(folder, _DIRECTORY | os.O_NOFOLLOW)  # a link: ELOOP
+        try:
+            with os.scandir(fd) as found:  # lists a duplicate of fd
+                listed = [(e.name, _entry_kind(e)) for e in found]
+        finally:
+            os.close(fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return []
+        raise WorkspaceError(f"{folder} cannot be listed ({err.strerror})") from None
+    return sorted(listed) if sort else listed

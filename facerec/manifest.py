@@ -75,6 +75,8 @@ def _check_erasure(record) -> str | None:
         return "erasure.ledger: expected a list of request records"
     if "pending" in record and not isinstance(record["pending"], str):
         return "erasure.pending: expected a request id"
+    if "pending_seal" in record and not isinstance(record["pending_seal"], str):
+        return "erasure.pending_seal: expected text"
     return None
 
 

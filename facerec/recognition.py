@@ -1,17 +1,15 @@
-"""Enroll, recognise, verify, remove and calibrate: the face pipeline over a workspace's gallery.
+"""Recognise, verify and calibrate: the face pipeline over a workspace's gallery.
 
 Pipeline per image: read -> detect every face -> align each to 112x112 -> ``model.embed`` ->
 gallery search. Aligned crops of enrolled faces are kept in ``WORKSPACE/crops/<person>/`` so the
-gallery can be re-embedded when the model changes; removing a person deletes them. The open-set
-threshold lives in the manifest (``recognition.threshold``): a best match below it is "unknown".
+gallery can be (re)built from them when the model changes (:func:`build_gallery`); enrolling and
+removing people is :mod:`facerec.enrollment`. The open-set threshold lives in the manifest
+(``recognition.threshold``): a best match below it is "unknown".
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,24 +17,21 @@ import cv2
 import numpy as np
 import torch
 
-from gallery import Gallery, GalleryError
+from gallery import Gallery
 
-from . import journal
 from .consistency import crop_key, open_live_gallery
-from .data.folder import list_identity_files, png_bytes, read_image
+from .data.folder import list_identity_files, read_image
 from .data.pairs import read_pairs
 from .data.images import MAX_PIXELS, ImageError, read_image_file
 from .data.transforms import to_tensor
 from .detect import Face, align_face, central_face, make_detector
 from .device import resolve_device
-from .errors import DataError, FaceRecError, NotEnrolledError
-from .io import atomic_write_bytes
-from .layout import is_real_folder, real_files, real_folders
+from .errors import DataError, FaceRecError
+from .layout import real_files, real_folders, rmtree_inside
 from .names import name_problem, validate_name
 from .workspace import Workspace
 
 DEFAULT_THRESHOLD = 0.4  # cosine; replaced by `facerec calibrate`
-ALREADY_ENROLLED = "already enrolled"  # the person has an image with this content: enrolling it is a no-op
 
 
 @dataclass
@@ -113,7 +108,7 @@ class FacePipeline:
         stored crops (a gallery removed as corrupt, or a first enroll killed before its gallery
         was written) it is rebuilt from the crops, which are the gallery's source."""
         if not (self.gallery_path / "meta.sqlite").exists():
-            if _stored_people(self.ws.root / "crops"):
+            if stored_people(self.ws.root / "crops"):
                 rebuild_gallery(self)
             elif not create:
                 raise FaceRecError(f"no one is enrolled in {self.ws.root}; run `facerec enroll` first")
@@ -160,7 +155,7 @@ def rebuild_gallery(pipe: FacePipeline, skipped: list[str] | None = None) -> int
     return total
 
 
-def _stored_people(crops_root: Path) -> list[Path]:
+def stored_people(crops_root: Path) -> list[Path]:
     """The crop folders of people (real folders of valid names only: a folder left by an older
     facerec under a name that cannot be stored or printed is not a person)."""
     return [p for p in real_folders(crops_root) if not name_problem(p.name)]
@@ -171,14 +166,14 @@ def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(
     """Embed the stored crops of everyone but ``exclude`` with ``pipe``'s model into a new gallery
     at ``dest`` (replaced if present). Returns the number of vectors. A crop that cannot be read is
     left out (listed in ``skipped`` when given) rather than stopping the rebuild."""
-    shutil.rmtree(dest, ignore_errors=True)
+    rmtree_inside(pipe.ws.root, dest)
     gallery = Gallery.create(dest, pipe.model.embedding_dim, pipe.model_version)
     total = 0
-    for person_dir in _stored_people(pipe.ws.root / "crops"):
+    for person_dir in stored_people(pipe.ws.root / "crops"):
         if person_dir.name in exclude:
             continue
         files, crops = [], []
-        for f in (f for f in real_files(person_dir) if crop_key(f.name)):
+        for f in (f for f in real_files(person_dir) if crop_key(f.name)):  # what is not a crop is not read
             try:
                 crops.append(read_image(f))  # not cv2.imread: it crashes on undecodable path names
                 files.append(f)
@@ -187,7 +182,7 @@ def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(
                     skipped.append(str(err))
         if not files:
             continue
-        gallery.add(person_dir.name, pipe.embed(crops), image_hashes=[f.stem.split("-")[0] for f in files],
+        gallery.add(person_dir.name, pipe.embed(crops), image_hashes=[crop_key(f.name) for f in files],
                     sources=[f"crops/{person_dir.name}/{f.name}" for f in files], model_version=pipe.model_version)
         total += len(files)
         if progress:
@@ -195,84 +190,6 @@ def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(
     gallery.save()
     gallery.close()
     return total
-
-
-def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None,
-           labels: list[str] | None = None) -> dict:
-    """Enroll ``name`` from images holding exactly one face each; returns per-image statuses.
-
-    ``labels``: what to report and record as each image's source instead of its path (the HTTP
-    server's uploads live in temporary files; their labels are the uploaded file names).
-
-    Idempotent: an image whose content (SHA-256) ``name`` already has is reported as
-    :data:`ALREADY_ENROLLED` and not added again, so re-running an interrupted enroll adds only
-    what is missing.
-    """
-    validate_name(name)
-    exists = (pipe.gallery_path / "meta.sqlite").exists() or _stored_people(pipe.ws.root / "crops")
-    gallery = pipe.open_gallery() if exists else None  # a missing gallery is rebuilt from the crops first
-    try:
-        known = {h[:16] for h in gallery.image_hashes(name)} if gallery else set()  # 16 hex digits, as crops store
-        statuses, crops, hashes, sources = [], [], [], []
-        for path, label in zip(image_paths, labels or image_paths):
-            found = pipe.read_faces(path)
-            if found.status == "ok" and len(found.crops) > 1:
-                found.status = f"{len(found.crops)} faces found; enrolling needs exactly one"
-            if found.status == "ok" and found.sha256[:16] in known:
-                found.status = ALREADY_ENROLLED
-            elif found.status == "ok":
-                known.add(found.sha256[:16])  # the same image twice in one command is enrolled once
-                crops.append(found.crops[0])
-                hashes.append(found.sha256)
-                sources.append(_storable(str(label)))
-            statuses.append({"image": _storable(str(label)), "status": found.status, "faces": len(found.faces)})
-            if progress:
-                progress(1)
-        if not crops:
-            return {"name": name, "enrolled": 0, "images": statuses}
-        gallery = gallery or pipe.open_gallery(create=True)
-        _store_and_commit(pipe, gallery, name, crops, hashes, sources)
-    finally:
-        if gallery is not None:
-            gallery.close()
-    return {"name": name, "enrolled": len(crops), "images": statuses}
-
-
-def _store_and_commit(pipe: FacePipeline, gallery: Gallery, name: str, crops: list[np.ndarray], hashes: list[str],
-                      sources: list[str]) -> None:
-    """Write the crops, then commit the gallery, under a journal entry naming each new crop and
-    its bytes' hash: a failure in between undoes the crops here, a kill leaves them to the next
-    writer (``cleanup.settle_journal``), and nothing else is ever taken for this command's own."""
-    crop_dir = pipe.crops_dir(name)
-    files = {f"{digest[:16]}-0.png": png_bytes(crop) for crop, digest in zip(crops, hashes)}
-    new = {f: data for f, data in files.items() if not os.path.lexists(crop_dir / f)}
-    entry = journal.begin(pipe.ws.root, journal.Entry("enroll", name, {
-        f"crops/{name}/{f}": journal.digest(data) for f, data in new.items()}))
-    try:
-        for f, data in files.items():
-            atomic_write_bytes(crop_dir / f, data)
-        gallery.add(name, pipe.embed(crops), image_hashes=hashes, sources=sources,
-                    model_version=pipe.model_version)
-        gallery.save()
-    except BaseException as err:
-        for f, data in new.items():  # ours, and never committed
-            if (crop_dir / f).is_file() and journal.digest((crop_dir / f).read_bytes()) == journal.digest(data):
-                (crop_dir / f).unlink()
-        with contextlib.suppress(OSError):
-            crop_dir.rmdir()  # only when empty
-        journal.end(entry)
-        with contextlib.suppress(Exception):  # the first error is the one to report
-            gallery.rollback()
-        if isinstance(err, GalleryError):
-            raise FaceRecError(str(err)) from None
-        raise
-    journal.end(entry)
-
-
-def _storable(text: str) -> str:
-    """``text`` as UTF-8 can hold it: a file name's undecodable bytes (``café`` in Latin-1, which
-    Python carries as lone surrogates) shown escaped, ``caf\\xe9``, instead of failing the insert."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def folder_people(root: str | Path, split_part: str | None = None, workspace: Workspace | None = None,
@@ -291,67 +208,6 @@ def folder_people(root: str | Path, split_part: str | None = None, workspace: Wo
         if not people:
             raise DataError(f"no file of {root} is in the workspace's {split_part} split")
     return {person: [str(Path(root) / f) for f in files] for person, files in people.items()}
-
-
-def remove(pipe: FacePipeline, name: str) -> dict:
-    """Remove ``name``'s vectors, metadata and stored crops, quarantined ones included (not the
-    model's knowledge of them: ``still_in_model`` says whether the model was trained on ``name``;
-    `facerec forget` erases that).
-
-    The gallery commit comes first, then the crops go, under a journal entry, so a kill in between
-    is finished by the next writer rather than leaving crops that look like damage."""
-    from .cleanup import delete_person_crops, quarantined_people
-
-    validate_name(name)
-    root = pipe.ws.root
-    entry = journal.begin(root, journal.Entry("remove", name))
-    try:
-        removed, in_gallery = 0, False
-        if (pipe.gallery_path / "meta.sqlite").exists():
-            gallery = pipe.open_gallery()
-            try:
-                in_gallery = name in gallery.people()
-                if in_gallery:
-                    removed = gallery.remove_person(name)
-                    gallery.save()
-            finally:
-                gallery.close()
-        if not in_gallery and not is_real_folder(pipe.crops_dir(name)) and name not in quarantined_people(root):
-            raise NotEnrolledError(f"{name!r} is not enrolled")
-        crops = delete_person_crops(root, name)
-    finally:
-        journal.end(entry)
-    return {"name": name, "vectors_removed": removed, "crops_removed": crops,
-            "still_in_model": name in pipe.ws.manifest()["identities"]}
-
-
-def reindex(pipe: FacePipeline, restore_quarantined: bool = False) -> dict:
-    """Rebuild the gallery from the stored crops with the current model (replaces a damaged one).
-
-    Every stored crop is enrolled, its person's gallery row present or not; a gallery row whose
-    crop is gone cannot be rebuilt and is counted (``rows_without_crop``). With
-    ``restore_quarantined``, quarantined crops (:mod:`facerec.cleanup`) are moved back first."""
-    from .cleanup import restore_quarantined as restore
-
-    restored = restore(pipe.ws.root) if restore_quarantined else 0
-    lost = _rows_without_crop(pipe.ws.root)
-    skipped: list[str] = []
-    total = rebuild_gallery(pipe, skipped)
-    people = len(_stored_people(pipe.ws.root / "crops"))
-    return {"vectors": total, "people": people, "skipped": skipped, "model_version": pipe.model_version,
-            "restored_from_quarantine": restored, "rows_without_crop": lost}
-
-
-def _rows_without_crop(root: Path) -> int | None:
-    """Gallery rows with no stored crop (lost by a rebuild), or None when the rows are unreadable."""
-    from gallery import GalleryCorrupt, GalleryError, stored_image_hashes
-
-    from .consistency import compare
-
-    try:
-        return len(compare(root, stored_image_hashes(root / "gallery")).rows_without_crop)
-    except (GalleryCorrupt, GalleryError):
-        return None
 
 
 def recognize(pipe: FacePipeline, image_paths: list[str], top_k: int = 1, progress=None) -> dict:

@@ -17,14 +17,13 @@ a staging folder and renamed into place, so a reader sees the old buffer or the 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from .data.folder import png_bytes, read_image
 from .errors import DataError
-from .layout import real_files
+from .layout import real_files, rename_inside, rmtree_inside
 
 FORMAT_VERSION = 1
 FOLDER = "replay"
@@ -43,7 +42,7 @@ def write_replay(root: Path, images: np.ndarray, labels: np.ndarray, identities:
     """Replace ``root/replay`` by ``shots`` crops per person of ``images`` (N, 112, 112, 3) RGB with
     head-row ``labels``; returns the manifest record."""
     live, staging = root / FOLDER, root / f"{FOLDER}.staging"
-    shutil.rmtree(staging, ignore_errors=True)
+    rmtree_inside(root, staging)
     count = 0
     for i in choose_shots(labels, shots, seed) if shots > 0 else []:
         person = identities[labels[i]]
@@ -54,12 +53,12 @@ def write_replay(root: Path, images: np.ndarray, labels: np.ndarray, identities:
         (folder / f"{hashlib.sha256(images[i].tobytes()).hexdigest()[:16]}.png").write_bytes(png_bytes(images[i]))
         count += 1
     old = root / f"{FOLDER}.old"
-    shutil.rmtree(old, ignore_errors=True)
+    rmtree_inside(root, old)
     if live.exists():
-        live.rename(old)
+        rename_inside(root, live, old)
     if staging.exists():
-        staging.rename(live)
-    shutil.rmtree(old, ignore_errors=True)
+        rename_inside(root, staging, live)
+    rmtree_inside(root, old)
     return {"format_version": FORMAT_VERSION, "shots": shots, "seed": seed, "images": count}
 
 

@@ -18,9 +18,9 @@ from .errors import FaceRecError
 
 @contextlib.contextmanager
 def writing(root: str | os.PathLike, create: bool = False, seed: bool = False, rebuilding: bool = False):
-    """Hold the workspace's writer lock; first check its layout (:mod:`facerec.layout`: a link or
-    special file inside stops the command before anything changes), finish a forget that was
-    interrupted after its commit, and settle what killed commands left (:mod:`facerec.cleanup`).
+    """Hold the workspace's writer lock (which first checks its layout, :mod:`facerec.layout`: a
+    link or special file inside stops the command before anything changes); finish a forget that
+    was interrupted after its commit, and settle what killed commands left (:mod:`facerec.cleanup`).
 
     With ``seed``, a workspace without a model of its own gets the shipped one first (created if
     need be), so enroll / calibrate / forget work on a fresh workspace with no training step.
@@ -31,14 +31,11 @@ def writing(root: str | os.PathLike, create: bool = False, seed: bool = False, r
     from . import pretrained
     from .cleanup import clean_workspace
     from .erasure import complete_pending
-    from .layout import check_layout
     from .lock import workspace_lock
     from .workspace import Workspace
 
-    check_layout(root)
     seeding = seed and not Workspace(root).exists() and pretrained.available()
     with workspace_lock(root, create=create or seeding):
-        check_layout(root)  # again: another writer may have been changing it while this one waited
         if seeding and not Workspace(root).exists():
             pretrained.seed_workspace(root)
         if Workspace(root).exists():
@@ -81,9 +78,9 @@ def enrolled_people(root: str | os.PathLike) -> dict[str, int]:
 
 
 def enroll_summary(reports: list[dict], rejected: list[str] = ()) -> tuple[dict, list[dict]]:
-    """``(report, problem images)`` for an enroll of several people, from ``recognition.enroll``'s
+    """``(report, problem images)`` for an enroll of several people, from ``enrollment.enroll``'s
     per-person reports."""
-    from .recognition import ALREADY_ENROLLED
+    from .enrollment import ALREADY_ENROLLED
 
     problems = [i for r in reports for i in r["images"] if i["status"] not in ("ok", ALREADY_ENROLLED)]
     known = sum(i["status"] == ALREADY_ENROLLED for r in reports for i in r["images"])

@@ -42,8 +42,15 @@ MAX_MANIFEST_BYTES = 64 << 20  # identities, split and ledger of a large workspa
 
 
 def resolve_workspace_path(path: str | os.PathLike | None) -> Path:
-    """``-w`` if given, else ``$FACEREC_WORKSPACE``, else ``./facerec-workspace``."""
-    return Path(path or os.environ.get("FACEREC_WORKSPACE") or DEFAULT_WORKSPACE)
+    """``-w`` if given, else ``$FACEREC_WORKSPACE``, else ``./facerec-workspace``. The path must be
+    UTF-8 text: the model files' reader (safetensors) cannot open any other path."""
+    root = Path(path or os.environ.get("FACEREC_WORKSPACE") or DEFAULT_WORKSPACE)
+    try:
+        str(root).encode("utf-8")
+    except UnicodeEncodeError:
+        raise WorkspaceError(f"workspace path {ascii(str(root))} is not UTF-8 text; choose a folder whose path is") \
+            from None
+    return root
 
 
 def weights_version(state: dict[str, torch.Tensor]) -> str:
@@ -132,8 +139,9 @@ class Workspace:
         Raises:
             WorkspaceError: there is none, it is corrupt, or a newer facerec wrote it.
         """
-        if self.root.exists() and not self.root.is_dir():
-            raise WorkspaceError(f"workspace {self.root} is a file, not a folder; name a folder with -w")
+        from .layout import require_folder
+
+        require_folder(self.root)
         if not self.root.is_dir():
             raise WorkspaceError(f"workspace {self.root} does not exist; `facerec enroll NAME PHOTO -w {self.root}` starts "
                                  f"one on the shipped model, `facerec train DATA_DIR -w {self.root}` on your own data")
@@ -239,11 +247,11 @@ class Workspace:
         return self._remove_unreferenced_weights(keep=self.root / self.manifest()["model"]["weights"])
 
     def _remove_unreferenced_weights(self, keep: Path) -> int:
-        from .layout import real_files
+        from .layout import real_files, unlink_inside
 
         removed = 0
         for path in real_files(self.root / "models"):  # never through a link
             if path.suffix == ".safetensors" and path != keep:
-                path.unlink(missing_ok=True)
+                unlink_inside(self.root, path)
                 removed += 1
         return removed

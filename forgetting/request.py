@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facerec.cleanup import quarantined_people
 from facerec.consistency import open_live_gallery
-from facerec.erasure import complete_pending, erasure_key, name_hash
+from facerec.erasure import complete_pending, erasure_key, name_hash, pending_seal
 from facerec.errors import FaceRecError
 from facerec.evaluation import accept_rate, threshold_at_far
 from facerec.layout import real_folders
@@ -270,6 +271,7 @@ def commit(plan: Plan, report: dict, weights: Path | None, recognition: dict) ->
                                 for n in names]
         record["ledger"].append(entry)
         record["pending"] = request
+        record["pending_seal"] = pending_seal(ws, request, report["model_version"])
         if recognition:
             m["recognition"] = recognition
 
@@ -281,14 +283,14 @@ def commit(plan: Plan, report: dict, weights: Path | None, recognition: dict) ->
 
 
 def _enrolled_people(ws: Workspace) -> set[str]:
-    """Everyone in the gallery or with stored crops. The gallery is checked against the crops
-    first: an erasure from a damaged gallery could miss rows it cannot see (exit 2; reindex)."""
-    people = set()
+    """Everyone in the gallery or with stored or quarantined crops. The gallery is checked against
+    the crops first: an erasure from a damaged gallery could miss rows it cannot see (exit 2)."""
+    people = {p.name for p in real_folders(ws.root / "crops")} | quarantined_people(ws.root)
     if (ws.root / "gallery" / "meta.sqlite").is_file():
         gallery = open_live_gallery(ws.root)
         people |= set(gallery.people())
         gallery.close()
-    return people | {p.name for p in real_folders(ws.root / "crops")}
+    return people
 
 
 def _gallery_people(path: Path) -> set[str]:

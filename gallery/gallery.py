@@ -17,6 +17,7 @@ version: embeddings of two models are not comparable.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -69,7 +70,7 @@ def _guarded(method):
         try:
             return method(self, *args, **kwargs)
         except sqlite3.OperationalError as err:
-            if any(w in str(err) for w in ("full", "I/O", "readonly", "read-only", "locked")):
+            if any(w in str(err) for w in ("full", "readonly", "read-only")):
                 raise GalleryWriteError(self.path, f"meta.sqlite: {err}") from None  # the disk, not the data
             raise GalleryCorrupt(self.path, f"meta.sqlite: {err}") from None
         except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
@@ -206,9 +207,10 @@ class Gallery:
         store.set_setting(self._db, "format_version", FORMAT_VERSION)
         store.set_setting(self._db, "generation", gen)
         self._db.execute("COMMIT")
-        for stale in self.path.glob("*.faiss"):
+        for stale in self.path.glob("*.faiss"):  # committed: what is left is tidying, and may fail
             if not stale.name.endswith(f"-{gen}.faiss"):
-                stale.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
     @_guarded
     def rollback(self) -> None:

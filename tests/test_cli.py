@@ -107,3 +107,7 @@ def test_the_demo_never_resets_a_workspace_it_did_not_make(tiny_trained, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "demo did not make" in err[0]
     assert sorted(p.relative_to(ws) for p in ws.rglob("*") if p.is_file()) == before
+    (ws / ".demo").write_text("")  # a marker made by hand is not the demo's
+    assert main(["demo", "-w", str(ws), "--identities", "4", "--images-per-identity", "4", "--model",
+                 "vit-face-test", "--epochs", "1", "-q"]) == 2
+    assert sorted(p.relative_to(ws) for p in ws.rglob("*") if p.is_file() and p.name != ".demo") == before

@@ -23,7 +23,7 @@ def test_killed_writers_leave_a_consistent_workspace(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert run.returncode in (0, 1), run.stderr[-2000:]
     report = json.loads(run.stdout)
-    for writer in ("enroll", "forget", "train"):
+    for writer in ("enroll", "remove", "forget", "train"):
         r = report[writer]
         assert r["kills"] >= 3, (writer, r)  # the sampled points were reached and killed the command
         assert r["problems"] == 0, (writer, [x for x in r["runs"] if x["problems"]])

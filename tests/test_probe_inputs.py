@@ -210,3 +210,14 @@ def test_output_into_a_closed_pipe_ends_quietly(ws):
                           stderr=subprocess.PIPE, env=env, timeout=120)
     os.close(writer)
     assert done.returncode == 0 and done.stderr == b""
+
+
+def test_a_workspace_path_the_file_system_cannot_hold_is_one_line(tiny_trained, tmp_path, capsys):
+    data, _ = tiny_trained
+    image = str(next(data.rglob("*.png")))
+    for root in (tmp_path / ("d" * 300), tmp_path / "\udcff"):  # too long; not UTF-8 (b"\xff")
+        for argv in (["enroll", "Z", image, "--aligned"], ["people"]):
+            capsys.readouterr()
+            assert main([*argv, "-w", str(root), "-q"]) == 2
+            errors = _errors(capsys)
+            assert len(errors) == 1 and "unexpected" not in errors[0], errors

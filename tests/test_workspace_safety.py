@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import sqlite3
+from collections import Counter
 
 import pytest
 
@@ -27,14 +28,15 @@ def enrolled(tiny_trained, tmp_path, capsys):
     return data, ws
 
 
-def _crops(ws) -> dict[str, str]:
-    """``{file name: content hash}`` of every crop, in crops/ or quarantine/ (a move is not a loss)."""
-    found = {}
+def _crops(ws) -> Counter:
+    """``(file name, content hash)`` of every crop, counted, in crops/ or quarantine/ (a move is
+    not a loss; two people may hold the same image)."""
+    found = Counter()
     for folder in ("crops", "quarantine"):
         for dirpath, _, files in os.walk(ws / folder):
             for f in files:
                 if f.endswith(".png"):
-                    found[f] = hashlib.sha256(open(os.path.join(dirpath, f), "rb").read()).hexdigest()
+                    found[f, hashlib.sha256(open(os.path.join(dirpath, f), "rb").read()).hexdigest()] += 1
     return found
 
 
@@ -188,7 +190,7 @@ def test_random_edits_of_the_metadata_never_delete_a_crop_or_end_unexpectedly(en
                      ["remove", "Newcomer"], ["people"], ["reindex"], ["people"]):
             code, errors = _run(capsys, *argv, "-w", str(ws), "-q")
             assert code in (0, 2) and len(errors) == (code == 2), (edit, argv, errors)
-            assert all(h in _crops(ws).values() for h in crops.values()), (edit, argv)  # nothing lost
+            assert not crops - _crops(ws), (edit, argv)  # nothing lost
         assert sorted(_people_json(ws, capsys)) == sorted(os.listdir(data)), edit  # reindex repaired it
         assert not (ws / "quarantine").exists(), edit  # damage is never mistaken for leftovers
 
@@ -251,3 +253,164 @@ def test_the_journal_decides_what_a_killed_enroll_left(enrolled, capsys):
     journal.begin(ws, journal.Entry("remove", second))  # ... before its crops went: the next writer finishes it
     assert main(["calibrate", "-w", str(ws), "-q"]) == 0
     assert not (ws / "crops" / second).exists() and not list((ws / "quarantine").glob(f"*/{second}"))
+
+
+def test_a_remove_that_fails_after_its_commit_is_finished_by_the_next_writer(enrolled, capsys, monkeypatch):
+    from facerec import cleanup
+
+    _, ws = enrolled
+    person = sorted(os.listdir(ws / "crops"))[0]
+
+    def denied(root, name):
+        raise PermissionError(13, "Permission denied", str(ws / "crops" / name))
+
+    monkeypatch.setattr(cleanup, "delete_person_crops", denied)
+    code, errors = _run(capsys, "remove", person, "-w", str(ws))
+    assert code == 2 and len(errors) == 1 and "permission denied" in errors[0]
+    monkeypatch.undo()
+    assert person not in _people_json(ws, capsys) and (ws / "crops" / person).is_dir()  # committed, crops left
+    assert len(list((ws / "journal").iterdir())) == 1  # ... and the entry that says to finish
+    assert main(["calibrate", "-w", str(ws), "-q"]) == 0
+    assert not (ws / "crops" / person).exists() and not (ws / "quarantine").exists()
+
+
+def test_a_reader_looks_again_once_no_writer_is_at_work(enrolled, capsys, monkeypatch):
+    """What a writer does between its two steps is not damage: a reader that sees a disagreement
+    waits (a bounded time) for the writer lock to be free and looks again."""
+    import threading
+
+    from facerec import lock
+
+    _, ws = enrolled
+    person = sorted(os.listdir(ws / "crops"))[0]
+    stray = [ws / "crops" / person / _orphan(ws, person)]
+    holding, release = threading.Event(), threading.Event()
+
+    def writer():
+        with lock.workspace_lock(ws):
+            holding.set()
+            release.wait(30)
+            stray[0].unlink()  # the writer's second step: the state is whole again when it lets go
+
+    monkeypatch.setattr(lock, "WAIT_SECONDS", 20.0)
+    thread = threading.Thread(target=writer)
+    thread.start()
+    holding.wait(30)
+    threading.Timer(0.5, release.set).start()
+    people = _people_json(ws, capsys)  # saw the stray crop, waited, looked again: no error
+    thread.join()
+    assert person in people
+
+    monkeypatch.setattr(lock, "WAIT_SECONDS", 0.3)
+    stray[0] = ws / "crops" / person / _orphan(ws, person, b"another")
+    release.clear()
+    holding.clear()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    holding.wait(30)
+    code, errors = _run(capsys, "people", "-w", str(ws))
+    release.set()
+    thread.join()
+    assert code == 2 and "being changed" in errors[0]  # busy, not "corrupt"
+
+
+def test_files_among_the_crops_that_are_not_crops_never_leave_reindex_stuck(enrolled, capsys):
+    _, ws = enrolled
+    person = sorted(os.listdir(ws / "crops"))[0]
+    (ws / "crops" / person / "photo.png").write_bytes(b"not a crop name")
+    (ws / "crops" / person / ".DS_Store").write_bytes(b"the system's own")
+    (ws / "crops" / "notes.txt").write_text("mine")
+    code, errors = _run(capsys, "people", "-w", str(ws))
+    assert code == 2 and "not crops" in errors[0]
+    assert main(["reindex", "-w", str(ws), "-q"]) == 0
+    assert _people_json(ws, capsys)  # consistent again: the foreign entries were moved aside
+    assert {p.name for p in (ws / "quarantine").rglob("*") if p.is_file()} == {"photo.png", "notes.txt"}
+    assert (ws / "crops" / person / ".DS_Store").exists()
+
+
+def test_forget_erases_a_person_whose_crops_are_only_in_quarantine(enrolled, capsys):
+    from gallery import Gallery
+
+    _, ws = enrolled
+    person = sorted(os.listdir(ws / "crops"))[-1]
+    gallery = Gallery.open(ws / "gallery")  # rows gone, crops left: the next writer quarantines them
+    gallery.remove_person(person)
+    gallery.save()
+    gallery.close()
+    assert main(["calibrate", "-w", str(ws), "-q"]) == 0
+    assert list((ws / "quarantine").glob(f"*/{person}"))
+    assert main(["forget", person, "-w", str(ws), "-q", "--steps", "2"]) == 0
+    assert not list((ws / "quarantine").glob(f"*/{person}")) and not (ws / "crops" / person).exists()
+
+
+def _forge(ws, command: str, person: str, crops: dict | None = None) -> None:
+    """A journal entry as facerec writes them, but not sealed by this workspace (made by hand)."""
+    (ws / "journal").mkdir(exist_ok=True)
+    record = {"format_version": 1, "command": command, "person": person, "crops": crops or {}, "seal": "0" * 64}
+    (ws / "journal" / "forged.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("case", ["remove entry", "enroll entry", "remove entry, quarantined crops",
+                                  "remove entry, no gallery", "enroll entry, no gallery"])
+def test_journal_entries_facerec_did_not_write_are_never_acted_on(enrolled, capsys, case):
+    """The second independent probe's cases (N1, N2, N4, J4): entries made by hand, with or without
+    the gallery's files, never delete a crop; they are dropped and the crops kept or quarantined."""
+    _, ws = enrolled
+    person = sorted(os.listdir(ws / "crops"))[0]
+    if "quarantined" in case:
+        batch = ws / "quarantine" / "20240101T000000Z-abcdef" / "Carol"
+        batch.mkdir(parents=True)
+        shutil.copy(sorted((ws / "crops" / person).iterdir())[0], batch / ("0" * 16 + "-0.png"))
+        person = "Carol"
+    crops = _crops(ws)
+    listed = {f"crops/{person}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in (ws / "crops" / person).glob("*")} if (ws / "crops" / person).exists() else {}
+    _forge(ws, case.split()[0], person, listed)
+    if "no gallery" in case:
+        shutil.rmtree(ws / "gallery")
+    for argv in (["calibrate", "-w", str(ws), "-q"], ["reindex", "-w", str(ws), "-q"]):
+        code, errors = _run(capsys, *argv)
+        assert code in (0, 2) and len(errors) == (code == 2), (argv, errors)
+        assert _crops(ws) == crops, argv  # every crop, in crops/ or quarantine/
+    assert not (ws / "journal" / "forged.json").exists()
+
+
+def test_a_hand_set_pending_forget_deletes_nothing(enrolled, capsys):
+    """The probe's W2: workspace.json edited to mark an old forget unfinished again would have made
+    a plain `people` delete a person enrolled since under the same name."""
+    data, ws = enrolled
+    person = sorted(os.listdir(ws / "crops"))[0]
+    assert main(["forget", person, "-w", str(ws), "-q", "--steps", "2"]) == 0
+    image = str(sorted((data / person).iterdir())[0])
+    assert main(["enroll", person, image, "-w", str(ws), "--aligned", "-q"]) == 0
+    manifest = json.loads((ws / "workspace.json").read_text())
+    manifest["erasure"]["pending"] = manifest["erasure"]["ledger"][0]["request"]
+    (ws / "workspace.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert person in _people_json(ws, capsys) and (ws / "crops" / person).is_dir()
+    assert "pending" not in json.loads((ws / "workspace.json").read_text())["erasure"]
+
+
+def test_a_data_root_edited_to_the_workspace_never_takes_its_folders(enrolled, capsys):
+    """The probe's W1: data.root pointed at the workspace and a person named "crops" forgotten."""
+    data, ws = enrolled
+    manifest = json.loads((ws / "workspace.json").read_text())
+    manifest["data"]["root"] = str(ws)
+    (ws / "workspace.json").write_text(json.dumps(manifest))
+    image = str(sorted((data / sorted(os.listdir(data))[0]).iterdir())[0])
+    assert main(["enroll", "crops", image, "-w", str(ws), "--aligned", "-q"]) == 0
+    before = _crops(ws)
+    assert main(["forget", "crops", "-w", str(ws), "-q", "--steps", "2"]) == 0
+    assert sum((before - _crops(ws)).values()) == 1  # only the forgotten person's one crop went
+
+
+def test_a_hard_linked_gallery_database_is_refused_not_changed(enrolled, tmp_path, capsys):
+    """The probe's H1: SQLite changes meta.sqlite in place; a second hard link (a `cp -al` backup)
+    would be changed with it."""
+    data, ws = enrolled
+    backup = tmp_path / "backup.sqlite"
+    os.link(ws / "gallery" / "meta.sqlite", backup)
+    before = backup.read_bytes()
+    image = str(sorted((data / sorted(os.listdir(data))[0]).iterdir())[0])
+    code, errors = _run(capsys, "enroll", "Newcomer", image, "-w", str(ws), "--aligned", "-q")
+    assert code == 2 and "hard links" in errors[0] and backup.read_bytes() == before

@@ -1,4 +1,4 @@
-"""Kill enroll / forget / train with SIGKILL at many points and check the workspace after each.
+"""Kill enroll / remove / forget / train with SIGKILL at many points and check the workspace after each.
 
 Usage::
 
@@ -13,6 +13,8 @@ checks the workspace, runs the next command in another child (the same command a
 would), and checks again:
 
 - enroll: no person's images are doubled or lost, and crops and gallery rows match one to one;
+- remove: the person is in the gallery with all their crops, or (after the next writer) gone
+  from both;
 - forget: the person is either wholly present (model, gallery, crops) or wholly gone with one
   ledger entry — never half-forgotten;
 - train: the workspace either has no manifest yet or a complete, loadable model;
@@ -155,6 +157,15 @@ def _check_enroll(ws: Path, person: str, expected: int, final: bool) -> list[str
     return problems
 
 
+def _check_remove(ws: Path, person: str, final: bool) -> list[str]:
+    gallery, crops = _gallery_state(ws), _crops_state(ws)
+    if person in gallery and gallery[person] != crops.get(person):
+        return [f"{person} is in the gallery without all their crops"]
+    if final and (person in gallery or person in crops):
+        return [f"{person} is still enrolled after the remove was finished: {person in gallery}, {person in crops}"]
+    return []
+
+
 def _check_forget(ws: Path, person: str, final: bool) -> list[str]:
     manifest = json.loads((ws / "workspace.json").read_text())
     in_model = person in manifest["identities"]
@@ -196,6 +207,8 @@ def campaign(data: Path, trained: Path, out: Path, points: int) -> dict:
     writers = {  # name: (command, the next command a user would run after the kill, check)
         "enroll": (["enroll", person, *images, "--aligned"], None,
                    lambda ws, final: _check_enroll(ws, person, len(images), final)),
+        "remove": (["remove", person], lambda ws: ["calibrate"] if person not in _gallery_state(ws) else ["remove", person],
+                   lambda ws, final: _check_remove(ws, person, final)),
         "forget": (forget, lambda ws: ["calibrate"] if _forgotten(ws, person) else forget,
                    lambda ws, final: _check_forget(ws, person, final)),
         "train": (["train", str(data), "--model", "vit-face-test", "--epochs", "2", "--batch-size", "8"], None,

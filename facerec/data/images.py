@@ -42,10 +42,13 @@ class ImageError(DataError):
         self.name, self.reason = name, reason
 
 
-def read_file_bytes(path: str | os.PathLike, limit: int = MAX_FILE_BYTES, what: str = "a file") -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; anything else is an ImageError."""
+def read_file_bytes(path: str | os.PathLike, limit: int = MAX_FILE_BYTES, what: str = "a file",
+                    follow: bool = True) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is an ImageError.
+    ``follow=False``: a link is refused too (files inside a workspace)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # O_NONBLOCK: a FIFO cannot block us
+        fd = os.open(path, flags)  # O_NONBLOCK: a FIFO cannot block us
     except (OSError, ValueError) as err:
         raise ImageError(os.fsdecode(path), f"cannot read: {getattr(err, 'strerror', None) or err}") from None
     try:

@@ -21,15 +21,15 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from gallery import GalleryCorrupt, GalleryError
+from gallery import GalleryCorrupt, GalleryError, GalleryWriteError
 
 from .. import __version__
 from ..apikeys import check_key
 from ..data.images import ImageError, read_image_file
-from ..errors import DataError, FaceRecError, WorkspaceError, storage_problem
+from ..errors import DataError, FaceRecError, WorkspaceBusy, WorkspaceError, storage_problem
 from ..service import enroll_summary, enrolled_people, nothing_enrolled
 from .limits import BodyLimit
-from .state import Busy, Engine, one_line, saved_uploads
+from .state import Engine, one_line, saved_uploads
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="a key from `facerec keys add`")
 _bearer = HTTPBearer(auto_error=False, description="the same key as `Authorization: Bearer KEY`")
@@ -95,7 +95,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
     @app.post("/people/{name}/images", dependencies=write, summary="enroll a person from images")
     def enroll(name: str, images: Images, aligned: Aligned = False) -> dict:
         from ..names import validate_name
-        from ..recognition import enroll
+        from ..enrollment import enroll
 
         validate_name(name)
         uploads = _read_uploads(engine, images)
@@ -111,7 +111,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
     @app.delete("/people/{name}", dependencies=write, summary="remove a person from the gallery and stored crops")
     def delete(name: str) -> dict:
         from ..names import validate_name
-        from ..recognition import remove
+        from ..enrollment import remove
 
         validate_name(name)
         with engine.writing(), engine.compute:
@@ -235,7 +235,7 @@ def _relabel(report, paths: list[str], uploads: list[tuple[str, bytes]]):
 
 
 def _status(err: FaceRecError) -> int:
-    if isinstance(err, Busy):
+    if isinstance(err, WorkspaceBusy):
         return 503
     if isinstance(err, DataError):
         return 422
@@ -250,10 +250,12 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FaceRecError)
     async def _facerec(request, err: FaceRecError):
-        return reply(_status(err), str(err), {"Retry-After": "30"} if isinstance(err, Busy) else None)
+        return reply(_status(err), str(err), {"Retry-After": "30"} if isinstance(err, WorkspaceBusy) else None)
 
     @app.exception_handler(GalleryError)
     async def _gallery(request, err: GalleryError):
+        if isinstance(err, GalleryWriteError):  # the server's disk, not the request
+            return reply(507, str(err))
         hint = "; rebuild it from the stored crops with `facerec reindex`" if isinstance(err, GalleryCorrupt) else ""
         return reply(409, f"{err}{hint}")
 

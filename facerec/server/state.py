@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..apikeys import KEYS_FILE, read_keys
-from ..errors import FaceRecError
+from ..errors import FaceRecError, WorkspaceBusy
 from ..service import settle, writing
 
 
-class Busy(FaceRecError):
+class Busy(WorkspaceBusy):
     """The workspace's writer lock was not free in time (a forget job is running)."""
 
 
