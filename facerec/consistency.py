@@ -12,7 +12,8 @@ crop removed or added), or a writer between its two steps right now: the latter 
 under the workspace's shared lock, once no writer is at work, before calling it damage. Damage is
 reported as :class:`gallery.GalleryCorrupt` with one line saying what disagrees (exit 2; HTTP 409),
 and nothing is changed: `facerec reindex` rebuilds the gallery from the crops, keeping every crop.
-The cost is one query and one directory listing per person.
+The cost is one query and one directory listing per person (5,000 people, 15,000 crops: 0.13 s),
+paid again only when :func:`facerec.layout.stamp` has changed since the last agreement.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from gallery import Gallery, GalleryCorrupt
 
 from . import journal
-from .layout import entries
+from .layout import entries, stamp
 from .lock import held_here, shared_lock
 from .names import name_problem
 
@@ -120,8 +121,14 @@ def open_live_gallery(root: str | os.PathLike, read_only: bool = False) -> Galle
         return _open_checked(root, read_only)
 
 
+_agreed: dict[str, tuple] = {}  # workspace -> the layout stamp its gallery and crops last agreed at
+
+
 def _open_checked(root: Path, read_only: bool) -> Gallery:
+    key, now = os.path.realpath(root), stamp(root)  # the gallery's files, the journal and every crop folder
     gallery = Gallery.open(root / "gallery", read_only=read_only)
+    if _agreed.get(key) == now:  # nothing changed since they last agreed (a server's repeated reads)
+        return gallery
     try:
         disagreement = compare(root, gallery.hashes_by_person())
     except BaseException:
@@ -130,4 +137,5 @@ def _open_checked(root: Path, read_only: bool) -> Gallery:
     if disagreement:
         gallery.close()
         raise GalleryCorrupt(root / "gallery", disagreement.describe(root))
+    _agreed[key] = now
     return gallery

@@ -1,5 +1,7 @@
-"""Probe a workspace the way issue 24's independent probe did: links planted inside it, random SQL
-edits of its gallery metadata, and fuzzed API-key files, each followed by the commands a user runs.
+"""Probe a workspace the way issue 24's independent probes did: links planted inside it, records
+that give permission to delete made by hand (journal entries, a pending forget, the demo's marker,
+a data root, a hard-linked database), random SQL edits of its gallery metadata, and fuzzed API-key
+files, each followed by the commands a user runs.
 
 Usage::
 
@@ -138,7 +140,8 @@ _TARGETS = {"people": ["person_id", "name"],
 def random_edit(rng: random.Random) -> str:
     table = rng.choice(list(_TARGETS))
     kind = rng.choice(["update", "update", "update", "delete", "insert", "delete all"])
-    row = f"rowid = (SELECT rowid FROM {table} ORDER BY random() LIMIT 1)"
+    pick = rng.randrange(1000)  # seeded: SQLite's random() is not
+    row = f"rowid = (SELECT rowid FROM {table} ORDER BY rowid LIMIT 1 OFFSET {pick} % max(1, (SELECT COUNT(*) FROM {table})))"
     if kind == "update":
         return f"UPDATE OR IGNORE {table} SET {rng.choice(_TARGETS[table])} = {rng.choice(_VALUES)} WHERE {row}"
     if kind == "delete":
@@ -172,6 +175,62 @@ def probe_edits(base: Path, out: Path, image: str, edits: int, rng: random.Rando
             tally.unrepaired += 1
             tally.findings.append(f"edit {number} ({sql}): not repaired by reindex")
         shutil.rmtree(ws)
+
+
+def _forge_entry(ws: Path, command: str, person: str, without_gallery: bool = False) -> None:
+    folder = ws / "crops" / person
+    crops = {f"crops/{person}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    (ws / "journal").mkdir(exist_ok=True)
+    (ws / "journal" / "forged.json").write_text(json.dumps(
+        {"format_version": 1, "command": command, "person": person, "crops": crops, "seal": "0" * 64}))
+    if without_gallery:
+        shutil.rmtree(ws / "gallery")
+
+
+def _forge_pending(ws: Path, person: str) -> None:
+    run(["forget", person, "--steps", "2", "-w", str(ws)])
+    run(["enroll", person, *[str(p) for p in sorted((ws / "crops").iterdir())[0].iterdir()][:1], "--aligned",
+         "-w", str(ws)])
+    manifest = json.loads((ws / "workspace.json").read_text())
+    manifest["erasure"]["pending"] = manifest["erasure"]["ledger"][-1]["request"]
+    (ws / "workspace.json").write_text(json.dumps(manifest))
+
+
+def _forge_data_root(ws: Path) -> None:
+    """data.root pointed at the workspace, and someone named "crops" enrolled (forgotten below)."""
+    crop = next(next((ws / "crops").iterdir()).iterdir())
+    run(["enroll", "crops", str(crop), "--aligned", "-w", str(ws)])
+    manifest = json.loads((ws / "workspace.json").read_text())
+    (ws / "workspace.json").write_text(json.dumps({**manifest, "data": {**manifest.get("data", {}), "root": str(ws)}}))
+
+
+FORGERIES = {  # records that give permission to delete, made by hand (the second probe's N, J, W and D cases)
+    "enroll entry": lambda ws, p: _forge_entry(ws, "enroll", p),
+    "remove entry": lambda ws, p: _forge_entry(ws, "remove", p),
+    "enroll entry, no gallery": lambda ws, p: _forge_entry(ws, "enroll", p, True),
+    "remove entry, no gallery": lambda ws, p: _forge_entry(ws, "remove", p, True),
+    "pending forget": _forge_pending,
+    "demo marker": lambda ws, p: (ws / ".demo").write_text(""),
+    "data root = workspace": lambda ws, p: _forge_data_root(ws),
+    "hard-linked metadata": lambda ws, p: os.link(ws / "gallery" / "meta.sqlite", ws.parent / f"{ws.name}.sqlite"),
+}
+
+
+def probe_forgeries(base: Path, out: Path, image: str, tally: Tally) -> None:
+    person = sorted(os.listdir(base / "crops"))[1]
+    for case, forge in FORGERIES.items():
+        ws = out / "forged" / case.replace(" ", "-").replace(",", "").replace("=", "is")
+        shutil.copytree(base, ws)
+        forge(ws, person)
+        crops = crop_hashes(ws)
+        tally.cases += 1
+        for argv in commands(ws, image, "crops")[:5] + [["demo", "--identities", "2", "--images-per-identity", "3",
+                                                           "--epochs", "1", "-w", str(ws)], ["reindex", "-w", str(ws)]]:
+            tally.command(f"forged {case}", argv)
+            if lost := crops - crop_hashes(ws):
+                tally.deleted += len(lost)
+                tally.findings.append(f"forged {case}: {argv[0]} lost {len(lost)} crop(s)")
+                break
 
 
 def probe_keys(base: Path, out: Path, cases: int, rng: random.Random, tally: Tally) -> None:
@@ -218,6 +277,7 @@ def main() -> int:
     image = str(sorted((Path(args.data) / person).iterdir())[-1])
     seconds = {}
     for name, step in (("links", lambda: probe_links(base, out, image, person, tally)),
+                       ("forgeries", lambda: probe_forgeries(base, out, image, tally)),
                        ("edits", lambda: probe_edits(base, out, image, args.edits, rng, tally)),
                        ("keys", lambda: probe_keys(base, out, args.keys, rng, tally))):
         start = time.perf_counter()
