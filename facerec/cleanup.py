@@ -134,8 +134,8 @@ def settle_journal(root: Path, rows: dict[str, set[str]] | None) -> dict:
     for entry in entries:
         if entry.command == "enroll":
             report["journal_crops_removed"] += undo_enroll(root, entry, rows)
-        elif not name_problem(entry.person) and entry.person not in rows:  # the remove's commit landed
-            report["journal_crops_removed"] += delete_person_crops(root, entry.person)
+        elif entry.person not in rows:  # the remove's commit landed: the files it named go
+            report["journal_crops_removed"] += _delete(root, journal.listed_files(root, entry))
         journal.end(root, entry)
         report["journal_entries"] += 1
     return report
@@ -144,21 +144,24 @@ def settle_journal(root: Path, rows: dict[str, set[str]] | None) -> dict:
 def undo_enroll(root: Path, entry: journal.Entry, rows: dict[str, set[str]]) -> int:
     """Delete the crops ``entry`` lists that the gallery (``rows``) did not commit and whose bytes
     are still the ones the entry recorded; returns how many."""
-    if name_problem(entry.person):
-        return 0  # not an entry this facerec wrote: never acted on
-    folder = root / CROPS / entry.person
-    present = {p.name: p for p in real_files(folder)}
     committed = {h[:16] for h in rows.get(entry.person, ())}
-    removed = 0
-    for relative, digest in entry.crops.items():
-        parts = relative.split("/")
-        if len(parts) != 3 or parts[:2] != [CROPS, entry.person] or parts[2] not in present:
-            continue
-        if crop_key(parts[2]) not in committed and journal.file_digest(present[parts[2]]) == digest:
-            unlink_inside(root, present[parts[2]])
-            removed += 1
-    remove_if_empty(root, folder)
-    return removed
+    return _delete(root, [p for p in journal.listed_files(root, entry)
+                          if p.parent.parent.name == CROPS and crop_key(p.name) not in committed])
+
+
+def _delete(root: Path, files: list[Path]) -> int:
+    for path in files:
+        unlink_inside(root, path)
+        remove_if_empty(root, path.parent)
+        if path.parent.parent.parent.name == QUARANTINE:
+            remove_if_empty(root, path.parent.parent)  # the batch
+    return len(files)
+
+
+def person_files(root: Path, person: str) -> list[Path]:
+    """``person``'s stored and quarantined crop files."""
+    return [f for folder in (root / CROPS / person, *(b / person for b in real_folders(root / QUARANTINE)))
+            for f in real_files(folder)]
 
 
 def delete_person_crops(root: Path, person: str) -> int:
@@ -196,6 +199,13 @@ def _quarantine(root: Path, found: Disagreement | None, keep_orphans: bool) -> i
     log.warning("%s moved to %s (not deleted); `facerec reindex --restore-quarantined` enrolls quarantined crops "
                 "again", " and ".join(what), batch)
     return len(doomed)
+
+
+def quarantine_unenrolled(root: Path) -> int:
+    """After a rebuild from the crops: move aside the crops it could not enroll (unreadable), so
+    the gallery and the crops agree again instead of every reader sending the user back to
+    `facerec reindex`."""
+    return _quarantine(root, compare(root, stored_image_hashes(root / "gallery")), keep_orphans=False)
 
 
 def quarantined_people(root: Path) -> set[str]:

@@ -1,8 +1,8 @@
 """Changing who is enrolled: enroll, remove and reindex, each a short sequence of journaled steps.
 
 A person's enrolled images live twice: as aligned crops (``WORKSPACE/crops/<person>/<sha256[:16]>-0.png``,
-the source, kept so the gallery can be re-embedded when the model changes) and as gallery rows
-and vectors. Enroll writes the crops, then commits the gallery; remove commits the gallery, then
+the source, kept so the gallery can be re-embedded when the model changes; each PNG carries the
+nonce of the command that wrote it) and as gallery rows and vectors. Enroll writes the crops, then commits the gallery; remove commits the gallery, then
 deletes the crops. Each writes a journal entry first (:mod:`facerec.journal`), so a command killed
 between its two steps is finished or undone by the next writer from what the entry says, and
 crops without a gallery row are never mistaken for leftovers (see :mod:`facerec.cleanup`).
@@ -98,10 +98,11 @@ def _store_and_commit(pipe: FacePipeline, gallery: Gallery, name: str, crops: li
 
     root = pipe.ws.root
     crop_dir = pipe.crops_dir(name)
-    files = {crop_dir / f"{digest[:16]}-0.png": png_bytes(crop) for crop, digest in zip(crops, hashes)}
-    entry = journal.begin(root, journal.Entry("enroll", name, {
-        path.relative_to(root).as_posix(): journal.digest(data) for path, data in files.items()
-        if not os.path.lexists(path)}))  # a crop already there (enrolled before) is not this command's to undo
+    entry = journal.Entry("enroll", name)
+    files = {crop_dir / f"{digest[:16]}-0.png": png_bytes(crop, note=entry.nonce) for crop, digest in zip(crops, hashes)}
+    entry.crops = {path.relative_to(root).as_posix(): journal.digest(data) for path, data in files.items()
+                   if not os.path.lexists(path)}  # a crop already there (enrolled before) is not this command's to undo
+    journal.begin(root, entry)
     try:
         for path, data in files.items():
             write_inside(root, path, data)
@@ -134,9 +135,12 @@ def remove(pipe: FacePipeline, name: str) -> dict:
     rather than leaving crops that look like damage (or that a restore would enroll again)."""
     from .cleanup import delete_person_crops, quarantined_people
 
+    from .cleanup import person_files
+
     validate_name(name)
     root = pipe.ws.root
-    entry = journal.begin(root, journal.Entry("remove", name))
+    entry = journal.begin(root, journal.Entry("remove", name, {  # what a kill after the commit leaves to go
+        path.relative_to(root).as_posix(): journal.file_digest(path) or "" for path in person_files(root, name)}))
     removed, in_gallery = 0, False
     try:
         if (pipe.gallery_path / "meta.sqlite").exists():
@@ -165,13 +169,16 @@ def reindex(pipe: FacePipeline, restore_quarantined: bool = False) -> dict:
 
     Every stored crop is enrolled, its person's gallery row present or not; a gallery row whose
     crop is gone cannot be rebuilt and is counted (``rows_without_crop``). With
-    ``restore_quarantined``, quarantined crops (:mod:`facerec.cleanup`) are moved back first."""
-    from .cleanup import restore_quarantined as restore
+    ``restore_quarantined``, quarantined crops (:mod:`facerec.cleanup`) are moved back first; a
+    crop that cannot be read is quarantined (and listed in ``skipped``)."""
+    from .cleanup import quarantine_unenrolled, restore_quarantined as restore
 
     restored = restore(pipe.ws.root) if restore_quarantined else 0
     lost = _rows_without_crop(pipe.ws.root)
     skipped: list[str] = []
     total = rebuild_gallery(pipe, skipped)
+    if skipped:
+        quarantine_unenrolled(pipe.ws.root)  # unreadable: kept, but out of the way of the check
     people = len(stored_people(pipe.ws.root / "crops"))
     return {"vectors": total, "people": people, "skipped": skipped, "model_version": pipe.model_version,
             "restored_from_quarantine": restored, "rows_without_crop": lost}

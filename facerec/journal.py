@@ -36,16 +36,21 @@ MAX_ENTRY_BYTES = 16 << 20  # one enroll's crop list; far more than any command 
 
 @dataclass
 class Entry:
-    """One command's intent: crops it creates (``{relative path: sha256 of the bytes}``) or a
-    person it removes."""
+    """One command's intent: the crops an enroll creates, or the files of the person a remove
+    deletes, each as ``{path relative to the workspace: sha256 of its bytes}``; and the command's
+    nonce, which every crop it writes carries (:func:`facerec.data.folder.png_bytes`), so the
+    hashes match only the files this very command wrote or saw. A genuine entry copied back later,
+    or from a copy of the workspace, therefore matches nothing it could delete."""
 
     command: str  # "enroll" or "remove"
     person: str
     crops: dict[str, str] = field(default_factory=dict)
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
     path: Path | None = None  # the entry's file, once written
 
     def to_dict(self) -> dict:
-        return {"format_version": FORMAT_VERSION, "command": self.command, "person": self.person, "crops": self.crops}
+        return {"format_version": FORMAT_VERSION, "command": self.command, "person": self.person, "crops": self.crops,
+                "nonce": self.nonce}
 
     def message(self) -> str:
         """What the entry's seal covers: everything it says."""
@@ -117,13 +122,35 @@ def _read(root: Path, path: Path) -> Entry | None:
         return None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         return None
-    command, person, crops = data.get("command"), data.get("person"), data.get("crops")
+    command, person, crops, nonce = (data.get(k) for k in ("command", "person", "crops", "nonce"))
     if command not in ("enroll", "remove") or not isinstance(person, str) or not isinstance(crops, dict):
         return None
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in crops.items()):
+    if not isinstance(nonce, str) or not all(isinstance(k, str) and isinstance(v, str) for k, v in crops.items()):
         return None
-    entry = Entry(command, person, crops, path)
+    entry = Entry(command, person, crops, nonce, path)
     return entry if sealed(Workspace(root), entry.message(), data.get("seal")) else None
+
+
+def listed_files(root: Path, entry: Entry) -> list[Path]:
+    """The files ``entry`` names that are there now with the bytes it recorded: only these may
+    be deleted on its word. Paths are taken only in the two shapes the journal writes,
+    ``crops/<its person>/<file>`` and ``quarantine/<batch>/<its person>/<file>``."""
+    from .layout import real_files
+    from .names import name_problem
+
+    if name_problem(entry.person):
+        return []
+    found = []
+    for relative, sha in entry.crops.items():
+        parts = relative.split("/")
+        shaped = (len(parts) == 3 and parts[:2] == ["crops", entry.person]) or \
+            (len(parts) == 4 and parts[0] == "quarantine" and parts[2] == entry.person and not name_problem(parts[1]))
+        if not shaped or parts[-1] in ("", ".", ".."):
+            continue
+        path = root.joinpath(*parts)
+        if path in real_files(path.parent) and file_digest(path) == sha:
+            found.append(path)
+    return found
 
 
 def claimed(entries: list[Entry]) -> tuple[set[str], set[str]]:

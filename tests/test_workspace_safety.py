@@ -250,7 +250,8 @@ def test_the_journal_decides_what_a_killed_enroll_left(enrolled, capsys):
     gallery.remove_person(second)
     gallery.save()
     gallery.close()
-    journal.begin(ws, journal.Entry("remove", second))  # ... before its crops went: the next writer finishes it
+    files = {p.relative_to(ws).as_posix(): journal.file_digest(p) for p in (ws / "crops" / second).iterdir()}
+    journal.begin(ws, journal.Entry("remove", second, files))  # ... before its crops went: the next writer finishes it
     assert main(["calibrate", "-w", str(ws), "-q"]) == 0
     assert not (ws / "crops" / second).exists() and not list((ws / "quarantine").glob(f"*/{second}"))
 
@@ -346,7 +347,8 @@ def test_forget_erases_a_person_whose_crops_are_only_in_quarantine(enrolled, cap
 def _forge(ws, command: str, person: str, crops: dict | None = None) -> None:
     """A journal entry as facerec writes them, but not sealed by this workspace (made by hand)."""
     (ws / "journal").mkdir(exist_ok=True)
-    record = {"format_version": 1, "command": command, "person": person, "crops": crops or {}, "seal": "0" * 64}
+    record = {"format_version": 1, "command": command, "person": person, "crops": crops or {}, "nonce": "0" * 32,
+              "seal": "0" * 64}
     (ws / "journal" / "forged.json").write_text(json.dumps(record))
 
 
@@ -414,3 +416,71 @@ def test_a_hard_linked_gallery_database_is_refused_not_changed(enrolled, tmp_pat
     image = str(sorted((data / sorted(os.listdir(data))[0]).iterdir())[0])
     code, errors = _run(capsys, "enroll", "Newcomer", image, "-w", str(ws), "--aligned", "-q")
     assert code == 2 and "hard links" in errors[0] and backup.read_bytes() == before
+
+
+def _sealed_entry_of_a_killed(command: str, ws, *argv) -> bytes:
+    """The journal entry a `command` killed right after writing it leaves (sealed, genuine)."""
+    from facerec import journal as journal_module
+
+    real_begin = journal_module.begin
+
+    def begin_then_die(root, entry):
+        real_begin(root, entry)
+        raise KeyboardInterrupt  # stands for the kill: the entry stays, nothing after it runs
+
+    journal_module.begin = begin_then_die
+    try:
+        main([command, *argv, "-w", str(ws), "-q"])
+    finally:
+        journal_module.begin = real_begin
+    entries = list((ws / "journal").iterdir())
+    assert len(entries) == 1
+    return entries[0].read_bytes()
+
+
+def test_a_genuine_entry_replayed_later_deletes_nothing(enrolled, capsys):
+    """The third probe's F1: a sealed remove entry of someone not enrolled, copied back after crops
+    of that name appeared (by hand, or quarantined), must not delete them."""
+    data, ws = enrolled
+    entry = _sealed_entry_of_a_killed("remove", ws, "Carl")
+    assert main(["calibrate", "-w", str(ws), "-q"]) == 0  # settles it: nothing to do
+    source = sorted((ws / "crops").iterdir())[0]
+    shutil.copytree(source, ws / "crops" / "Carl")
+    (ws / "journal" / "replayed.json").write_bytes(entry)
+    crops = _crops(ws)
+    assert main(["calibrate", "-w", str(ws), "-q"]) == 0
+    assert _crops(ws) == crops and list((ws / "quarantine").glob("*/Carl/*"))  # moved aside, not deleted
+    (ws / "journal" / "replayed.json").write_bytes(entry)
+    assert main(["calibrate", "-w", str(ws), "-q"]) == 0
+    assert _crops(ws) == crops  # quarantined crops are not the entry's either
+
+
+def test_an_enroll_entry_from_a_copy_of_the_workspace_deletes_nothing(enrolled, tmp_path, capsys):
+    """The third probe's F2: an enroll entry sealed in a copy (same key), replayed into the original
+    after the same person was enrolled there and the gallery restored from before: the crops there
+    carry another command's nonce, so the entry's hashes match none of them."""
+    data, ws = enrolled
+    copy = tmp_path / "copy"
+    shutil.copytree(ws, copy)
+    images = [str(p) for p in sorted((data / sorted(os.listdir(data))[0]).iterdir())[:2]]
+    entry = _sealed_entry_of_a_killed("enroll", copy, "Carl", *images, "--aligned")
+    shutil.copytree(ws / "gallery", tmp_path / "gallery-before")
+    assert main(["enroll", "Carl", *images, "-w", str(ws), "--aligned", "-q"]) == 0
+    shutil.rmtree(ws / "gallery")
+    shutil.copytree(tmp_path / "gallery-before", ws / "gallery")
+    (ws / "journal" / "replayed.json").write_bytes(entry)
+    crops = _crops(ws)
+    assert main(["calibrate", "-w", str(ws), "-q"]) == 0
+    assert _crops(ws) == crops  # Carl's crops quarantined (the restored gallery lacks them), not deleted
+
+
+def test_reindex_quarantines_a_crop_it_cannot_read(enrolled, capsys):
+    _, ws = enrolled
+    person = sorted(os.listdir(ws / "crops"))[0]
+    broken = ws / "crops" / person / ("f" * 16 + "-0.png")
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    capsys.readouterr()
+    assert main(["reindex", "-w", str(ws), "--json", "-q"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["skipped"]) == 1
+    assert _people_json(ws, capsys)  # readers agree with the gallery again
+    assert list((ws / "quarantine").glob(f"*/{person}/{broken.name}"))

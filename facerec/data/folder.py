@@ -10,6 +10,8 @@ corrupt JPEG does not stop a run but is never silently hidden.
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,12 +27,22 @@ from .images import read_image_file
 IMAGE_EXTENSIONS = frozenset({".pgm", ".ppm", ".pbm", ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """An RGB uint8 image ``(H, W, 3)`` encoded as PNG: how crops are stored (read back by :func:`read_image`)."""
+def png_bytes(rgb: np.ndarray, note: str | None = None) -> bytes:
+    """An RGB uint8 image ``(H, W, 3)`` encoded as PNG: how crops are stored (read back by :func:`read_image`).
+
+    ``note``: ASCII text kept in a ``tEXt`` chunk (keyword ``facerec``) after the header, which
+    decoders skip: an enrolled crop carries the nonce of the command that wrote it, so its bytes
+    tell it apart from the same face written by another command (:mod:`facerec.journal`)."""
     ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError("could not encode a PNG")
-    return png.tobytes()
+    data = png.tobytes()
+    if note is None:
+        return data
+    text = b"facerec\0" + note.encode("ascii")
+    chunk = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text))
+    end_of_header = 8 + 4 + 4 + 13 + 4  # signature, then the IHDR chunk: length, type, 13 bytes, CRC
+    return data[:end_of_header] + chunk + data[end_of_header:]
 
 
 def read_image(path: str | os.PathLike, size: int | None = 112) -> np.ndarray:
