@@ -50,10 +50,8 @@ def read_keys(root: str | os.PathLike) -> list[dict]:
     path = Path(root) / KEYS_FILE
     if not os.path.lexists(path):
         return []
-    if os.path.islink(path):
-        raise WorkspaceError(f"{path} is a symbolic link; facerec reads keys only from the workspace itself")
-    try:
-        data = json.loads(read_file_bytes(path, MAX_KEYS_BYTES, "an API key file").decode("utf-8"))
+    try:  # never through a link: keys are read from the workspace itself
+        data = json.loads(read_file_bytes(path, MAX_KEYS_BYTES, "an API key file", follow=False).decode("utf-8"))
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("keys"), list):
             raise ValueError("not a facerec key file of format 1")
         for number, record in enumerate(data["keys"], 1):

@@ -67,8 +67,8 @@ def clean_workspace(ws: Workspace, keep_orphans: bool = False) -> dict:
     }
     rows, found = _gallery_rows(root)
     report.update(settle_journal(root, rows if not (found and found.rows_without_crop) else None))
-    if rows is not None and found is not None:
-        found = compare(root, rows)  # again: the journal may have settled some of it
+    if found is not None and report["journal_entries"]:
+        found = compare(root, rows)  # again: the journal settled some of it
     report["quarantined"] = _quarantine(root, found, keep_orphans)
     return report
 
@@ -158,16 +158,20 @@ def _delete(root: Path, files: list[Path]) -> int:
     return len(files)
 
 
+def _person_folders(root: Path, person: str) -> list[Path]:
+    """Where ``person``'s crops may be: ``crops/<person>`` and ``quarantine/<batch>/<person>``."""
+    return [root / CROPS / person, *(batch / person for batch in real_folders(root / QUARANTINE))]
+
+
 def person_files(root: Path, person: str) -> list[Path]:
     """``person``'s stored and quarantined crop files."""
-    return [f for folder in (root / CROPS / person, *(b / person for b in real_folders(root / QUARANTINE)))
-            for f in real_files(folder)]
+    return [f for folder in _person_folders(root, person) for f in real_files(folder)]
 
 
 def delete_person_crops(root: Path, person: str) -> int:
     """Delete ``person``'s stored crops and their quarantined crops; returns files deleted."""
     removed = 0
-    for folder in [root / CROPS / person, *(b / person for b in real_folders(root / QUARANTINE))]:
+    for folder in _person_folders(root, person):
         if is_real_folder(folder):
             removed += len(real_files(folder))
             rmtree_inside(root, folder)
@@ -181,7 +185,7 @@ def _quarantine(root: Path, found: Disagreement | None, keep_orphans: bool) -> i
     """Move aside what is among the crops but is not a crop, and, when the gallery checked whole
     and none of its rows lost its crop, the crops no row refers to (not for ``keep_orphans``)."""
     if found is None:
-        found = compare(root, {}) if (root / CROPS).exists() else Disagreement()
+        found = compare(root, {})
         found.crops_without_row = []  # without a (sound) gallery, crops are not orphans
     orphans = found.crops_without_row if not keep_orphans and not found.rows_without_crop else []
     doomed = [*orphans, *found.foreign]

@@ -28,6 +28,8 @@ from .workspace import Workspace
 
 STRANGER = ""  # no enrolled person has an empty name: every answer for a stranger is a wrong one
 MARKER = ".demo"  # in a workspace the demo made: it may reset it
+_CONTENT = ("workspace.json", "crops", "gallery", "models", "replay", "erasure.key", "api-keys.json", "journal",
+            "quarantine")
 
 
 def _marker(root: Path) -> str | None:
@@ -35,8 +37,6 @@ def _marker(root: Path) -> str | None:
         return read_file_bytes(root / MARKER, 256, "a marker", follow=False).decode("ascii").strip()
     except (DataError, UnicodeDecodeError):
         return None
-_CONTENT = ("workspace.json", "crops", "gallery", "models", "replay", "erasure.key", "api-keys.json", "journal",
-            "quarantine")
 
 
 def claim_demo_workspace(root: str | Path) -> None:
@@ -51,7 +51,7 @@ def claim_demo_workspace(root: str | Path) -> None:
     from .erasure import seal, sealed
 
     root, ws = Path(root), Workspace(root)
-    if _marker(root) is not None and sealed(ws, "demo", _marker(root)):
+    if sealed(ws, "demo", _marker(root)):  # sealed() refuses a missing marker
         return
     if not any(os.path.lexists(root / name) for name in _CONTENT):
         root.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,12 @@ def erasure_key(ws: Workspace, create: bool = False) -> bytes | None:
     return path.read_bytes()
 
 
+def _mac(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def name_hash(key: bytes, name: str) -> str:
-    return hmac.new(key, name.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+    return _mac(key, name)[:32]
 
 
 def seal(ws: Workspace, message: str) -> str:
@@ -53,7 +57,7 @@ def seal(ws: Workspace, message: str) -> str:
     record that gives permission to delete (a journal entry, a pending forget, the demo's marker)
     as one facerec wrote. A record edited by hand, copied from another workspace or damaged does
     not carry it, and is never acted on."""
-    return hmac.new(erasure_key(ws, create=True), message.encode("utf-8"), hashlib.sha256).hexdigest()
+    return _mac(erasure_key(ws, create=True), message)
 
 
 def sealed(ws: Workspace, message: str, mac: object) -> bool:
@@ -61,7 +65,7 @@ def sealed(ws: Workspace, message: str, mac: object) -> bool:
     key = erasure_key(ws)
     if key is None or not isinstance(mac, str):
         return False
-    return hmac.compare_digest(hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest(), mac)
+    return hmac.compare_digest(_mac(key, message), mac)
 
 
 def pending_seal(ws: Workspace, request: str, model_version: str) -> str:

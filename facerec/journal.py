@@ -135,7 +135,7 @@ def listed_files(root: Path, entry: Entry) -> list[Path]:
     """The files ``entry`` names that are there now with the bytes it recorded: only these may
     be deleted on its word. Paths are taken only in the two shapes the journal writes,
     ``crops/<its person>/<file>`` and ``quarantine/<batch>/<its person>/<file>``."""
-    from .layout import real_files
+    from .layout import is_real_folder
     from .names import name_problem
 
     if name_problem(entry.person):
@@ -148,7 +148,7 @@ def listed_files(root: Path, entry: Entry) -> list[Path]:
         if not shaped or parts[-1] in ("", ".", ".."):
             continue
         path = root.joinpath(*parts)
-        if path in real_files(path.parent) and file_digest(path) == sha:
+        if is_real_folder(path.parent) and file_digest(path) == sha:  # file_digest: regular files, no link
             found.append(path)
     return found
 

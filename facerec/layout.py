@@ -13,7 +13,7 @@ killed command would delete what it finds there. So nothing under the workspace 
   ``crops/``) are not dangerous; they are a writer's to quarantine (:mod:`facerec.cleanup`).
 - The listings (:func:`real_folders`, :func:`real_files`) never follow links, and every deletion,
   rename and folder creation goes through :func:`unlink_inside`, :func:`rmtree_inside`,
-  :func:`rename_inside` and :func:`makedirs_inside`, which open the path's folders one at a time
+  :func:`rename_inside` and :func:`write_inside`, which open the path's folders one at a time
   from the workspace with ``O_NOFOLLOW`` and act relative to that descriptor: a folder swapped
   for a link between the check and the deletion (a race) makes the operation fail, never follow.
 
@@ -181,17 +181,13 @@ def _entry_kind(entry: os.DirEntry) -> str:
 def real_folders(parent: Path) -> list[Path]:
     """The sub-folders of ``parent`` that are real folders (never links), sorted by name; none
     when ``parent`` is missing or is itself a link."""
-    if _lstat_kind(parent) != "folder":
-        return []
-    return sorted(parent / e.name for e in _scan(parent) if _entry_kind(e) == "folder")
+    return [parent / name for name, kind in entries(parent) if kind == "folder"]
 
 
 def real_files(parent: Path, follow: bool = False) -> list[Path]:
     """The regular files directly in ``parent`` (never links), sorted by name; none when
     ``parent`` is missing or is itself a link (unless ``follow``: the workspace folder itself)."""
-    if not (os.path.isdir(parent) if follow else _lstat_kind(parent) == "folder"):
-        return []
-    return sorted(parent / e.name for e in _scan(parent) if _entry_kind(e) == "file")
+    return [parent / name for name, kind in entries(parent, follow=follow) if kind == "file"]
 
 
 def is_real_folder(path: Path) -> bool:
@@ -257,12 +253,6 @@ def rename_inside(root: Path, source: Path, dest: Path) -> None:
         os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
 
 
-def makedirs_inside(root: Path, folder: Path) -> None:
-    """Make ``folder`` (and its parents) inside ``root`` without following a link."""
-    with _parent(root, Path(folder) / "_", create=True):
-        pass
-
-
 def remove_if_empty(root: Path, folder: Path) -> None:
     """Delete ``folder`` inside ``root`` if it is an empty real folder."""
     with _parent(root, folder) as (fd, name), contextlib.suppress(OSError):
@@ -288,11 +278,11 @@ def write_inside(root: Path, path: Path, data: bytes) -> None:
             raise
 
 
-def entries(folder: Path, sort: bool = True) -> list[tuple[str, str]]:
+def entries(folder: Path, sort: bool = True, follow: bool = False) -> list[tuple[str, str]]:
     """``(name, kind)`` of each entry of ``folder`` (kind: folder, file, link or special), never
-    following a link; none when ``folder`` is missing or is itself a link."""
+    following a link; none when ``folder`` is missing or is itself a link (unless ``follow``)."""
     try:
-        fd = os.open(folder, _DIRECTORY | os.O_NOFOLLOW)  # a link: ELOOP
+        fd = os.open(folder, _DIRECTORY | (0 if follow else os.O_NOFOLLOW))  # a link: ELOOP
         try:
             with os.scandir(fd) as found:  # lists a duplicate of fd
                 listed = [(e.name, _entry_kind(e)) for e in found]

@@ -48,3 +48,18 @@ def tiny_trained(tmp_path_factory):
     assert main(["train", str(data), "-w", str(ws), "--model", "vit-face-test", "--epochs", "30",
                  "--batch-size", "8", "--lr", "1e-3", "-q"]) == 0
     return data, ws
+
+
+@pytest.fixture
+def enrolled(tiny_trained, tmp_path, capsys):
+    """A copy of ``tiny_trained``'s workspace with everyone enrolled from the data: ``(data, ws)``."""
+    import shutil
+
+    from facerec.cli import main
+
+    data, ws_src = tiny_trained
+    ws = tmp_path / "ws"
+    shutil.copytree(ws_src, ws)
+    assert main(["enroll", "--folder", str(data), "-w", str(ws), "--aligned", "-q"]) == 0
+    capsys.readouterr()
+    return data, ws

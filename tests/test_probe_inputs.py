@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from facerec.apikeys import KEYS_FILE, add_key
@@ -25,13 +24,8 @@ def _errors(capsys) -> list[str]:
 
 
 @pytest.fixture
-def ws(tiny_trained, tmp_path, capsys):
-    data, source = tiny_trained
-    ws = tmp_path / "ws"
-    shutil.copytree(source, ws)
-    assert main(["enroll", "--folder", str(data), "-w", str(ws), "--aligned", "-q"]) == 0
-    capsys.readouterr()
-    return ws
+def ws(enrolled):
+    return enrolled[1]
 
 
 def test_a_file_name_that_is_not_utf8_never_stops_enroll_folder(tiny_trained, tmp_path, capsys):

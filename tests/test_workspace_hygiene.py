@@ -4,21 +4,8 @@ readers never write."""
 
 import json
 import os
-import shutil
-
-import pytest
 
 from facerec.cli import main
-
-
-@pytest.fixture
-def enrolled(tiny_trained, tmp_path, capsys):
-    data, ws_src = tiny_trained
-    ws = tmp_path / "ws"
-    shutil.copytree(ws_src, ws)
-    assert main(["enroll", "--folder", str(data), "-w", str(ws), "--aligned", "-q"]) == 0
-    capsys.readouterr()
-    return data, ws
 
 
 def _people(ws, capsys) -> dict:

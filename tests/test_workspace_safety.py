@@ -18,16 +18,6 @@ from facerec import journal
 from facerec.cli import main
 
 
-@pytest.fixture
-def enrolled(tiny_trained, tmp_path, capsys):
-    data, ws_src = tiny_trained
-    ws = tmp_path / "ws"
-    shutil.copytree(ws_src, ws)
-    assert main(["enroll", "--folder", str(data), "-w", str(ws), "--aligned", "-q"]) == 0
-    capsys.readouterr()
-    return data, ws
-
-
 def _crops(ws) -> Counter:
     """``(file name, content hash)`` of every crop, counted, in crops/ or quarantine/ (a move is
     not a loss; two people may hold the same image)."""
