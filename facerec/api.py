@@ -81,6 +81,7 @@ def train_workspace(
         start_from_pretrained(model, backbone, train_x, train_y, dev)
     else:
         model = create_model(model_name, len(folder.identities))
+        pretrained.fill_sface_stem(model)  # a hybrid's frozen stem is SFace's, never random
     fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), folder.identities, split.to_dict(),
                                init)
     if restart:

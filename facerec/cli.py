@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
     p.add_argument("--pairs", default=None, help="a pairs file (LFW pairs.txt format) instead of enrolled data")
     p.add_argument("--root", default=None, help="image root for --pairs (the folder of person folders, or its parent)")
+    p.add_argument("--strangers", default=None, metavar="DIR",
+                   help="a folder per person of photos of people who are NOT enrolled (nor, ideally, trained on): "
+                        "each is searched against the gallery, so --far is the rate a stranger is accepted as anyone")
     _add_face_options(p)
     _add_common(p)
     p.set_defaults(func=cmd_calibrate)
@@ -468,11 +471,17 @@ def cmd_calibrate(args) -> None:
 
     if bool(args.pairs) != bool(args.root):
         raise FaceRecError("--pairs and --root go together")
+    if args.pairs and args.strangers:
+        raise FaceRecError("--strangers calibrates against the gallery; --pairs without one: choose one")
     with _writing(args, seed=True):
-        with progress_bar(None, "calibrate", enabled=not args.quiet and bool(args.pairs), unit="img") as bar:
-            r = calibrate(_pipeline(args), far=args.far, pairs_file=args.pairs, root=args.root, progress=bar.update)
+        with progress_bar(None, "calibrate", enabled=not args.quiet and bool(args.pairs or args.strangers),
+                          unit="img") as bar:
+            r = calibrate(_pipeline(args), far=args.far, pairs_file=args.pairs, root=args.root,
+                          strangers=args.strangers, progress=bar.update)
+    impostors = (f"{r['stranger_photos']} stranger photos searched against the gallery" if "stranger_photos" in r
+                 else f"{r['impostor_pairs']} impostor pairs")
     human = (f"threshold {r['threshold']:.4f} at FAR {r['far']:.2e} (target {r['far_target']:g}); "
-             f"TAR {r['tar']:.3f} over {r['genuine_pairs']} genuine / {r['impostor_pairs']} impostor pairs")
+             f"TAR {r['tar']:.3f} over {r['genuine_pairs']} genuine pairs / {impostors}")
     if "warning" in r:
         human += f"\nwarning: {r['warning']}"
     _emit(args, r, human)

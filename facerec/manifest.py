@@ -47,6 +47,9 @@ def _check_model(model) -> str | None:
         return "model.weights: expected models/<16 hex digits>.safetensors"
     if not isinstance(model.get("version"), str) or not _VERSION.fullmatch(model["version"]):
         return "model.version: expected 16 hex digits"
+    if "open_set" in model and not (isinstance(model["open_set"], dict)
+                                    and _number(model["open_set"].get("threshold"), -2.0, 2.0)):
+        return "model.open_set: expected an object with a threshold between -2 and 2"
     return None
 
 

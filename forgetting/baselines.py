@@ -206,6 +206,8 @@ def _retrain(model, retain: Data, cfg: BaselineConfig, device, show_progress: bo
     from facerec.train import TrainConfig, train_model
 
     fresh = FaceViT(model.config, model.num_classes)
+    if model.config.stem == "sface":  # the frozen stem is SFace's (never trained here): kept, as a retrain would
+        fresh.patch_embed.stem.load_state_dict(model.patch_embed.stem.state_dict())
     if cfg.retrain_from:
         start_from_pretrained(fresh, pretrained.load_model(device, cfg.retrain_from_file, cfg.retrain_from),
                               retain.images, retain.labels, device)

@@ -101,7 +101,7 @@ def test_a_short_distillation_follows_the_teacher():
     teachers = {"sface": target, "sface_flip": target}
     paths = [f"p{i % bases}/{i}.jpg" for i in range(n)]
     cfg = DistillConfig(model="vit-face-test", epochs=8, batch_size=16, lr=3e-3, warmup_epochs=0.5, teachers="sface",
-                        relational_weight=1.0, margin_weight=0.0, exclude_folds=())
+                        same_view=False, relational_weight=1.0, margin_weight=0.0, exclude_folds=())
     data = select_data(paths, images, np.ones(n, bool), teachers, set(), cfg)
     model = create_model("vit-face-test", num_classes=len(data.identities), embedding_dim=16)
 

@@ -221,5 +221,5 @@ def test_forgotten_faces_end_where_strangers_are(tuned_gallery, stranger_photos,
     assert report["acc_f"] <= 0.25
     if method != "gs-lora-paper":  # measured 0.529 against 0.607 (calibrated: 0.456 against 0.535)
         assert forgotten <= strangers + 0.05
-    else:  # measured 0.853 against 0.701: the bounded CE ascent moves them into the others
-        assert forgotten >= strangers + 0.08
+    else:  # measured 0.853 against 0.701 on the pure-ViT model, 0.519 against 0.451 on the hybrid:
+        assert forgotten >= strangers + 0.03  # the bounded CE ascent moves them into the others

@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
 from facerec.device import resolve_device  # noqa: E402
 from facerec.distill import build  # noqa: E402
 from facerec.distill.recipe import DistillConfig  # noqa: E402
@@ -43,9 +45,14 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=DistillConfig.batch_size)
     p.add_argument("--lr", type=float, default=DistillConfig.lr)
     p.add_argument("--teachers", default=DistillConfig.teachers, choices=["dlib+sface", "sface", "dlib"])
+    p.add_argument("--fixed-targets", action="store_true",
+                   help="SFace's targets of the clean crops instead of the student's own augmented views")
     p.add_argument("--exclude-folds", default="1", help="View 2 folds whose people are never trained on (comma list)")
     p.add_argument("--exclude-top", type=int, default=0, help="also leave out the N most-photographed other people")
     p.add_argument("--exclude", action="append", default=[], help="a person to leave out (repeatable)")
+    p.add_argument("--weights-dtype", default="float16", choices=["float16", "float32"],
+                   help="how the exported weights are stored (the model is measured rounded to it; float16 keeps a "
+                        "hybrid with its SFace stem under the 25 MB the repository holds)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     p.add_argument("--install", action="store_true", help=f"copy the result into {PRETRAINED_DIR.relative_to(ROOT)}")
     p.add_argument("--quiet", action="store_true")
@@ -67,33 +74,35 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     folds = tuple(int(k) for k in args.exclude_folds.split(",") if k.strip())
     cfg = DistillConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                        teachers=args.teachers, exclude_folds=folds, exclude_top=args.exclude_top,
+                        teachers=args.teachers, same_view=not args.fixed_targets, exclude_folds=folds, exclude_top=args.exclude_top,
                         exclude_names=tuple(args.exclude))
     show = not args.quiet
     images = args.data / "images"
     store = build.ensure_crops(images, args.cache, args.detector, show)
     sface = args.teacher_dir / "models" / "face_recognition_sface_2021dec_int8bq.onnx"
-    targets = build.ensure_targets(store, args.cache, args.teacher_dir / "lfw-dlib.npz", sface, show)
+    device = resolve_device(args.device)
+    targets = build.ensure_targets(store, args.cache, args.teacher_dir / "lfw-dlib.npz", sface, show, device=device)
     excluded = build.excluded_people(args.data / "pairs.txt", images, cfg)
     data = build.prepare(store, targets, excluded, cfg)
     if show:
         print(f"training on {len(data.images)} crops of {len(data.identities)} people with a head row "
               f"+ {len(data.singles)} one-photo people; {len(excluded)} people excluded", file=sys.stderr)
-    device = resolve_device(args.device)
     started = time.time()
-    model, _ = build.train_student(data, cfg, args.out, device, show)
+    model, _ = build.train_student(data, cfg, args.out, device, show, sface_onnx=sface)
+    dtype = getattr(torch, args.weights_dtype)
+    build.round_weights(model, dtype)
     report = build.evaluate_run(model, store, targets, args.data / "pairs.txt", images, excluded)
     if args.orl.is_dir():
         orl = build.ensure_crops(args.orl, args.cache, args.detector, show, name="orl-crops")
         orl_targets = build.ensure_targets(orl, args.cache, args.teacher_dir / "orl-dlib.npz", sface, show,
-                                           name="orl-teachers.npz")
+                                           name="orl-teachers.npz", device=device)
         report["orl"] = build.evaluate_orl(model, orl, orl_targets)
     record = {"data": {"dataset": "LFW deep-funneled", "root": str(images.resolve()), "crops": len(data.images),
                        "detector": "YuNet 2023mar", "alignment": "five-point ArcFace template, 112x112"},
               "training": {"device": str(device), "seconds_this_call": round(time.time() - started, 1),
                            **training_record(args.out / "log.jsonl", build.run_id(data, cfg))},
-              "evaluation": report}
-    info = build.export_model(model, data, cfg, args.out, record)
+              "evaluation": report, "open_set": build.open_set_record(report)}
+    info = build.export_model(model, data, cfg, args.out, record, dtype=dtype)
     if args.install:
         PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.out / "model.safetensors", PRETRAINED_DIR / "face-vit.safetensors")

@@ -77,8 +77,6 @@ def build_crop_store(root: str | Path, out: str | Path, detector: str, progress=
     Writes ``out/crops.rec``, ``out/crops.idx`` and ``out/crops.json``; returns the sidecar.
     Unreadable images are listed in the sidecar and skipped.
     """
-    from ..data.insightface_formats import write_records
-
     root, out = Path(root), Path(out)
     detect = make_detector(detector)
     rejected: list[str] = []
@@ -91,12 +89,20 @@ def build_crop_store(root: str | Path, out: str | Path, detector: str, progress=
         face.append(found)
         if progress:
             progress(1)
+    return write_crop_store(out, paths, encoded, face, {"root": str(root), "detector": detector,
+                                                         "jpeg_quality": JPEG_QUALITY, "skipped": skipped})
+
+
+def write_crop_store(out: Path, paths: list[str], encoded: list[bytes], face: list[bool], info: dict) -> dict:
+    """Write JPEG-encoded crops as a store (``crops.rec``/``.idx`` and the sidecar with ``info``)."""
+    from ..data.insightface_formats import write_records
+
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_records(out / "crops.rec", encoded, list(range(len(encoded))))
-    meta = {"format_version": FORMAT_VERSION, "root": str(root), "detector": detector, "jpeg_quality": JPEG_QUALITY,
-            "count": len(paths), "faces_detected": int(sum(face)), "skipped": skipped,
+    meta = {"format_version": FORMAT_VERSION, **info, "count": len(paths), "faces_detected": int(sum(face)),
             "rec_sha256": hashlib.sha256((out / "crops.rec").read_bytes()).hexdigest(),
-            "paths": paths, "face": [bool(f) for f in face]}
+            "paths": list(paths), "face": [bool(f) for f in face]}
     atomic_write_json(out / "crops.json", meta)
     return meta
 

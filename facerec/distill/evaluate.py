@@ -61,3 +61,49 @@ def identification(emb: np.ndarray, paths: list[str], people: set[str], distract
     return {"people": len(names), "probes": len(probes), "distractors": len(strangers),
             "rank1": float(rank1.mean()), "fpir_target": fpir, "threshold": threshold,
             "fpir": float((best >= threshold).mean()), "tpir": float(hit.mean())}
+
+
+
+def open_set_scores(emb: np.ndarray, paths: list[str], people: set[str], gallery_size: int = 100,
+                    draws: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A gallery, not a pair: ``gallery_size`` of ``people`` (first photo each) enrolled, every
+    photo of the others searched as a stranger, over ``draws`` random galleries. Returns the
+    strangers' best scores, the enrolled people's other photos' scores when their best match is
+    them (-inf when it is someone else), and what was drawn."""
+    rng = np.random.default_rng(seed)
+    by_person: dict[str, list[int]] = {}
+    for i, p in enumerate(paths):
+        person = p.split("/", 1)[0]
+        if person in people:
+            by_person.setdefault(person, []).append(i)
+    names = sorted(by_person)
+    several = [p for p in names if len(by_person[p]) >= 2]
+    if len(several) < gallery_size or len(names) <= gallery_size:
+        raise ValueError(f"{len(several)} people with two photos: too few for a gallery of {gallery_size}")
+    strangers_best, genuine = [], []
+    for _ in range(draws):
+        enrolled = sorted(rng.choice(several, gallery_size, replace=False).tolist())
+        gallery = emb[[by_person[p][0] for p in enrolled]]
+        inside = set(enrolled)
+        strangers = [i for p in names if p not in inside for i in by_person[p]]
+        strangers_best.append((emb[strangers] @ gallery.T).max(1))
+        probes = [(i, k) for k, p in enumerate(enrolled) for i in by_person[p][1:]]
+        scores = emb[[i for i, _ in probes]] @ gallery.T
+        right = scores.argmax(1) == np.array([k for _, k in probes])
+        genuine.append(np.where(right, scores.max(1), -np.inf))
+    pooled = np.concatenate(strangers_best)
+    return pooled, np.concatenate(genuine), {"gallery_size": gallery_size, "draws": draws, "people": len(names),
+                                             "stranger_searches": int(len(pooled)), "seed": seed}
+
+
+def open_set_threshold(emb: np.ndarray, paths: list[str], people: set[str], fpir: float = 0.01, **draw) -> dict:
+    """The threshold at which a stranger searched against the gallery is accepted as someone with
+    rate ``fpir`` (pooled over the draws of :func:`open_set_scores`), with the TPIR it gives."""
+    strangers, genuine, meta = open_set_scores(emb, paths, people, **draw)
+    return {**open_set_check(strangers, genuine, threshold_at_far(strangers, fpir)), "fpir_target": fpir, **meta}
+
+
+def open_set_check(strangers: np.ndarray, genuine: np.ndarray, threshold: float) -> dict:
+    """FPIR and TPIR of ``threshold`` over scores from :func:`open_set_scores`."""
+    return {"threshold": round(float(threshold), 6), "fpir": float((strangers >= threshold).mean()),
+            "tpir": float((genuine >= threshold).mean())}

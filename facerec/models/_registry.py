@@ -54,8 +54,15 @@ register_config(
 register_config(
     "vit-face-s",
     FaceViTConfig(patch_size=16, width=256, depth=6, num_heads=4, embedding_dim=256, drop_path=0.1, stem="conv"),
-    "the shipped model's architecture: conv stem to 7x7 tokens, width 256, depth 6, 256-d embedding (5 M)",
+    "the pure ViT shipped until 2026-12-07: conv stem to 7x7 tokens, width 256, depth 6, 256-d embedding (5 M)",
 )
+for _cut, _what in ((12, "hybrid (ViT paper §3.1): "), (6, "hybrid: ")):  # the cut points of issue 25
+    register_config(
+        f"vit-face-hybrid{_cut}",
+        FaceViTConfig(patch_size=16, width=256, depth=6, num_heads=4, embedding_dim=128, stem="sface",
+                      stem_stages=_cut, pool="flatten"),
+        f"{_what}SFace's first {_cut} conv stages (frozen) to 7x7 tokens, width 256, depth 6, flatten readout",
+    )
 register_config(
     "face-transformer",
     FaceViTConfig(patch_size=8, width=512, depth=6, num_heads=8, mlp_ratio=4.0, qkv_bias=False,
@@ -66,4 +73,9 @@ register_config(
     "vit-face-test",
     FaceViTConfig(patch_size=16, width=32, depth=2, num_heads=2, embedding_dim=32, stem="conv"),
     "tiny model for tests: conv stem to 7x7 tokens, width 32, depth 2",
+)
+register_config(
+    "vit-face-hybrid-test",
+    FaceViTConfig(**{**_CONFIGS["vit-face-test"].to_dict(), "stem": "sface", "stem_stages": 3, "pool": "flatten"}),
+    "tiny hybrid for tests: SFace's first 3 stages (frozen) to 7x7 tokens, width 32, depth 2",
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .sface_layout import stage_stride
+
 
 # Far beyond every face ViT in use (the GS-LoRA paper's Face Transformer has width 512 and 19 M
 # parameters), far below what would exhaust a machine before the weights were even read.
@@ -28,7 +30,12 @@ class FaceViTConfig:
     embedding_dim: int = 512  # face embedding; a linear projection is added when != width
     dropout: float = 0.0  # after position embedding, attention projection and FFN
     drop_path: float = 0.0  # stochastic depth, reaching this rate at the last block
-    stem: str = "patch"  # "patch": one strided conv (plain ViT); "conv": a 3x3 conv stem (ConvStemPatchEmbed)
+    stem: str = "patch"  # "patch": one strided conv (plain ViT); "conv": a 3x3 conv stem (ConvStemPatchEmbed);
+    # "sface": the hybrid, SFace's first ``stem_stages`` stages then a projection (SFaceStemPatchEmbed)
+    stem_stages: int = 0  # K, the SFace stages in the stem (1..14); only with stem="sface"
+    # "token": the class token to the embedding (timm's ViT); "flatten": every patch token in place, one linear
+    # (the position-specific readout of face CNNs: SFace's flatten + fc, MobileFaceNet's GDC)
+    pool: str = "token"
     norm_eps: float = 1e-6  # LayerNorm epsilon: timm's 1e-6; 1e-5 (torch's default) in imported vit_face models
 
     def __post_init__(self):
@@ -48,8 +55,12 @@ class FaceViTConfig:
                 return f"{name} must be a number from {low} to {high}, got {value!r}"
         if type(self.qkv_bias) is not bool:
             return f"qkv_bias must be true or false, got {self.qkv_bias!r}"
-        if self.stem not in ("patch", "conv"):
-            return f"stem must be 'patch' or 'conv', got {self.stem!r}"
+        if self.stem not in ("patch", "conv", "sface"):
+            return f"stem must be 'patch', 'conv' or 'sface', got {self.stem!r}"
+        if problem := self._stem_problem():
+            return problem
+        if self.pool not in ("token", "flatten"):
+            return f"pool must be 'token' or 'flatten', got {self.pool!r}"
         if self.img_size % self.patch_size:
             return f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}"
         if self.width % self.num_heads:
@@ -62,8 +73,24 @@ class FaceViTConfig:
             return f"{params / 1e6:.0f} M backbone parameters, over the {MAX_PARAMETERS / 1e6:.0f} M facerec builds"
         return None
 
+    def _stem_problem(self) -> str | None:
+        if type(self.stem_stages) is not int:
+            return f"stem_stages must be a whole number, got {self.stem_stages!r}"
+        if self.stem != "sface":
+            return f"stem_stages is for the 'sface' stem only, got {self.stem_stages}" if self.stem_stages else None
+        if not 1 <= self.stem_stages <= 14:
+            return f"stem_stages must be from 1 to 14 (SFace's stages), got {self.stem_stages}"
+        stride = stage_stride(self.stem_stages)
+        if self.img_size != 112 or self.patch_size % stride:
+            return (f"the SFace stem takes 112x112 crops and a patch size that is a multiple of its stride "
+                    f"{stride}, got {self.img_size} and {self.patch_size}")
+        return None
+
     def to_dict(self) -> dict:
         data = asdict(self)
+        for key, default in (("stem_stages", 0), ("pool", "token")):  # as norm_eps: older configs keep
+            if data[key] == default:  # their fingerprints
+                del data[key]
         if data["norm_eps"] == 1e-6:  # stored configs (and fingerprints) from before the field stay as they were
             del data["norm_eps"]
         return data

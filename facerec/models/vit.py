@@ -57,6 +57,38 @@ class ConvStemPatchEmbed(PatchEmbed):
         self.proj = nn.Sequential(*layers)
 
 
+class SFaceStemPatchEmbed(PatchEmbed):
+    """The hybrid ViT's patch embedding (ViT paper §3.1): SFace's first ``stages`` convolution
+    stages (``sface.SFaceStem``, frozen) then a ``r x r`` stride-``r`` projection of their feature
+    map to the token width, ``r = patch_size / stride(stages)``, so the token grid is the plain
+    ViT's (112 / 16 = 7x7) whatever the cut. The stem's weights come from SFace
+    (``distill.sface_port``) and ship inside facerec's model file; they are not trained unless a
+    recipe unfreezes them (``requires_grad``), so forgetting (LoRA on the blocks' FFN) and
+    fine-tuning leave them as they are.
+    """
+
+    def __init__(self, *args, stages: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .sface import SFaceStem, stage_channels, stage_stride
+
+        ratio = self.patch_size[0] // stage_stride(stages)
+        self.stem = SFaceStem(stages)
+        self.stem.requires_grad_(False)
+        self.stem.to(memory_format=torch.channels_last)  # depthwise convs run ~2x faster on CPU (weights loaded
+        # later are copied into these tensors, keeping the layout)
+        self.proj = nn.Conv2d(stage_channels(stages), self.proj.out_channels, ratio, stride=ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(self.stem(x))  # (N, width, 7, 7)
+        return self.norm(x.flatten(2).transpose(1, 2))
+
+
+def _embed_layer(config: FaceViTConfig):
+    if config.stem == "sface":
+        return partial(SFaceStemPatchEmbed, stages=config.stem_stages)
+    return ConvStemPatchEmbed if config.stem == "conv" else PatchEmbed
+
+
 class FaceViT(VisionTransformer):
     """timm ViT whose pre-logits are a face embedding and whose head is a cosine classifier."""
 
@@ -74,12 +106,14 @@ class FaceViT(VisionTransformer):
             pos_drop_rate=config.dropout,
             proj_drop_rate=config.dropout,
             drop_path_rate=config.drop_path,
-            embed_layer=ConvStemPatchEmbed if config.stem == "conv" else PatchEmbed,
+            embed_layer=_embed_layer(config),
             norm_layer=partial(nn.LayerNorm, eps=config.norm_eps),
         )
         self.config = config
         self.num_classes = num_classes
-        if config.embedding_dim == config.width:
+        if config.pool == "flatten":  # every token, in place, to the embedding: SFace's / MobileFaceNet's readout
+            self.neck = nn.Linear(self.patch_embed.num_patches * config.width, config.embedding_dim)
+        elif config.embedding_dim == config.width:
             self.neck = nn.Identity()
         else:
             self.neck = nn.Sequential(
@@ -93,7 +127,10 @@ class FaceViT(VisionTransformer):
         return self.config.embedding_dim
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.pool(x)  # (N, T, width) -> (N, width): the class token
+        if self.config.pool == "flatten":  # (N, T, width) -> (N, patches * width)
+            x = x[:, self.num_prefix_tokens:].flatten(1)
+        else:
+            x = self.pool(x)  # (N, T, width) -> (N, width): the class token
         x = self.fc_norm(x)
         x = self.head_drop(x)
         x = self.neck(x)  # (N, embedding_dim)

@@ -97,6 +97,27 @@ def load_model(device: torch.device | str = "cpu", weights: str | Path | None = 
     return load_checked_model(path, info["config"], info["num_classes"], info["version"], where, device)
 
 
+def fill_sface_stem(model) -> None:
+    """Give a freshly built hybrid model (``stem="sface"``) its frozen SFace stem from the shipped
+    model's file, which carries SFace's first K stages; a cut beyond those needs SFace's own file
+    (``tools/train_face_model.py``). Other models are left as they are."""
+    config = model.config
+    if config.stem != "sface":
+        return
+    shipped = record()["config"] if available() else {}
+    if shipped.get("stem") != "sface" or shipped.get("stem_stages", 0) < config.stem_stages:
+        raise WorkspaceError(f"{config.stem_stages} SFace stages for the stem, but the shipped model carries "
+                             f"{shipped.get('stem_stages', 0) if shipped.get('stem') == 'sface' else 'none'}: "
+                             f"build it with tools/train_face_model.py from SFace's model file")
+    from safetensors import safe_open
+
+    prefix, keep = "patch_embed.stem.", set(map(str, range(config.stem_stages)))
+    with safe_open(WEIGHTS, "pt") as weights:
+        state = {k[len(prefix):]: weights.get_tensor(k) for k in weights.keys()
+                 if k.startswith(prefix) and k[len(prefix):].split(".", 1)[0] in keep}
+    model.patch_embed.stem.load_state_dict(state)
+
+
 def manifest() -> dict:
     """A workspace manifest whose model is the shipped one (weights at ``models/<version>``)."""
     from .. import __version__
@@ -108,7 +129,8 @@ def manifest() -> dict:
         "facerec_version": __version__,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": {"name": info["name"], "config": info["config"], "num_classes": info["num_classes"],
-                  "weights": f"models/{info['version']}.safetensors", "version": info["version"]},
+                  "weights": f"models/{info['version']}.safetensors", "version": info["version"],
+                  **({"open_set": info["open_set"]} if "open_set" in info else {})},
         "identities": list(info["identities"]),
         "data": {"source": "shipped model", **info.get("data", {})},
         "training": {"shipped": True, "recipe": info.get("recipe", {}),
