@@ -481,7 +481,8 @@ def cmd_calibrate(args) -> None:
     impostors = (f"{r['stranger_photos']} stranger photos searched against the gallery" if "stranger_photos" in r
                  else f"{r['impostor_pairs']} impostor pairs")
     human = (f"threshold {r['threshold']:.4f} at FAR {r['far']:.2e} (target {r['far_target']:g}); "
-             f"TAR {r['tar']:.3f} over {r['genuine_pairs']} genuine pairs / {impostors}")
+             + (f"TAR {r['tar']:.3f} over {r['genuine_pairs']} genuine pairs" if r["tar"] is not None
+                else "no genuine pairs (one photo per person)") + f" / {impostors}")
     if "warning" in r:
         human += f"\nwarning: {r['warning']}"
     _emit(args, r, human)

@@ -315,15 +315,15 @@ def calibrate(pipe: FacePipeline, far: float = 1e-3, pairs_file: str | None = No
                            "or --strangers")
     threshold = threshold_at_far(impostor, far)
     report = {"threshold": round(threshold, 6), "far_target": far, "far": accept_rate(impostor, threshold),
-              "tar": accept_rate(genuine, threshold), "impostor_pairs": int(len(impostor)),
+              "tar": accept_rate(genuine, threshold) if len(genuine) else None, "impostor_pairs": int(len(impostor)),
               "genuine_pairs": int(len(genuine)), **source}
     if len(impostor) * far < 1:
         report["warning"] = f"only {len(impostor)} impostor scores: a FAR of {far:g} cannot be resolved"
     if not pairs_file and not strangers:
         trained = enrolled & pipe.trained_people
-        if trained:
-            report["warning"] = (f"{len(trained)} of the {len(enrolled)} enrolled people were in the model's training "
-                                 "data, and they are the only impostors here: strangers will be accepted more often "
+        if trained and pipe.onnx is None:
+            report["warning"] = (report.get("warning", "") + "; " if "warning" in report else "") + (f"{len(trained)} of the {len(enrolled)} enrolled people were in the model's training "
+                                 "data, and their pairs are the impostors here: strangers will be accepted more often "
                                  f"than {far:g}; calibrate with --strangers DIR (photos of people neither enrolled "
                                  "nor trained on)")
     if pipe.onnx is not None:  # a threshold holds for the model it was measured with

@@ -67,8 +67,9 @@ def _wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Gener
 
 
 def _trainable(model) -> list[torch.nn.Parameter]:
-    """Everything but the identity head."""
-    return [p for name, p in model.named_parameters() if not name.startswith("head.")]
+    """Everything but the identity head (and a hybrid's frozen SFace stem)."""
+    return [p for name, p in model.named_parameters()
+            if not name.startswith(("head.", "patch_embed.stem."))]
 
 
 def _distill(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
@@ -162,8 +163,7 @@ def run_baseline(method: str, model, forget: Data, retain: Data, cfg: BaselineCo
             optimizer.step()
             bar.set_postfix(loss=f"{loss.item():.2f}", refresh=False)
             bar.update(1)
-    for p in model.parameters():
-        p.requires_grad_(True)
+    model.reset_requires_grad()
     trainable = sum(int(m.sum()) for m in mask) if mask is not None else sum(p.numel() for p in params)
     return {"method": method, "seconds": round(time.perf_counter() - t0, 2), "steps": steps,
             "trainable_parameters": trainable, "trainable_ratio": trainable / total, "config": cfg.to_dict()}

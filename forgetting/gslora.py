@@ -294,8 +294,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     norms = group_norms(groups).detach().cpu()
     deltas = delta_norms(groups).cpu()
     merge_lora(model)
-    for p in model.parameters():
-        p.requires_grad_(True)
+    model.reset_requires_grad()
     return {
         "method": cfg.method,
         "seconds": round(seconds, 2),

@@ -274,6 +274,8 @@ def commit(plan: Plan, report: dict, weights: Path | None, recognition: dict) ->
         record["pending_seal"] = pending_seal(ws, request, report["model_version"])
         if recognition:
             m["recognition"] = recognition
+        if plan.in_model and plan.method not in GS_LORA_METHODS:  # retrain and the baselines rewrite the
+            m["model"].pop("open_set", None)  # backbone: the threshold measured for the shipped one no longer holds
 
     if weights is not None:
         ws.commit_model(report["model_version"], weights, change)

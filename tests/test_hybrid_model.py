@@ -93,6 +93,7 @@ def test_gs_lora_forgets_on_the_hybrids_blocks_and_leaves_the_stem(sface):
     assert all(torch.equal(v, stem_before[k]) for k, v in model.patch_embed.stem.state_dict().items())
     changed = [k for k, v in model.blocks.state_dict().items() if k in blocks_before and not torch.equal(v, blocks_before[k])]
     assert changed and all(".mlp.fc" in k for k in changed)  # only the FFN linears, where LoRA was merged
+    assert not any(p.requires_grad for p in model.patch_embed.stem.parameters())  # still frozen afterwards
 
 
 def test_the_config_checks_the_cut():
@@ -158,3 +159,20 @@ def test_a_short_same_view_distillation_fits_sface_on_the_views(sface):
     assert after > before + 0.2, (before, after)
     with pytest.raises(ValueError):
         distill(model, data, cfg, device=torch.device("cpu"), show_progress=False)  # same-view needs SFace
+
+
+@pytest.mark.parametrize("method", ["finetune", "scrub"])
+def test_baselines_train_the_blocks_never_the_frozen_stem(sface, method):
+    from forgetting.baselines import BaselineConfig, run_baseline
+
+    torch.manual_seed(6)
+    model = create_model("vit-face-hybrid-test", 6).eval()
+    load_stem(model, sface)
+    stem_before = {k: v.clone() for k, v in model.patch_embed.stem.state_dict().items()}
+    forget = Data(_images(4, seed=8), np.array([0, 0, 1, 1]))
+    keep = Data(_images(8, seed=9), np.array([2, 2, 3, 3, 4, 4, 5, 5]))
+    run_baseline(method, model, forget, keep, BaselineConfig(steps=2, steps_per_person=0, batch_size=4, lr=1e-2),
+                 device=torch.device("cpu"), show_progress=False)
+    assert all(torch.equal(v, stem_before[k]) for k, v in model.patch_embed.stem.state_dict().items())
+    assert not any(p.requires_grad for p in model.patch_embed.stem.parameters())
+    assert all(p.requires_grad for p in model.blocks.parameters())

@@ -3,8 +3,8 @@
     python tools/face_model_bundle.py pack build/face-model-bundle      # here, after a CPU run built the cache
     python tools/face_model_bundle.py unpack BUNDLE DEST                # there: DEST/{lfw,orl,teacher,cache}
 
-The bundle (at most 60 MiB; ~43 MiB as packed here, so that it and the repository together fit the
-64 MiB a GPU call carries) holds the aligned LFW and ORL crops (the crop stores, re-encoded as WebP
+The bundle (at most 60 MiB; 35 MiB as packed here, so that it, the wheels of albumentations and
+the repository together fit the 64 MiB a GPU call carries) holds the aligned LFW and ORL crops (the crop stores, re-encoded as WebP
 at ``--quality``; the store reads any format OpenCV decodes), dlib's descriptors of them (float16), SFace's published model file,
 and LFW's ``pairs.txt``. ``unpack`` lays them out as ``tools/train_face_model.py`` expects them:
 the stores under ``DEST/cache``, the teachers under ``DEST/teacher``, and ``DEST/lfw/images`` /

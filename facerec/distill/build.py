@@ -84,7 +84,8 @@ def train_student(data: DistillData, cfg: DistillConfig, out: Path, device: torc
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=len(data.identities), embedding_dim=target_dim(data, cfg))
     teacher = None
-    if cfg.same_view or model.config.stem == "sface":
+    same_view = cfg.same_view and "sface" in cfg.teachers.split("+")
+    if same_view or model.config.stem == "sface":
         if sface_onnx is None:
             raise ValueError(f"{cfg.model} with same_view={cfg.same_view} needs SFace's model file")
         from .same_view import SameViewTeacher, load_stem
@@ -93,7 +94,7 @@ def train_student(data: DistillData, cfg: DistillConfig, out: Path, device: torc
         sface = load(sface_onnx)
         if model.config.stem == "sface":
             load_stem(model, sface)
-        teacher = SameViewTeacher(sface, model, device) if cfg.same_view else None
+        teacher = SameViewTeacher(sface, model, device) if same_view else None
     out.mkdir(parents=True, exist_ok=True)
 
     def log(entry: dict) -> None:
@@ -101,8 +102,12 @@ def train_student(data: DistillData, cfg: DistillConfig, out: Path, device: torc
             f.write(json.dumps({"run": fingerprint(cfg, data), **entry}) + "\n")
 
     workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0  # a GPU outruns one augmenting core
-    result = distill(model, data, cfg, device=device, state_path=out / "state.pt", show_progress=show_progress,
-                     log=log, teacher=teacher, workers=workers)
+    try:
+        result = distill(model, data, cfg, device=device, state_path=out / "state.pt", show_progress=show_progress,
+                         log=log, teacher=teacher, workers=workers)
+    finally:
+        if teacher is not None:
+            teacher.close()  # the exported model keeps no hook holding the teacher
     return model.cpu().eval(), result
 
 

@@ -30,23 +30,29 @@ class SameViewTeacher:
     def __init__(self, sface: SFaceNet, student: torch.nn.Module, device: torch.device):
         self.sface = sface.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
         self.stem = _shared_stem(sface, student)
-        self._caught: torch.Tensor | None = None
-        if self.stem is not None:
-            self.stem.register_forward_hook(self._catch)
+        self._caught: tuple[torch.Tensor, torch.Tensor] | None = None  # (the stem's input, its output)
+        self._hook = self.stem.register_forward_hook(self._catch) if self.stem is not None else None
 
     @property
     def shares_stem(self) -> bool:
         return self.stem is not None
 
+    def close(self) -> None:
+        """Remove the hook from the student's stem."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
     def _catch(self, module, inputs, output) -> None:
-        self._caught = output.detach()
+        self._caught = (inputs[0], output.detach())
 
     @torch.no_grad()
     def targets(self, x: torch.Tensor, fixed: torch.Tensor | None = None) -> torch.Tensor:
         """Unit targets for the batch ``x`` the student has just run on (``fixed``: the other
         teachers' unit targets, concatenated first)."""
-        if self.stem is not None and self._caught is not None and len(self._caught) == len(x):
-            sface = self.sface.tail(self._caught.float(), self.stem.last)
+        caught = self._caught
+        if caught is not None and caught[0] is x and caught[1].dtype == torch.float32:  # this batch, not autocast
+            sface = self.sface.tail(caught[1], self.stem.last)
         else:
             sface = self.sface(x.float())
         self._caught = None

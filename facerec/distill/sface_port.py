@@ -165,9 +165,11 @@ def _fold_head(values: dict, nodes: list, consumers: dict, state: dict) -> None:
     if not a.get("transB", 0):
         weight = weight.T
     bias = values[gemm.input[2]].astype(np.float64).reshape(-1) * a.get("beta", 1.0)
-    map_norm = next(n for n in norms if n.output[0] not in consumers or
-                    all(c.op_type in ("Dropout", "Flatten") for c in consumers[n.output[0]]))
-    out_norm = next(n for n in consumers.get(gemm.output[0], []) if n.op_type == "BatchNormalization")
+    out_norm = next((n for n in consumers.get(gemm.output[0], []) if n.op_type == "BatchNormalization"), None)
+    map_norm = next((n for n in norms if n is not out_norm and consumers.get(n.output[0]) and
+                     all(c.op_type in ("Dropout", "Flatten") for c in consumers[n.output[0]])), None)
+    if out_norm is None or map_norm is None:
+        raise DataError("SFace graph: the batch norms around the head (before flatten, after Gemm) were not found")
     scale, shift = _bn(values, map_norm)
     per_input = weight.shape[1] // len(scale)
     weight, bias = weight * np.repeat(scale, per_input)[None], bias + weight @ np.repeat(shift, per_input)

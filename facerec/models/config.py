@@ -68,7 +68,10 @@ class FaceViTConfig:
         if self.norm_eps <= 0:
             return f"norm_eps must be above 0, got {self.norm_eps!r}"
         hidden = int(self.width * self.mlp_ratio)
-        params = self.depth * (4 * self.width ** 2 + 2 * self.width * hidden) + (self.img_size // self.patch_size) ** 2 * self.width
+        tokens = (self.img_size // self.patch_size) ** 2
+        params = self.depth * (4 * self.width ** 2 + 2 * self.width * hidden) + tokens * self.width
+        if self.pool == "flatten":  # the readout: every token's width to the embedding
+            params += tokens * self.width * self.embedding_dim
         if params > MAX_PARAMETERS:
             return f"{params / 1e6:.0f} M backbone parameters, over the {MAX_PARAMETERS / 1e6:.0f} M facerec builds"
         return None

@@ -122,6 +122,14 @@ class FaceViT(VisionTransformer):
             )
         self.head = CosineHead(config.embedding_dim, num_classes)
 
+    def reset_requires_grad(self) -> None:
+        """Every weight trainable again, except a hybrid's SFace stem, which stays frozen (forgetting
+        methods freeze the model while they work and call this when they are done)."""
+        self.requires_grad_(True)
+        stem = getattr(self.patch_embed, "stem", None)
+        if stem is not None:
+            stem.requires_grad_(False)
+
     @property
     def embedding_dim(self) -> int:
         return self.config.embedding_dim
