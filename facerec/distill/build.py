@@ -84,8 +84,7 @@ def train_student(data: DistillData, cfg: DistillConfig, out: Path, device: torc
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=len(data.identities), embedding_dim=target_dim(data, cfg))
     teacher = None
-    same_view = cfg.same_view and "sface" in cfg.teachers.split("+")
-    if same_view or model.config.stem == "sface":
+    if cfg.sface_per_view or model.config.stem == "sface":
         if sface_onnx is None:
             raise ValueError(f"{cfg.model} with same_view={cfg.same_view} needs SFace's model file")
         from .same_view import SameViewTeacher, load_stem
@@ -94,7 +93,7 @@ def train_student(data: DistillData, cfg: DistillConfig, out: Path, device: torc
         sface = load(sface_onnx)
         if model.config.stem == "sface":
             load_stem(model, sface)
-        teacher = SameViewTeacher(sface, model, device) if same_view else None
+        teacher = SameViewTeacher(sface, model, device) if cfg.sface_per_view else None
     out.mkdir(parents=True, exist_ok=True)
 
     def log(entry: dict) -> None:

@@ -57,6 +57,11 @@ class DistillConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def sface_per_view(self) -> bool:
+        """SFace is a teacher and its target is computed on each view during training."""
+        return self.same_view and "sface" in self.teachers.split("+")
+
 
 @dataclass
 class DistillData:
@@ -113,7 +118,7 @@ def select_data(paths: list[str], images: np.ndarray, usable: np.ndarray, teache
     keep = [i for rows in by_person.values() for i in rows if paths[i] not in test]
     keep.sort()
     labels = np.array([row.get(paths[i].split("/", 1)[0], -1) for i in keep], np.int64)
-    targets, targets_flip = teacher_targets(teachers, cfg.teachers, cfg.same_view and "sface" in cfg.teachers)
+    targets, targets_flip = teacher_targets(teachers, cfg.teachers, cfg.sface_per_view)
     singles = [paths[i] for i, label in zip(keep, labels) if label < 0]
     return DistillData(images[keep], targets[keep], targets_flip[keep], labels, identities, split, singles,
                        sorted(excluded))
@@ -121,7 +126,7 @@ def select_data(paths: list[str], images: np.ndarray, usable: np.ndarray, teache
 
 def target_dim(data: DistillData, cfg: DistillConfig) -> int:
     """The student's embedding width: the fixed targets' plus SFace's when it is computed per view."""
-    return data.targets.shape[1] + (128 if cfg.same_view and "sface" in cfg.teachers.split("+") else 0)
+    return data.targets.shape[1] + (128 if cfg.sface_per_view else 0)
 
 
 def fingerprint(cfg: DistillConfig, data: DistillData) -> str:
@@ -156,7 +161,7 @@ def distill(model, data: DistillData, cfg: DistillConfig, *, device: torch.devic
             show_progress: bool = True, log=None, teacher=None, workers: int = 0) -> dict:
     """Train ``model`` in place; returns per-epoch mean losses and the wall time. ``teacher`` (a
     ``same_view.SameViewTeacher``) is required when ``cfg.same_view`` asks for SFace's targets."""
-    if cfg.same_view and "sface" in cfg.teachers.split("+") and teacher is None:
+    if cfg.sface_per_view and teacher is None:
         raise ValueError("same-view targets need SFace (a SameViewTeacher)")
     margin = MARGINS[cfg.margin]
     model.to(device, memory_format=torch.channels_last)
