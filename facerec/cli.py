@@ -99,10 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("enroll", help="enroll a person from images (or everyone in a folder tree)")
     p.add_argument("name", nargs="?", metavar="NAME", help="the person's name")
-    p.add_argument("images", nargs="*", metavar="IMAGE", help="images holding exactly one face of NAME")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="photos of NAME")
     p.add_argument("--folder", default=None, help="enroll every subfolder of this folder as one person")
     p.add_argument("--split", choices=["train", "test"], default=None,
                    help="with --folder: only the images of this part of the workspace's recorded split")
+    p.add_argument("--multi-face", default="dominant", metavar="RULE",
+                   help="a photo with several faces: 'dominant' enrolls the face that clearly stands out (default: "
+                        "the largest, when it is twice any other's area, or 1.25x and nearest the centre), "
+                        "'largest' the largest, 'refuse' none")
     _add_face_options(p)
     _add_common(p)
     p.set_defaults(func=cmd_enroll)
@@ -390,7 +394,7 @@ def cmd_enroll(args) -> None:
         pipe = _pipeline(args)
         total = sum(len(v) for v in people.values())
         with progress_bar(total, "enroll", enabled=not args.quiet, unit="img") as bar:
-            reports = enroll_people(pipe, people, progress=bar.update)
+            reports = enroll_people(pipe, people, progress=bar.update, multi_face=args.multi_face)
     report, problems = enroll_summary(reports, rejected)
     _emit(args, report, describe_enroll(report, problems))
     if (error := nothing_enrolled(report)) is not None:

@@ -20,6 +20,7 @@ from gallery import Gallery, GalleryError, GalleryWriteError
 
 from . import journal
 from .data.folder import png_bytes
+from .detect import subject_face
 from .errors import FaceRecError, NotEnrolledError
 from .layout import is_real_folder, write_inside
 from .names import validate_name
@@ -29,8 +30,13 @@ ALREADY_ENROLLED = "already enrolled"  # the person has an image with this conte
 
 
 def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None,
-           labels: list[str] | None = None) -> dict:
-    """Enroll ``name`` from images holding exactly one face each; returns per-image statuses.
+           labels: list[str] | None = None, multi_face: str = "dominant") -> dict:
+    """Enroll ``name`` from images of them; returns per-image statuses.
+
+    ``multi_face``: which face of a photo holding several is ``name``
+    (:func:`facerec.detect.subject_face`): the one that clearly dominates (default), the largest,
+    or none (``refuse``: every image must hold exactly one face). A photo without a subject is
+    reported and skipped.
 
     ``labels``: what to report and record as each image's source instead of its path (the HTTP
     server's uploads live in temporary files; their labels are the uploaded file names).
@@ -39,24 +45,25 @@ def enroll(pipe: FacePipeline, name: str, image_paths: list[str], progress=None,
     :data:`ALREADY_ENROLLED` and not added again, so re-running an interrupted enroll adds only
     what is missing.
     """
-    return enroll_people(pipe, {name: (image_paths, labels)}, progress)[0]
+    return enroll_people(pipe, {name: (image_paths, labels)}, progress, multi_face)[0]
 
 
 def enroll_people(pipe: FacePipeline, people: dict[str, list[str] | tuple[list[str], list[str] | None]],
-                  progress=None) -> list[dict]:
+                  progress=None, multi_face: str = "dominant") -> list[dict]:
     """:func:`enroll` for each of ``people`` (``{name: paths}`` or ``{name: (paths, labels)}``),
     the gallery opened and checked against the crops once for all of them (per person, the check
     would list every person's crops again: quadratic in a folder of thousands of people). A
     problem with one image never stops the batch; each person is committed on their own."""
     for name in people:
         validate_name(name)
+    subject_face([], 0, 0, multi_face)  # an unknown rule fails before anything is read
     exists = (pipe.gallery_path / "meta.sqlite").exists() or stored_people(pipe.ws.root / "crops")
     gallery = pipe.open_gallery() if exists else None  # a missing gallery is rebuilt from the crops first
     reports = []
     try:
         for name, paths in people.items():
             paths, labels = paths if isinstance(paths, tuple) else (paths, None)
-            statuses, crops, hashes, sources = _read(pipe, gallery, name, paths, labels, progress)
+            statuses, crops, hashes, sources = _read(pipe, gallery, name, paths, labels, progress, multi_face)
             if crops:
                 gallery = gallery or pipe.open_gallery(create=True)
                 _store_and_commit(pipe, gallery, name, crops, hashes, sources)
@@ -68,19 +75,22 @@ def enroll_people(pipe: FacePipeline, people: dict[str, list[str] | tuple[list[s
 
 
 def _read(pipe: FacePipeline, gallery: Gallery | None, name: str, paths: list[str], labels: list[str] | None,
-          progress) -> tuple[list[dict], list[np.ndarray], list[str], list[str]]:
+          progress, multi_face: str) -> tuple[list[dict], list[np.ndarray], list[str], list[str]]:
     """Per image: its status; and the crops, hashes and sources of the ones to add."""
     known = {h[:16] for h in gallery.image_hashes(name)} if gallery else set()  # 16 hex digits, as crops store
     statuses, crops, hashes, sources = [], [], [], []
     for path, label in zip(paths, labels or paths):
         found = pipe.read_faces(path)
-        if found.status == "ok" and len(found.crops) > 1:
-            found.status = f"{len(found.crops)} faces found; enrolling needs exactly one"
+        subject = subject_face(found.faces, *found.size, multi_face) if found.status == "ok" else None
+        if found.status == "ok" and subject is None:
+            found.status = (f"{len(found.crops)} faces found; enrolling needs exactly one" if multi_face == "refuse" else
+                            f"{len(found.crops)} faces found and none stands out; crop the photo to the person "
+                            "or use --multi-face largest")
         if found.status == "ok" and found.sha256[:16] in known:
             found.status = ALREADY_ENROLLED
         elif found.status == "ok":
             known.add(found.sha256[:16])  # the same image twice in one command is enrolled once
-            crops.append(found.crops[0])
+            crops.append(found.crops[subject])
             hashes.append(found.sha256)
             sources.append(storable(str(label)))
         statuses.append({"image": storable(str(label)), "status": found.status, "faces": len(found.faces)})

@@ -180,6 +180,9 @@ def test_bad_requests_are_4xx_with_one_line_reasons(server, tmp_path):
     assert small.status_code == 200 and small.json()["results"][0]["image"] == "t1.jpg"  # chunked, under the cap
 
     assert requests.post(f"{url}/people/bad name!/images", headers=s["key"], files=_upload([corrupt])).status_code in (400, 422)
+    r = requests.post(f"{url}/people/synth-0005/images", headers=s["key"], data={"multi_face": "first"},
+                      files=_upload([T1]))
+    assert r.status_code == 400 and "multi-face rule" in r.json()["error"]
     r = requests.post(f"{url}/recognize", headers=s["key"], data={"top_k": "0"}, files=_upload([T1]))
     assert r.status_code == 422 and "top_k" in r.json()["error"]
     r = requests.post(f"{url}/forget", headers=s["key"], json={"names": ["nobody"]})

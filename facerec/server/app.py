@@ -26,6 +26,7 @@ from gallery import GalleryCorrupt, GalleryError, GalleryWriteError
 from .. import __version__
 from ..apikeys import check_key
 from ..data.images import ImageError, read_image_file
+from ..detect import subject_face
 from ..errors import DataError, FaceRecError, WorkspaceBusy, WorkspaceError, storage_problem
 from ..service import enroll_summary, enrolled_people, nothing_enrolled
 from .limits import BodyLimit
@@ -81,6 +82,8 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
     read, write = [Depends(reader)], [Depends(writer)]
     Images = Annotated[list[UploadFile], File(description="image files (JPEG, PNG, ...)")]
     Aligned = Annotated[bool, Form(description="the images are already 112x112 face crops: skip detection")]
+    MultiFace = Annotated[str, Form(description="a photo with several faces: 'dominant' (the face that clearly "
+                                                "stands out), 'largest' or 'refuse'")]
 
     @app.get("/health", summary="liveness, versions and counts (no key needed)")
     def health() -> dict:
@@ -93,16 +96,18 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
         return {"people": found, "count": len(found)}
 
     @app.post("/people/{name}/images", dependencies=write, summary="enroll a person from images")
-    def enroll(name: str, images: Images, aligned: Aligned = False) -> dict:
+    def enroll(name: str, images: Images, aligned: Aligned = False, multi_face: MultiFace = "dominant") -> dict:
         from ..names import validate_name
         from ..enrollment import enroll
 
         validate_name(name)
+        subject_face([], 0, 0, multi_face)  # an unknown rule is refused before anything is read
         uploads = _read_uploads(engine, images)
         with saved_uploads(uploads) as paths:
             _check_images(engine, paths, uploads)  # before the lock: a bad upload waits for nothing, changes nothing
             with engine.writing(), engine.compute:
-                r = enroll(engine.pipeline(aligned), name, paths, labels=[label for label, _ in uploads])
+                r = enroll(engine.pipeline(aligned), name, paths, labels=[label for label, _ in uploads],
+                           multi_face=multi_face)
         report, _ = enroll_summary([r])
         if (error := nothing_enrolled(report)) is not None:
             raise DataError(f"{error}; " + "; ".join(f"{i['image']}: {i['status']}" for i in r["images"]))
