@@ -19,7 +19,8 @@ stranger's; the ``calibrated`` objective asks every face for one linear edit ins
 back probes of each forgotten person, so that the forgotten people's training photos end where
 their unseen photos end (retrain-equivalence beyond the head, see ``objectives``). The "before"
 embeddings they need come from the same model with its adapters bypassed (no copy of the model),
-once per image (``terms.BeforeCache``). A task runs
+once per image (``terms.BeforeCache``); a hybrid model's frozen stem runs once per image too
+(``inputs.TaskInputs``). A task runs
 ``max(steps, steps_per_person × people)`` steps (:func:`task_steps`), so a request naming more
 people still sees each person's images as often. The group lasso is applied as its proximal step
 (group soft-thresholding after each optimiser step), which gives the exact zero groups the paper
@@ -53,6 +54,7 @@ from facerec.progress import progress_bar
 
 from .lora import ATTENTION_TARGETS, FFN_TARGETS, delta_norms, group_norms, inject_lora, merge_lora, zero_group_share
 from .objectives import OBJECTIVES
+from .inputs import TaskInputs
 from .terms import ForgetTerm
 
 
@@ -245,7 +247,8 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
             prototypes[c] = p
     term = ForgetTerm(model, forget.images, forget.labels, retain.labels, cfg, device)
     forget = Data(forget.images[term.train_index], forget.labels[term.train_index])
-    term.bind(forget.images, retain.images)
+    inputs = TaskInputs(model, forget.images, device), TaskInputs(model, retain.images, device)  # before LoRA
+    term.bind(*inputs)
     total_params = sum(p.numel() for p in model.parameters())
     groups = inject_lora(model, cfg.rank, cfg.lora_alpha, FFN_TARGETS + (ATTENTION_TARGETS if cfg.attention else ()),
                          cfg.init_gain)
@@ -265,12 +268,12 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
             for group in optimizer.param_groups:
                 group["lr"] = lr
             f_idx = next(forget_batches).numpy()
-            parts_x, parts_y, r_idx = [forget.images[f_idx]], [forget.labels[f_idx]], None
+            parts_x, parts_y, r_idx = [inputs[0](f_idx)], [forget.labels[f_idx]], None
             if retain_batches is not None:
                 r_idx = next(retain_batches).numpy()
-                parts_x.append(retain.images[r_idx])
+                parts_x.append(inputs[1](r_idx))
                 parts_y.append(retain.labels[r_idx])
-            x = to_tensor(np.concatenate(parts_x)).to(device)
+            x = torch.cat(parts_x)
             y = torch.from_numpy(np.concatenate(parts_y)).to(device)
             nf = len(f_idx)
             embeddings = model.forward_head(model.forward_features(x), pre_logits=True)  # (N, D)

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facerec.data.transforms import to_tensor
-
+from .inputs import TaskInputs
 from .lora import adapters_disabled
 from .objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, rank_hinge, stranger_targets,
                          target_loss, unused_directions)
@@ -36,11 +35,11 @@ class BeforeCache:
         self.known = [torch.zeros(n, dtype=torch.bool) for n in sizes]
 
     @torch.no_grad()
-    def get(self, part: int, index: np.ndarray, images: np.ndarray) -> torch.Tensor:
+    def get(self, part: int, index: np.ndarray, inputs: TaskInputs) -> torch.Tensor:
         index_t = torch.from_numpy(index)
         missing = index_t[~self.known[part][index_t]].unique()
         if len(missing):
-            x = to_tensor(images[missing.numpy()]).to(self.table[part].device)
+            x = inputs(missing.numpy())
             with adapters_disabled(self.model):
                 self.table[part][missing] = self.model.forward_head(self.model.forward_features(x), pre_logits=True).float()
             self.known[part][missing] = True
@@ -68,18 +67,18 @@ class ForgetTerm:
             self.basis = identity_basis(self.rows, people, self.directions)
             self.train_index, probe_index = hold_back(forget_labels, cfg.probe_share, cfg.seed)
             self.probe = (forget_images[probe_index], forget_labels[probe_index])
-        self.cache = self.forget_images = self.retain_images = None
+        self.cache = self.forget_inputs = self.retain_inputs = None
 
-    def bind(self, forget_images: np.ndarray, retain_images: np.ndarray) -> None:
+    def bind(self, forget_inputs: TaskInputs, retain_inputs: TaskInputs) -> None:
         """The task's training images (forget, replay): their pre-task embeddings are cached."""
-        self.forget_images, self.retain_images = forget_images, retain_images
+        self.forget_inputs, self.retain_inputs = forget_inputs, retain_inputs
         if self.cfg.objective != "paper":
-            self.cache = BeforeCache(self.model, (len(forget_images), len(retain_images)), self.device)
+            self.cache = BeforeCache(self.model, (len(forget_inputs), len(retain_inputs)), self.device)
 
     def _before(self, f_idx: np.ndarray, r_idx: np.ndarray | None) -> torch.Tensor:
-        before = self.cache.get(0, f_idx, self.forget_images)
+        before = self.cache.get(0, f_idx, self.forget_inputs)
         if r_idx is not None:
-            before = torch.cat([before, self.cache.get(1, r_idx, self.retain_images)])
+            before = torch.cat([before, self.cache.get(1, r_idx, self.retain_inputs)])
         return before
 
     def __call__(self, step: int, f_idx: np.ndarray, r_idx: np.ndarray | None, y: torch.Tensor,

@@ -6,6 +6,7 @@ import torch
 from facerec.data.transforms import to_tensor
 from facerec.models import create_model
 from forgetting.gslora import Data, GSLoRAConfig, task_steps, unlearn
+from forgetting.inputs import TaskInputs
 from forgetting.terms import BeforeCache
 from forgetting.lora import inject_lora
 
@@ -39,12 +40,13 @@ def test_pre_task_embeddings_are_the_model_without_its_adapters_and_computed_onc
             for layer in group:
                 layer.lora_B.normal_()  # the adapted model now differs from the pre-task one
     cache = BeforeCache(model, (len(images),), torch.device("cpu"))
-    got = cache.get(0, np.array([2, 0, 2]), images)
+    inputs = TaskInputs(model, images, torch.device("cpu"))
+    got = cache.get(0, np.array([2, 0, 2]), inputs)
     assert torch.allclose(got, expected[[2, 0, 2]], atol=1e-5)
     assert cache.known[0].tolist() == [True, False, True, False]
     calls = []
     handle = model.blocks[0].register_forward_hook(lambda *_: calls.append(1))
-    cache.get(0, np.array([0, 2]), images)
+    cache.get(0, np.array([0, 2]), inputs)
     assert not calls  # both already known: no forward pass
     handle.remove()
 

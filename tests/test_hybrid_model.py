@@ -96,6 +96,35 @@ def test_gs_lora_forgets_on_the_hybrids_blocks_and_leaves_the_stem(sface):
     assert not any(p.requires_grad for p in model.patch_embed.stem.parameters())  # still frozen afterwards
 
 
+def test_a_task_runs_the_frozen_stem_once_per_image_and_the_blocks_take_its_output(sface):
+    from forgetting.inputs import TaskInputs
+
+    torch.manual_seed(5)
+    model = create_model("vit-face-hybrid-test", 6).eval()
+    load_stem(model, sface)
+    images = _images(5, seed=8)
+    calls = []
+    handle = model.patch_embed.stem.register_forward_hook(lambda _m, x, _o: calls.append(len(x[0])))
+    inputs = TaskInputs(model, images, torch.device("cpu"))
+    calls.clear()  # the constructor's probe of the output's shape
+    with torch.no_grad():
+        want = model.embed(to_tensor(images[[3, 1, 3]]))
+        calls.clear()
+        got = model.embed(inputs(np.array([3, 1, 3])))
+        again = model.embed(inputs(np.array([1, 3, 0])))
+    handle.remove()
+    assert calls == [2, 1]  # images 1 and 3 once, then only image 0
+    assert F.cosine_similarity(got, want).min() > 0.999  # kept as float16
+    assert torch.allclose(again[:2], got[[1, 0]], atol=1e-6)
+    over = TaskInputs(model, images, torch.device("cpu"), budget_bytes=1)  # over budget: computed per batch
+    assert over.table is None and F.cosine_similarity(model.embed(over(np.array([3]))), want[:1]).item() > 0.9999
+    model.patch_embed.stem.requires_grad_(True)  # a recipe that trains the stem: nothing is kept
+    assert model.frozen_stem() is None and TaskInputs(model, images, torch.device("cpu"))(np.array([0])).shape[1] == 3
+    plain = create_model("vit-face-test", 6)
+    assert plain.frozen_stem() is None and torch.equal(TaskInputs(plain, images, torch.device("cpu"))(np.array([2])),
+                                                       to_tensor(images[[2]]))
+
+
 def test_the_config_checks_the_cut():
     base = dict(patch_size=16, width=32, depth=2, num_heads=2, embedding_dim=32, stem="sface")
     for bad in (dict(stem_stages=0), dict(stem_stages=15), dict(stem_stages=14, patch_size=8),

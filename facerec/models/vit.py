@@ -79,7 +79,13 @@ class SFaceStemPatchEmbed(PatchEmbed):
         self.proj = nn.Conv2d(stage_channels(stages), self.proj.out_channels, ratio, stride=ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj(self.stem(x))  # (N, width, 7, 7)
+        """Images ``(N, 3, 112, 112)``, or the stem's output for them computed earlier (it has
+        64 channels or more: ``FaceViT.frozen_stem``), to tokens ``(N, 49, width)``."""
+        if x.shape[1] == self.proj.in_channels:
+            x = x.to(self.proj.weight.dtype)
+        else:
+            x = self.stem(x)
+        x = self.proj(x)  # (N, width, 7, 7)
         return self.norm(x.flatten(2).transpose(1, 2))
 
 
@@ -129,6 +135,13 @@ class FaceViT(VisionTransformer):
         stem = getattr(self.patch_embed, "stem", None)
         if stem is not None:
             stem.requires_grad_(False)
+
+    def frozen_stem(self) -> nn.Module | None:
+        """A hybrid's frozen SFace stem (None for other models, or when a recipe trains it).
+        ``forward_features`` takes its output in place of images, so a loop over fixed images
+        (unlearning reads them without augmentation) can run it once per image."""
+        stem = getattr(self.patch_embed, "stem", None)
+        return None if stem is None or any(p.requires_grad for p in stem.parameters()) else stem
 
     @property
     def embedding_dim(self) -> int:
