@@ -20,7 +20,7 @@ from gallery import Gallery, GalleryError, GalleryWriteError
 
 from . import journal
 from .data.folder import png_bytes
-from .detect import subject_face
+from .detect import check_multi_face_rule, subject_face
 from .errors import FaceRecError, NotEnrolledError
 from .layout import is_real_folder, write_inside
 from .names import validate_name
@@ -56,7 +56,7 @@ def enroll_people(pipe: FacePipeline, people: dict[str, list[str] | tuple[list[s
     problem with one image never stops the batch; each person is committed on their own."""
     for name in people:
         validate_name(name)
-    subject_face([], 0, 0, multi_face)  # an unknown rule fails before anything is read
+    check_multi_face_rule(multi_face)  # an unknown rule fails before anything is read
     exists = (pipe.gallery_path / "meta.sqlite").exists() or stored_people(pipe.ws.root / "crops")
     gallery = pipe.open_gallery() if exists else None  # a missing gallery is rebuilt from the crops first
     reports = []

@@ -56,6 +56,13 @@ CENTRAL_AREA = 1.25  # ... or this many times, when it is also the face nearest 
 MULTI_FACE_RULES = ("dominant", "largest", "refuse")
 
 
+def check_multi_face_rule(rule: str) -> str:
+    """``rule`` if it is one of :data:`MULTI_FACE_RULES`, else a one-line error."""
+    if rule not in MULTI_FACE_RULES:
+        raise FaceRecError(f"unknown multi-face rule {rule!r}: use one of {', '.join(MULTI_FACE_RULES)}")
+    return rule
+
+
 def subject_face(faces: list[Face], width: float, height: float, rule: str = "dominant") -> int | None:
     """Index of the face a photo is *of*, or None when the rule finds none.
 
@@ -65,8 +72,7 @@ def subject_face(faces: list[Face], width: float, height: float, rule: str = "do
     face nearest the centre; two faces of about one size are ambiguous and give None, so a
     photo never enrolls a bystander under the subject's name by a coin toss.
     """
-    if rule not in MULTI_FACE_RULES:
-        raise FaceRecError(f"unknown multi-face rule {rule!r}: use one of {', '.join(MULTI_FACE_RULES)}")
+    check_multi_face_rule(rule)
     if len(faces) <= 1:
         return 0 if faces else None
     if rule == "refuse":

@@ -26,7 +26,7 @@ from gallery import GalleryCorrupt, GalleryError, GalleryWriteError
 from .. import __version__
 from ..apikeys import check_key
 from ..data.images import ImageError, read_image_file
-from ..detect import subject_face
+from ..detect import check_multi_face_rule
 from ..errors import DataError, FaceRecError, WorkspaceBusy, WorkspaceError, storage_problem
 from ..service import enroll_summary, enrolled_people, nothing_enrolled
 from .limits import BodyLimit
@@ -101,7 +101,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
         from ..enrollment import enroll
 
         validate_name(name)
-        subject_face([], 0, 0, multi_face)  # an unknown rule is refused before anything is read
+        check_multi_face_rule(multi_face)  # an unknown rule is refused before anything is read
         uploads = _read_uploads(engine, images)
         with saved_uploads(uploads) as paths:
             _check_images(engine, paths, uploads)  # before the lock: a bad upload waits for nothing, changes nothing
