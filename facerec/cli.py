@@ -17,7 +17,7 @@ from .cli_args import fold_list, positive_float, positive_int
 from .cli_service import add_parsers as add_service_parsers
 from .errors import FaceRecError, storage_problem
 from .reports import (describe_demo, describe_enroll, describe_face_demo, describe_forget, describe_forgetting_eval,
-                      describe_recognition, describe_training)
+                      describe_recognition, describe_training, strict_json)
 
 
 def _add_common(p: argparse.ArgumentParser, workspace: bool = True) -> None:
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", type=float, default=1.0,
                    help="replay this fraction of each retained person's training images (default 1.0)")
     p.add_argument("--images", nargs="+", default=None, help="images of the person to unlearn from (one person)")
-    p.add_argument("--steps", type=positive_int, default=None, help="exactly this many unlearning steps (default: 120, or 12 per forgotten person when that is more)")
+    p.add_argument("--steps", type=positive_int, default=None, help="exactly this many unlearning steps (default: 120, or 24 per forgotten person when that is more)")
     p.add_argument("--seed", type=int, default=0, help="seed for the replay sample and LoRA init (default 0)")
     p.add_argument("--ledger", action="store_true", help="show the forget ledger instead of forgetting")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -317,7 +317,11 @@ def _settle(args) -> None:
 
 
 def _emit(args, report: dict, human: str) -> None:
-    print(json.dumps(report, indent=2) if args.json else "\n".join(_one_line(line) for line in human.split("\n")))
+    if args.json:
+        print(json.dumps(strict_json(report), indent=2, allow_nan=False))
+    else:
+        print("\n".join(_one_line(line) for line in human.split("\n")))
+
 
 
 def cmd_train(args) -> None:

@@ -70,8 +70,8 @@ def test_after_forget_nothing_of_the_person_is_left_in_the_workspace(enrolled, c
     manifest["data"]["skipped_unreadable"] = ["synth-0002/broken.png"]  # as training records unreadable files
     (ws / "workspace.json").write_text(json.dumps(manifest))
     assert main(["forget", "synth-0002", "-w", str(ws), "--steps", "20", "-q", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["removed"]["crop_folders"] == 1
+    report = json.loads(capsys.readouterr().out, parse_constant=_refuse)  # strict JSON: no NaN
+    assert report["removed"]["crop_folders"] == 1 and report["acc_o"] is None  # no earlier task
     assert not _files_mentioning(ws, b"synth-0002")  # no vector metadata, crop, split entry or name
     manifest = _manifest(ws)
     assert manifest["identities"][2] is None and len(manifest["identities"]) == 6  # the head row stays
@@ -223,3 +223,7 @@ def test_forgotten_faces_end_where_strangers_are(tuned_gallery, stranger_photos,
         assert forgotten <= strangers + 0.05
     else:  # measured 0.853 against 0.701 on the pure-ViT model, 0.519 against 0.451 on the hybrid:
         assert forgotten >= strangers + 0.03  # the bounded CE ascent moves them into the others
+
+
+def _refuse(constant: str):
+    raise ValueError(f"--json printed {constant}, which is not JSON")
