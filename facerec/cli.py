@@ -323,7 +323,6 @@ def _emit(args, report: dict, human: str) -> None:
         print("\n".join(_one_line(line) for line in human.split("\n")))
 
 
-
 def cmd_train(args) -> None:
     from .api import train_workspace
     from .workspace import resolve_workspace_path

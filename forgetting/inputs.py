@@ -40,9 +40,7 @@ class TaskInputs:
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.stem(x).contiguous()
 
-    def __call__(self, index: np.ndarray | slice) -> torch.Tensor:
-        if isinstance(index, slice):
-            index = np.arange(len(self.images))[index]
+    def __call__(self, index: np.ndarray) -> torch.Tensor:
         if self.stem is None:
             return to_tensor(self.images[index]).to(self.device)
         if self.table is None:
