@@ -21,7 +21,12 @@ the own row, just far enough. A rank hinge holds the head to the same: the own r
 ``margin`` below the best other row, reached by moving away from the own row only (the best
 other row is a constant of the hinge: pulling the face towards it would make the person someone
 else again). Both terms are bounded (a cosine distance and a hinge), so, like the paper's BND,
-they stop pushing.
+they stop pushing. With ``edit_retained`` the retained faces' targets carry the same move of the
+forgotten people's identity span (:func:`identity_edit` at rho 1: a retained face has only a small
+part there, so its similarities to the retained rows barely change): the LoRA is then asked for one
+edit of the embedding space rather than one displacement per training photo, and it carries over
+further to photos of the person it never trained on (LFW-100 100-10 on the hybrid: the last unseen
+photos that a per-photo edit left named, docs/BENCHMARKS.md).
 
 **calibrated** (this project): the stranger objective asks each *training* photo for its own
 displacement, which the LoRA fits photo by photo: the held-out photos of the person follow only

@@ -63,8 +63,9 @@ class ForgetTerm:
         self.directions = unused_directions(self.rows, people, cfg.seed)
         self.basis = self.probe = self.level = None
         self.train_index = np.arange(len(forget_labels))
-        if cfg.objective == "calibrated":
+        if cfg.objective == "calibrated" or (cfg.objective == "stranger" and cfg.edit_retained):
             self.basis = identity_basis(self.rows, people, self.directions)
+        if cfg.objective == "calibrated":
             self.train_index, probe_index = hold_back(forget_labels, cfg.probe_share, cfg.seed)
             self.probe = (forget_images[probe_index], forget_labels[probe_index])
         self.cache = self.forget_inputs = self.retain_inputs = None
@@ -98,7 +99,7 @@ class ForgetTerm:
                 self.level = probe_levels(self.model, *self.probe, self.rows, self.retained_rows, self.device)
             term = target_loss(embeddings[:nf], target_f[:nf]) + self._probe_hinge(embeddings[:nf], y[:nf])
         else:
-            target_r = before
+            target_r = identity_edit(before, *self.basis, 1.0) if cfg.edit_retained else before
             term = (target_loss(embeddings[:nf], stranger_targets(before[:nf], y[:nf], self.rows, self.directions,
                                                                   self.retained_rows, cfg.rank_margin))
                     + rank_hinge(embeddings[:nf], y[:nf], self.rows, self.retained_rows, cfg.rank_margin))

@@ -1,4 +1,5 @@
-"""One GS-LoRA task: its step budget grows with the people named; pre-task embeddings are computed once."""
+"""One GS-LoRA task: its step budget grows with the people named; pre-task embeddings are computed once;
+the retained faces' targets."""
 
 import numpy as np
 import torch
@@ -7,7 +8,8 @@ from facerec.data.transforms import to_tensor
 from facerec.models import create_model
 from forgetting.gslora import Data, GSLoRAConfig, task_steps, unlearn
 from forgetting.inputs import TaskInputs
-from forgetting.terms import BeforeCache
+from forgetting.objectives import embedding_retention, identity_edit
+from forgetting.terms import BeforeCache, ForgetTerm
 from forgetting.lora import inject_lora
 
 
@@ -62,3 +64,28 @@ def test_set_options_are_read_as_their_fields_types_and_checked():
             assert "Traceback" not in str(err)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_edit_retained_asks_the_replayed_faces_for_the_same_identity_edit_as_the_forgotten():
+    """``edit_retained``: the retained-embedding term's target is the pre-task embedding with the
+    forgotten people's identity span moved (``identity_edit``, rho 1), not the embedding itself, so
+    the term is non-zero on the unchanged model; without it, the unchanged model keeps every face."""
+    torch.manual_seed(0)
+    model = create_model("vit-face-test", 6).eval()
+    forget, retain = _data([0, 0, 1]), _data([2, 3, 4, 5], seed=1)
+    f_idx, r_idx = np.arange(3), np.arange(4)
+    with torch.no_grad():
+        z = model.forward_head(model.forward_features(to_tensor(np.concatenate([forget.images, retain.images]))),
+                               pre_logits=True)
+    y = torch.from_numpy(np.concatenate([forget.labels, retain.labels]))
+    keeps = {}
+    for edit in (False, True):
+        term = ForgetTerm(model, forget.images, forget.labels, retain.labels, GSLoRAConfig(edit_retained=edit),
+                          torch.device("cpu"))
+        term.bind(TaskInputs(model, forget.images, torch.device("cpu")), TaskInputs(model, retain.images, torch.device("cpu")))
+        _, keeps[edit], _ = term(0, f_idx, r_idx, y, z, model.head(z))
+        if edit:
+            expected = embedding_retention(z[3:], identity_edit(z[3:], *term.basis, 1.0))
+    assert float(keeps[False]) < 1e-4
+    assert float(keeps[True]) > 1e-3
+    assert torch.allclose(keeps[True], expected, atol=1e-5)
