@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from facerec.data.transforms import to_tensor
 from facerec.models import MARGINS
-from facerec.progress import progress_bar
+from facerec.core.progress import progress_bar
 
 from .gslora import Data, _batches, task_steps
 
@@ -201,9 +201,9 @@ def _retrain(model, retain: Data, cfg: BaselineConfig, device, show_progress: bo
     weights, or, when the workspace was fine-tuned from the shipped model (or a model file), that
     fine-tune again without the forgotten people (their head rows imprint from no images: zero)."""
     from facerec import pretrained
-    from facerec.api import start_from_pretrained
+    from facerec.training.run import start_from_pretrained
     from facerec.models.vit import FaceViT
-    from facerec.train import TrainConfig, train_model
+    from facerec.training.trainer import TrainConfig, train_model
 
     fresh = FaceViT(model.config, model.num_classes)
     if model.config.stem == "sface":  # the frozen stem is SFace's (never trained here): kept, as a retrain would

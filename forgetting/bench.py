@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.io import atomic_write_bytes, atomic_write_json, atomic_write_with
-from facerec.progress import progress_bar
-from facerec.recognition import FacePipeline
-from facerec.workspace import Workspace
+from facerec.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_with
+from facerec.core.progress import progress_bar
+from facerec.recognition.pipeline import FacePipeline
+from facerec.workspace.workspace import Workspace
 
 from .evaluate import gaps, loss_attack, relearning, task_sets, verification_forgetting
 from .gslora import GSLoRAConfig
@@ -94,7 +94,7 @@ def measure(workspace: Path, root: Path, split, rows: dict[str, int], people: li
     """Acc_f / Acc_r / Acc_o of the workspace's model on held-out images read from ``root`` with
     the base's ``split``, and the gallery check of ``people``'s held-out photos: what the bench
     measures itself when the requests run without the data root."""
-    from facerec.train import top1_accuracy
+    from facerec.training.trainer import top1_accuracy
 
     ws = Workspace(workspace)
     pipe = FacePipeline(ws, detector="aligned", device=device)
@@ -132,7 +132,7 @@ def beyond_head(copy: Path, source: tuple, names: list[str], earlier: list[str],
     """One request's numbers beyond the head, on held-out and training images read from the base's
     data root: TAR among the forgotten people at FAR 1e-2, the loss attack's AUC, and Acc_f after
     relearning on retained data (and with 2 images of each forgotten person)."""
-    from facerec.device import resolve_device
+    from facerec.core.device import resolve_device
 
     root, split, rows = source
     sets = task_sets(root, split, rows, names, _retained(rows, names, earlier))

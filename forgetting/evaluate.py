@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 
 from facerec.data.transforms import to_tensor
-from facerec.device import resolve_device
-from facerec.errors import FaceRecError
-from facerec.evaluation import accept_rate, cross_person_scores, threshold_at_far
-from facerec.recognition import embed_images, validate_name
-from facerec.train import top1_accuracy
-from facerec.workspace import Workspace
+from facerec.core.device import resolve_device
+from facerec.core.errors import FaceRecError
+from facerec.metrics import accept_rate, cross_person_scores, threshold_at_far
+from facerec.recognition.pipeline import embed_images, validate_name
+from facerec.training.trainer import top1_accuracy
+from facerec.workspace.workspace import Workspace
 
 from .baselines import BaselineConfig, run_baseline
 from .gslora import Data

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 from facerec.data.transforms import to_tensor
 from facerec.models import MARGINS
-from facerec.progress import progress_bar
+from facerec.core.progress import progress_bar
 
 from .lora import ATTENTION_TARGETS, FFN_TARGETS, delta_norms, group_norms, inject_lora, merge_lora, zero_group_share
 from .objectives import OBJECTIVES

@@ -29,15 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.cleanup import quarantined_people
-from facerec.consistency import open_live_gallery
-from facerec.erasure import complete_pending, erasure_key, name_hash, pending_seal
-from facerec.errors import FaceRecError
-from facerec.evaluation import accept_rate, threshold_at_far
-from facerec.layout import real_folders
-from facerec.recognition import FacePipeline, _central_face, build_gallery, enrolled_pair_scores, validate_name
-from facerec.train import top1_accuracy
-from facerec.workspace import Workspace
+from facerec.workspace.recovery import quarantined_people
+from facerec.workspace.consistency import open_live_gallery
+from facerec.workspace.erasure import complete_pending, erasure_key, name_hash, pending_seal
+from facerec.core.errors import FaceRecError
+from facerec.metrics import accept_rate, threshold_at_far
+from facerec.workspace.layout import real_folders
+from facerec.recognition.pipeline import FacePipeline, _central_face, build_gallery, enrolled_pair_scores, validate_name
+from facerec.training.trainer import top1_accuracy
+from facerec.workspace.workspace import Workspace
 from gallery import Gallery
 
 from .baselines import BASELINES, BaselineConfig, run_baseline

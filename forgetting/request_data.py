@@ -2,7 +2,7 @@
 
 The forget set of a person is everything the workspace holds of them: their training images
 under the recorded data root (when it is still there), their enrolled crops, their replay crops
-(``facerec.replay``) and the ``--images`` of the request. The replay set is, per retained person,
+(``facerec.workspace.replay``) and the ``--images`` of the request. The replay set is, per retained person,
 a seeded fraction or ``shots`` of their training images from the data root, or their replay
 crops when the data root is gone. Held-out images (for the accuracy report) exist only under the
 data root; without it the request still forgets, and reports accuracies as n/a.
@@ -18,10 +18,10 @@ import numpy as np
 
 from facerec.data.folder import list_identity_files, read_dataset_image, read_image
 from facerec.data.split import make_split
-from facerec.errors import DataError
-from facerec.erasure import erasure_key, forgotten_rows, name_hash
-from facerec.layout import real_files
-from facerec.replay import read_replay
+from facerec.core.errors import DataError
+from facerec.workspace.erasure import erasure_key, forgotten_rows, name_hash
+from facerec.workspace.layout import real_files
+from facerec.workspace.replay import read_replay
 
 from .gslora import Data
 
@@ -101,7 +101,7 @@ def gather(ws_root: Path, manifest: dict, split, rows: dict[str, int], people: l
 
 def earlier_forgotten_test_set(ws_root: Path, manifest: dict, data_root: Path | None) -> Data:
     """Held-out images of people forgotten by earlier requests, found in the data root by keyed hash."""
-    from facerec.workspace import Workspace
+    from facerec.workspace.workspace import Workspace
 
     rows = forgotten_rows(manifest)
     key = erasure_key(Workspace(ws_root))

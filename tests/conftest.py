@@ -39,7 +39,7 @@ def tiny_trained(tmp_path_factory):
 
     Shared by the recognition and forgetting tests; copy it before changing it.
     """
-    from facerec.cli import main
+    from facerec.cli.main import main
     from facerec.data.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("tiny")
@@ -55,7 +55,7 @@ def enrolled(tiny_trained, tmp_path, capsys):
     """A copy of ``tiny_trained``'s workspace with everyone enrolled from the data: ``(data, ws)``."""
     import shutil
 
-    from facerec.cli import main
+    from facerec.cli.main import main
 
     data, ws_src = tiny_trained
     ws = tmp_path / "ws"

@@ -2,8 +2,8 @@
 
 import json
 
-from facerec.apikeys import KEYS_FILE, check_key, read_keys
-from facerec.cli import main
+from facerec.server.apikeys import KEYS_FILE, check_key, read_keys
+from facerec.cli.main import main
 
 
 def test_keys_are_stored_hashed_and_can_be_revoked(tmp_path, capsys):

@@ -7,7 +7,7 @@ import numpy as np
 
 import pytest
 
-from facerec.cli import main
+from facerec.cli.main import main
 from forgetting.bench import plan
 
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from facerec.cli import main
+from facerec.cli.main import main
 
 
 def _json(capsys, argv):

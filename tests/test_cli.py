@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from facerec.cli import main
+from facerec.cli.main import main
 from facerec.data.synthetic import generate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from facerec.data.folder import load_face_folder, read_image
-from facerec.errors import DataError
+from facerec.core.errors import DataError
 from conftest import ORL, requires_orl
 
 

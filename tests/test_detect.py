@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from facerec.detect import Face, align_face, make_detector
-from facerec.errors import FaceRecError
+from facerec.core.errors import FaceRecError
 from conftest import SHARED
 
 YUNET = SHARED / "models" / "face_detection_yunet_2023mar.onnx"

@@ -12,7 +12,7 @@ from facerec.distill.crops import build_crop_store, load_crop_store
 from facerec.distill.loss import cosine_loss, relational_loss
 from facerec.distill.recipe import DistillConfig, distill, select_data, teacher_targets
 from facerec.distill.teachers import combined
-from facerec.errors import DataError
+from facerec.core.errors import DataError
 
 
 def test_losses_vanish_on_the_teacher_and_not_elsewhere():
@@ -88,7 +88,7 @@ def test_a_short_distillation_follows_the_teacher():
     a little per-image spread); a few epochs of distillation must bring the student's mean cosine
     to its targets well above the untrained student's."""
     from facerec.models import create_model
-    from facerec.recognition import embed_images
+    from facerec.recognition.pipeline import embed_images
 
     rng = np.random.default_rng(0)
     n, bases = 96, 12

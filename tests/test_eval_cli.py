@@ -2,7 +2,7 @@
 
 import json
 
-from facerec.cli import main
+from facerec.cli.main import main
 from facerec.data.insightface_formats import write_bin
 
 

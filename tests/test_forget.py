@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import forgetting.request as request_module
-from facerec.cli import main
+from facerec.cli.main import main
 from forgetting.gslora import GSLoRAConfig
 from forgetting.request import forget_people
 
@@ -38,8 +38,8 @@ def _accuracy_on(ws, data, files_by_person):
     import numpy as np
 
     from facerec.data.folder import read_image
-    from facerec.train import top1_accuracy
-    from facerec.workspace import Workspace
+    from facerec.training.trainer import top1_accuracy
+    from facerec.workspace.workspace import Workspace
 
     rows = {f"synth-{i:04d}": i for i in range(6)}
     pairs = [(p, f) for p, files in files_by_person.items() for f in files]
@@ -179,8 +179,8 @@ def tuned_gallery(tiny_trained, tmp_path_factory):
 
 def _best_scores(ws, photos, exclude):
     """Each photo's best cosine to the workspace gallery's vectors of anyone but ``exclude``."""
-    from facerec.recognition import FacePipeline
-    from facerec.workspace import Workspace
+    from facerec.recognition.pipeline import FacePipeline
+    from facerec.workspace.workspace import Workspace
     from gallery import Gallery
 
     pipe = FacePipeline(Workspace(ws), detector="aligned")

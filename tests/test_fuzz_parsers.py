@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from facerec.fuzzing import TARGETS, cases, hostile_names, run_case
-from facerec.names import MAX_NAME_BYTES, name_problem, validate_name
-from facerec.errors import FaceRecError
+from facerec.testing.fuzzing import TARGETS, cases, hostile_names, run_case
+from facerec.core.names import MAX_NAME_BYTES, name_problem, validate_name
+from facerec.core.errors import FaceRecError
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))

@@ -13,13 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec.cli import main
+from facerec.cli.main import main
 from facerec.data.folder import load_face_folder
 from facerec.data.images import read_image_file
 from facerec.data.insightface_formats import load_bin, write_records, RecordFile
-from facerec.errors import DataError, WorkspaceError
+from facerec.core.errors import DataError, WorkspaceError
 from facerec.data.pairs import read_pairs
-from facerec.workspace import Workspace
+from facerec.workspace.workspace import Workspace
 
 
 def _peak_mb() -> float:

@@ -12,7 +12,7 @@ from facerec.data.transforms import to_tensor
 from facerec.distill.same_view import SameViewTeacher, load_stem
 from facerec.models import FaceViTConfig, create_model
 from facerec.models.sface import SFaceNet
-from facerec.train import optimizer_and_schedule
+from facerec.training.trainer import optimizer_and_schedule
 from forgetting.gslora import Data, GSLoRAConfig, unlearn
 
 
@@ -142,7 +142,7 @@ def test_a_hybrid_built_from_its_name_takes_its_stem_from_the_shipped_model():
     from safetensors import safe_open
 
     from facerec import pretrained
-    from facerec.errors import WorkspaceError
+    from facerec.core.errors import WorkspaceError
 
     if pretrained.record()["config"].get("stem") != "sface":
         pytest.skip("the shipped model is not a hybrid")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from facerec.cli import main
-from facerec.recognition import embed_images
-from facerec.workspace import Workspace, weights_version
+from facerec.cli.main import main
+from facerec.recognition.pipeline import embed_images
+from facerec.workspace.workspace import Workspace, weights_version
 
 
 def _model_file(folder, ws) -> tuple:

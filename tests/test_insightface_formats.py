@@ -9,7 +9,7 @@ import pytest
 
 from facerec.data.folder import list_identity_files, load_face_folder, read_dataset_image
 from facerec.data.insightface_formats import RecordFile, read_bin, write_bin, write_records
-from facerec.errors import DataError
+from facerec.core.errors import DataError
 
 
 def _jpeg(seed: int) -> bytes:
@@ -65,7 +65,7 @@ def test_record_file_round_trip_and_as_a_dataset(tmp_path):
 def test_facerec_trains_on_a_record_file(tmp_path, capsys):
     import json
 
-    from facerec.cli import main
+    from facerec.cli.main import main
 
     rec = tmp_path / "train.rec"
     write_records(rec, [_jpeg(i) for i in range(12)], [i // 4 for i in range(12)])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from facerec.data.lfw100 import build_lfw100
-from facerec.errors import DataError
+from facerec.core.errors import DataError
 
 
 def _lfw_like(root, counts):

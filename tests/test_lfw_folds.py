@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facerec.data.pairs import fold_people, most_photographed, pair_fold, read_pairs
-from facerec.errors import DataError
+from facerec.core.errors import DataError
 
 from conftest import LFW, requires_lfw_and_yunet
 
@@ -51,7 +51,7 @@ def test_most_photographed_leaves_out_the_excluded_and_breaks_ties_by_name():
 
 
 def test_eval_verification_fold_option_scores_only_that_fold(tmp_path, tiny_trained, capsys):
-    from facerec.cli import main
+    from facerec.cli.main import main
 
     _, ws = tiny_trained
     root = _lfw_like(tmp_path / "lfw")
@@ -66,7 +66,7 @@ def test_eval_verification_fold_option_scores_only_that_fold(tmp_path, tiny_trai
 
 
 def test_eval_identification_fold_option_keeps_that_folds_people(tmp_path, tiny_trained, capsys):
-    from facerec.cli import main
+    from facerec.cli.main import main
 
     _, ws = tiny_trained
     root = _lfw_like(tmp_path / "lfw")

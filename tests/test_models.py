@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from facerec.errors import UnknownModelError
+from facerec.core.errors import UnknownModelError
 from facerec.models import create_model, list_models
 
 

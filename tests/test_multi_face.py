@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from facerec.detect import Face, subject_face
-from facerec.errors import FaceRecError
+from facerec.core.errors import FaceRecError
 
 W = H = 400
 
@@ -58,8 +58,8 @@ def test_refuse_takes_no_face_from_a_photo_with_several_and_unknown_rules_are_er
 def two_face_pipeline(tiny_trained, tmp_path):
     """The tiny workspace (copied) with a pipeline whose detector sees two faces of the given
     sides in every photo: the subject in the centre and a bystander in a corner."""
-    from facerec.recognition import FacePipeline
-    from facerec.workspace import Workspace
+    from facerec.recognition.pipeline import FacePipeline
+    from facerec.workspace.workspace import Workspace
 
     data, src = tiny_trained
     ws = tmp_path / "ws"
@@ -80,7 +80,7 @@ def two_face_pipeline(tiny_trained, tmp_path):
 
 
 def test_enroll_takes_the_dominant_face_and_refuses_an_ambiguous_photo(two_face_pipeline):
-    from facerec.enrollment import enroll
+    from facerec.recognition.enrollment import enroll
     from facerec.detect import align_face
 
     make, photo = two_face_pipeline

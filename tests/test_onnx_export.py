@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from facerec.cli import main
+from facerec.cli.main import main
 
 from conftest import LFW, requires_lfw_and_yunet, YUNET
 
@@ -28,8 +28,8 @@ def _insightface_embeddings(path, crops_rgb):
 
 
 def _facerec_embeddings(ws, crops):
-    from facerec.recognition import FacePipeline
-    from facerec.workspace import Workspace
+    from facerec.recognition.pipeline import FacePipeline
+    from facerec.workspace.workspace import Workspace
 
     return FacePipeline(Workspace(ws), detector="aligned").embed(np.stack(crops))
 
@@ -54,8 +54,8 @@ def test_the_export_loads_in_onnxruntime_and_insightface_with_the_same_embedding
 @requires_lfw_and_yunet
 def test_the_shipped_model_exported_agrees_on_50_lfw_faces(tmp_path, capsys):
     """50 LFW photos, detected and aligned with YuNet: insightface's zoo on the export against facerec."""
-    from facerec.recognition import FacePipeline
-    from facerec.workspace import Workspace
+    from facerec.recognition.pipeline import FacePipeline
+    from facerec.workspace.workspace import Workspace
 
     ws = tmp_path / "ws"  # no model of its own: the shipped one
     _export(ws, tmp_path / "face.onnx", capsys)
@@ -75,8 +75,8 @@ def test_a_model_that_normalises_inside_is_fed_raw_pixels_as_insightface_does(ti
     import onnx
 
     from facerec.data.folder import list_identity_files, read_dataset_image
-    from facerec.onnx_model import OnnxEmbedder
-    from facerec.workspace import Workspace
+    from facerec.models.onnx import OnnxEmbedder
+    from facerec.workspace.workspace import Workspace
 
     data, ws = tiny_trained
     model = Workspace(ws).load_model().eval()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from facerec import pretrained
-from facerec.cli import main
+from facerec.cli.main import main
 
 pytestmark = pytest.mark.skipif(not pretrained.available(), reason="no shipped model in facerec/pretrained/")
 
@@ -24,8 +24,8 @@ def _crops(n: int, seed: int = 0) -> np.ndarray:
 def test_shipped_weights_load_embed_and_match_their_record():
     from safetensors.torch import load_file
 
-    from facerec.recognition import embed_images
-    from facerec.workspace import weights_version
+    from facerec.recognition.pipeline import embed_images
+    from facerec.workspace.workspace import weights_version
 
     info = pretrained.record()
     assert pretrained.WEIGHTS.stat().st_size <= 25 * 2 ** 20
@@ -38,7 +38,7 @@ def test_shipped_weights_load_embed_and_match_their_record():
 
 
 def test_a_damaged_shipped_file_is_refused(tmp_path, monkeypatch):
-    from facerec.errors import WorkspaceError
+    from facerec.core.errors import WorkspaceError
 
     copy = tmp_path / "face-vit.safetensors"
     data = bytearray(pretrained.WEIGHTS.read_bytes())
@@ -73,8 +73,8 @@ def test_a_fresh_workspace_enrolls_and_recognizes_with_the_shipped_model(tmp_pat
 
 def test_train_fine_tunes_the_shipped_model_and_keeps_its_embedding(tmp_path, capsys):
     from facerec.data.synthetic import generate_dataset
-    from facerec.recognition import embed_images
-    from facerec.workspace import Workspace
+    from facerec.recognition.pipeline import embed_images
+    from facerec.workspace.workspace import Workspace
 
     data = generate_dataset(tmp_path / "data", identities=3, images_per_identity=4, seed=0)
     ws = tmp_path / "ws"

@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from facerec.apikeys import KEYS_FILE, add_key
-from facerec.cli import main
+from facerec.server.apikeys import KEYS_FILE, add_key
+from facerec.cli.main import main
 from facerec.data import pairs as pairs_module
 from facerec.data.pairs import read_pairs
-from facerec.errors import DataError
+from facerec.core.errors import DataError
 
 
 def _errors(capsys) -> list[str]:

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec.cli import main
-from facerec.evaluation import threshold_at_far
-from facerec.recognition import validate_name
-from facerec.errors import FaceRecError
+from facerec.cli.main import main
+from facerec.metrics import threshold_at_far
+from facerec.recognition.pipeline import validate_name
+from facerec.core.errors import FaceRecError
 
 from conftest import LFW, YUNET, requires_lfw_and_yunet
 from facerec import pretrained
@@ -181,7 +181,7 @@ def test_pairs_file_is_read_in_lfw_format(tmp_path):
 
 
 def test_a_missing_pair_image_is_an_error_not_a_skip(tmp_path):
-    from facerec.errors import DataError
+    from facerec.core.errors import DataError
     from facerec.data.pairs import read_pairs
 
     _lfw_like(tmp_path)
@@ -193,7 +193,7 @@ def test_a_missing_pair_image_is_an_error_not_a_skip(tmp_path):
 
 def test_the_central_face_is_the_labelled_one():
     from facerec.detect import Face
-    from facerec.recognition import ImageFaces, _central_face
+    from facerec.recognition.pipeline import ImageFaces, _central_face
 
     faces = [Face((0, 0, 10, 10), 1.0), Face((120, 45, 10, 10), 1.0), Face((190, 90, 10, 10), 1.0)]
     assert _central_face(ImageFaces("x", "ok", faces, [], "", (250, 100))) == 1

@@ -5,8 +5,8 @@ import shutil
 
 import numpy as np
 
-from facerec.cli import main
-from facerec.replay import choose_shots, read_replay
+from facerec.cli.main import main
+from facerec.workspace.replay import choose_shots, read_replay
 from forgetting.gslora import GSLoRAConfig
 from forgetting.request import forget_people
 
@@ -41,8 +41,8 @@ def test_training_keeps_a_replay_buffer_and_forget_works_without_the_data_root(t
     assert not (ws / "replay" / "synth-0003").exists() and report["removed"]["replay_folders"] == 1
     assert len(read_replay(ws, "synth-0002")) == 4
     # the person is gone from the model's point of view: their former crops no longer pick their row
-    from facerec.train import top1_accuracy
-    from facerec.workspace import Workspace
+    from facerec.training.trainer import top1_accuracy
+    from facerec.workspace.workspace import Workspace
 
     acc = top1_accuracy(Workspace(ws).load_model(), np.stack(before), np.full(len(before), 3), "cpu")
     assert acc <= 0.25

@@ -31,7 +31,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tiny_trained, tmp_path_factory):
-    from facerec.apikeys import add_key
+    from facerec.server.apikeys import add_key
 
     data, source = tiny_trained
     ws = tmp_path_factory.mktemp("served") / "ws"

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from facerec.data.transforms import to_tensor  # noqa: E402
 from facerec.distill.sface_port import convert, dequantize  # noqa: E402
-from facerec.errors import DataError  # noqa: E402
+from facerec.core.errors import DataError  # noqa: E402
 from facerec.models.sface import STAGES, SFaceNet, stage_stride  # noqa: E402
 
 DIV, EMB = 8, 16

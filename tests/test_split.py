@@ -1,7 +1,7 @@
 import pytest
 
 from facerec.data.split import Split, make_split
-from facerec.errors import DataError
+from facerec.core.errors import DataError
 
 
 def _files(people=5, each=10):

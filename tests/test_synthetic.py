@@ -10,14 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec.data.synthetic import (
-    IdentityTraits,
-    generate_dataset,
-    identity_name,
-    identity_traits,
-    render_face,
-    render_image,
-)
+from facerec.data.synthetic import (IdentityTraits, generate_dataset, identity_name, identity_traits, render_face,
+                                    render_image)
 
 
 def _read_rgb(path: pathlib.Path) -> np.ndarray:

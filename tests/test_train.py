@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-import facerec.train as train_mod
+import facerec.training.trainer as train_mod
 from facerec.data.synthetic import render_image
 from facerec.models import create_model
-from facerec.train import TrainConfig, top1_accuracy, train_model
+from facerec.training.trainer import TrainConfig, top1_accuracy, train_model
 from conftest import ORL, requires_orl
 
 CPU = torch.device("cpu")

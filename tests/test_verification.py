@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from facerec.verification import (best_threshold, contiguous_folds, k_fold_accuracy, plot_roc, roc_curve,
-                                  tar_at_far, verification_report)
+from facerec.metrics import (best_threshold, contiguous_folds, k_fold_accuracy, plot_roc, roc_curve,
+                                             tar_at_far, verification_report)
 
 
 def test_lfw_folds_are_contiguous_blocks():

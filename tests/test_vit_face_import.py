@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facerec.errors import FaceRecError
+from facerec.core.errors import FaceRecError
 from facerec.models.vit_face import convert_vit_face
 
 W, DEPTH, HEADS, DIM_HEAD, MLP, PATCH, SIDE = 512, 6, 8, 64, 2048, 8, 112
@@ -98,7 +98,7 @@ def test_checkpoints_of_another_shape_or_with_stray_tensors_are_refused():
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the hostile file's; it is refused
 def test_an_imported_checkpoint_is_a_workspace_forget_works_on(tmp_path, capsys):
-    from facerec.cli import main
+    from facerec.cli.main import main
     from facerec.data.synthetic import generate_dataset
 
     data = generate_dataset(tmp_path / "data", identities=5, images_per_identity=4, seed=3)

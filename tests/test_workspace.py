@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from facerec.data.split import make_split
-from facerec.errors import WorkspaceError
+from facerec.core.errors import WorkspaceError
 from facerec.models import create_model
-from facerec.workspace import FORMAT_VERSION, Workspace, resolve_workspace_path
+from facerec.workspace.workspace import FORMAT_VERSION, Workspace, resolve_workspace_path
 
 
 def _save(tmp_path, seed=0):
@@ -68,7 +68,7 @@ def test_corrupt_weights_and_missing_workspace_are_workspace_errors(tmp_path):
 
 def test_a_failed_save_leaves_the_previous_model(tmp_path, monkeypatch):
     ws, model, version = _save(tmp_path)
-    import facerec.workspace as wsmod
+    import facerec.workspace.workspace as wsmod
 
     def boom(*args, **kwargs):
         raise OSError("disk full")

@@ -5,7 +5,7 @@ readers never write."""
 import json
 import os
 
-from facerec.cli import main
+from facerec.cli.main import main
 
 
 def _people(ws, capsys) -> dict:

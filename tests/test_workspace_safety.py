@@ -14,8 +14,8 @@ from collections import Counter
 
 import pytest
 
-from facerec import journal
-from facerec.cli import main
+from facerec.workspace import journal
+from facerec.cli.main import main
 
 
 def _crops(ws) -> Counter:
@@ -247,7 +247,7 @@ def test_the_journal_decides_what_a_killed_enroll_left(enrolled, capsys):
 
 
 def test_a_remove_that_fails_after_its_commit_is_finished_by_the_next_writer(enrolled, capsys, monkeypatch):
-    from facerec import cleanup
+    from facerec.workspace import recovery as cleanup
 
     _, ws = enrolled
     person = sorted(os.listdir(ws / "crops"))[0]
@@ -270,7 +270,7 @@ def test_a_reader_looks_again_once_no_writer_is_at_work(enrolled, capsys, monkey
     waits (a bounded time) for the writer lock to be free and looks again."""
     import threading
 
-    from facerec import lock
+    from facerec.workspace import lock
 
     _, ws = enrolled
     person = sorted(os.listdir(ws / "crops"))[0]
@@ -410,7 +410,7 @@ def test_a_hard_linked_gallery_database_is_refused_not_changed(enrolled, tmp_pat
 
 def _sealed_entry_of_a_killed(command: str, ws, *argv) -> bytes:
     """The journal entry a `command` killed right after writing it leaves (sealed, genuine)."""
-    from facerec import journal as journal_module
+    from facerec.workspace import journal as journal_module
 
     real_begin = journal_module.begin
 

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from facerec import pretrained
     from facerec.distill.crops import load_crop_store
     from facerec.distill.teachers import SFace
-    from facerec.recognition import embed_images
+    from facerec.recognition.pipeline import embed_images
 
     crops = load_crop_store(args.crops).images[:64]
     model = pretrained.load_model()

@@ -38,12 +38,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facerec.cli import main as cli_main  # noqa: E402
+from facerec.cli.main import main as cli_main  # noqa: E402
 
 # Imported once here so that each forked child starts warm; importing runs no torch kernels, so
 # no thread pool exists yet to be broken by fork().
-import facerec.api  # noqa: E402,F401
-import facerec.recognition  # noqa: E402,F401
+import facerec.training.run  # noqa: E402,F401
+import facerec.recognition.pipeline  # noqa: E402,F401
 import forgetting.request  # noqa: E402,F401
 
 
@@ -188,7 +188,7 @@ def _check_train(ws: Path, final: bool) -> list[str]:
         return ["no model after the re-run"] if final else []
 
     def load() -> list[str]:
-        from facerec.workspace import Workspace
+        from facerec.workspace.workspace import Workspace
 
         Workspace(ws).load_model()
         return []

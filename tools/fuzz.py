@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facerec.fuzzing import TARGETS, cases, run_case  # noqa: E402
+from facerec.testing.fuzzing import TARGETS, cases, run_case  # noqa: E402
 
 
 def _child(name: str, count: int, seed: int, start: int, hang: int, out) -> None:

@@ -37,8 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from facerec.cli import main as cli_main  # noqa: E402
-from facerec.fuzzing import mutate  # noqa: E402
+from facerec.cli.main import main as cli_main  # noqa: E402
+from facerec.testing.fuzzing import mutate  # noqa: E402
 
 
 def run(argv: list[str]) -> tuple[int, list[str]]:

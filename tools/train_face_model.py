@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from facerec.device import resolve_device  # noqa: E402
+from facerec.core.device import resolve_device  # noqa: E402
 from facerec.distill import build  # noqa: E402
 from facerec.distill.recipe import DistillConfig  # noqa: E402
 from facerec.pretrained import PRETRAINED_DIR  # noqa: E402

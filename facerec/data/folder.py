@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import DataError
-from ..names import name_problem
+from facerec.core.errors import DataError
+from facerec.core.names import name_problem
 from .images import read_image_file
 
 IMAGE_EXTENSIONS = frozenset({".pgm", ".ppm", ".pbm", ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -32,7 +32,7 @@ def png_bytes(rgb: np.ndarray, note: str | None = None) -> bytes:
 
     ``note``: ASCII text kept in a ``tEXt`` chunk (keyword ``facerec``) after the header, which
     decoders skip: an enrolled crop carries the nonce of the command that wrote it, so its bytes
-    tell it apart from the same face written by another command (:mod:`facerec.journal`)."""
+    tell it apart from the same face written by another command (:mod:`facerec.workspace.journal`)."""
     ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError("could not encode a PNG")
@@ -112,7 +112,7 @@ def read_dataset_image(root: str | os.PathLike, rel: str, size: int | None = 112
 def list_identity_files(root: str | os.PathLike, rejected: list[str] | None = None) -> dict[str, list[str]]:
     """``{person: [relative image paths]}`` for every subfolder of ``root``, sorted.
 
-    Subfolders whose names are not valid person names (:mod:`facerec.names`) are left out and,
+    Subfolders whose names are not valid person names (:mod:`facerec.core.names`) are left out and,
     when ``rejected`` is given, listed there.
 
     A ``.rec`` file is listed by its labels: person ``id<label>`` with paths ``id<label>/<key>``.

@@ -26,7 +26,7 @@ import threading
 import cv2
 import numpy as np
 
-from ..errors import DataError
+from facerec.core.errors import DataError
 
 MAX_FILE_BYTES = 64 << 20  # no photo or face crop is bigger; a 40 MP JPEG is ~20 MB
 MAX_PIXELS = 40_000_000  # 40 MP: 120 MB as 8-bit BGR, bounded even for 16-bit RGBA sources

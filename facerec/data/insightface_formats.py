@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import DataError
+from facerec.core.errors import DataError
 from .images import ImageError, decode_image, read_file_bytes
 from .safe_pickle import PickleRefused, loads, resolve
 
@@ -115,7 +115,7 @@ def read_bin(path: str | Path, size: int = 112) -> tuple[np.ndarray, np.ndarray]
 
 def write_bin(path: str | Path, images: list[bytes], issame: list[bool]) -> None:
     """Write a ``.bin`` set (encoded images, pairs interleaved) — for tests and small custom sets."""
-    from ..io import atomic_write_bytes
+    from facerec.core.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, pickle.dumps((list(images), [bool(s) for s in issame]), protocol=4))
 

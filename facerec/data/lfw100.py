@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from ..detect import make_detector
-from ..distill.crops import align_files
-from ..errors import DataError
-from ..io import atomic_write_bytes, atomic_write_json
+from .aligned import align_files
+from facerec.core.errors import DataError
+from facerec.core.atomic import atomic_write_bytes, atomic_write_json
 from .folder import list_identity_files, png_bytes
 from .pairs import fold_people, most_photographed, read_pairs
 

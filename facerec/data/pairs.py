@@ -12,7 +12,7 @@ import io
 import re
 from pathlib import Path
 
-from ..errors import DataError
+from facerec.core.errors import DataError
 from .images import ImageError, read_file_bytes
 
 MAX_PAIRS_BYTES = 16 << 20  # LFW's pairs.txt is 100 KB
@@ -83,7 +83,7 @@ def read_pairs(pairs_file: str | Path, root: str | Path) -> list[tuple[Path, Pat
 
 def pair_fold(count: int, folds: int = 10) -> list[int]:
     """1-based fold of each pair of a contiguous listing (``folds`` equal blocks, as LFW)."""
-    from ..verification import contiguous_folds
+    from facerec.metrics import contiguous_folds
 
     return [int(k) + 1 for k in contiguous_folds(count, folds)]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataError
+from facerec.core.errors import DataError
 
 
 @dataclass

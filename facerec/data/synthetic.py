@@ -37,7 +37,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..io import atomic_write_bytes
+from facerec.core.atomic import atomic_write_bytes
 from .face_drawing import render_face
 from .face_traits import IdentityTraits, identity_traits
 from .folder import png_bytes

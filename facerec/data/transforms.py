@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import _compat  # noqa: F401  (sets NO_ALBUMENTATIONS_UPDATE before albumentations imports)
+from facerec.core import compat as _compat  # noqa: F401  (sets NO_ALBUMENTATIONS_UPDATE before albumentations imports)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

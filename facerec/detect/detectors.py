@@ -20,7 +20,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..errors import FaceRecError
+from facerec.core.errors import FaceRecError
 
 
 @dataclass(frozen=True)

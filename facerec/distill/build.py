@@ -19,9 +19,9 @@ import torch
 
 from ..data.folder import list_identity_files
 from ..data.pairs import fold_people, most_photographed, read_pairs
-from ..io import atomic_write_json, atomic_write_with
+from facerec.core.atomic import atomic_write_json, atomic_write_with
 from ..models import create_model
-from ..progress import progress_bar
+from facerec.core.progress import progress_bar
 from .crops import CropStore, build_crop_store, load_crop_store
 from .recipe import DistillConfig, DistillData, distill, fingerprint, select_data, target_dim
 
@@ -126,7 +126,7 @@ def export_model(model, data: DistillData, cfg: DistillConfig, out: Path, record
     ``out/model.json`` (config, identities, split, recipe)."""
     from safetensors.torch import save_file
 
-    from ..workspace import weights_version
+    from facerec.workspace.workspace import weights_version
 
     state = {k: v.detach().cpu().to(dtype).contiguous() for k, v in model.state_dict().items()}
     version = weights_version(state)
@@ -139,7 +139,7 @@ def export_model(model, data: DistillData, cfg: DistillConfig, out: Path, record
 
 
 def open_set_record(report: dict) -> dict:
-    """The student's open-set threshold as the model record carries it (``pretrained.manifest``):
+    """The student's open-set threshold as the model record carries it (``workspace.shipped.shipped_manifest``):
     the default of every workspace that was never calibrated."""
     found = report["models"]["student"]["open_set"]
     calibrated, held_out = found["calibrated_outside_fold1"], found["fold1_at_that_threshold"]
@@ -156,7 +156,7 @@ def evaluate_run(model, store: CropStore, targets: dict[str, np.ndarray], pairs_
     sub-folds), all 10 folds (folds 2-10 *not* person-disjoint for the student), identification
     among fold-1 people, and the open-set threshold (``open_set_threshold``: calibrated on the
     people outside fold 1, checked on fold 1's)."""
-    from ..recognition import embed_images
+    from facerec.recognition.pipeline import embed_images
     from .evaluate import identification, open_set_check, open_set_scores, open_set_threshold, pair_rows, verification
     from .teachers import combined
 
@@ -191,7 +191,7 @@ def evaluate_orl(model, store: CropStore, targets: dict[str, np.ndarray], enroll
     """ORL (never trained on: 40 people, grey, another camera): photos 1..``enrolled`` of each
     person enrolled, the rest probed; rank-1 against the nearest enrolled photo and against each
     person's mean template, for the student and both teachers."""
-    from ..recognition import embed_images
+    from facerec.recognition.pipeline import embed_images
 
     number = np.array([int(Path(p).stem) for p in store.paths])
     person = np.array(store.people)

@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 
 from ..data.folder import list_identity_files
-from ..data.images import ImageError, read_image_file
-from ..detect import align_face, central_face, make_detector
-from ..errors import DataError
-from ..io import atomic_write_json
+from facerec.data.aligned import align_files
+from ..detect import make_detector
+from facerec.core.errors import DataError
+from facerec.core.atomic import atomic_write_json
 
 FORMAT_VERSION = 1
 JPEG_QUALITY = 95
@@ -47,28 +47,6 @@ class CropStore:
 
     def index(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.paths)}
-
-
-def aligned_crop(image_bgr: np.ndarray, detect) -> tuple[np.ndarray, bool]:
-    """The central face's aligned RGB crop, or the whole image resized (and ``False``)."""
-    faces = detect(image_bgr)
-    if faces:
-        face = faces[central_face(faces, image_bgr.shape[1], image_bgr.shape[0])]
-        return cv2.cvtColor(align_face(image_bgr, face), cv2.COLOR_BGR2RGB), True
-    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-    return cv2.resize(rgb, (112, 112), interpolation=cv2.INTER_AREA), False
-
-
-def align_files(root: Path, files: list[str], detect, skipped: list[str]):
-    """Yield ``(rel, crop, found)`` (see :func:`aligned_crop`) for each of ``files`` under
-    ``root``; files that cannot be read are appended to ``skipped`` instead."""
-    for rel in files:
-        try:
-            image, _ = read_image_file(root / rel)
-        except ImageError:
-            skipped.append(rel)
-            continue
-        yield (rel, *aligned_crop(image, detect))
 
 
 def build_crop_store(root: str | Path, out: str | Path, detector: str, progress=None) -> dict:

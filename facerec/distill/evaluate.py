@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.pairs import pairs_in_folds
-from ..evaluation import threshold_at_far
-from ..verification import verification_report
+from facerec.metrics import threshold_at_far, verification_report
 
 
 def pair_rows(pairs: list[tuple[Path, Path, bool]], paths: list[str], folds=(1,),
@@ -23,7 +22,7 @@ def pair_rows(pairs: list[tuple[Path, Path, bool]], paths: list[str], folds=(1,)
     as crop-store rows. The selected pairs are cut into ``sub_folds`` contiguous folds *before*
     pairs with an image missing from the store are dropped, so one lost image does not shift
     the folds' boundaries (LFW: one truncated JPEG)."""
-    from ..verification import contiguous_folds
+    from facerec.metrics import contiguous_folds
 
     keep = pairs_in_folds(pairs, folds)
     sub = contiguous_folds(len(keep), sub_folds)

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from ..data.split import Split, make_split
 from ..data.transforms import to_tensor, train_augmentation
 from ..models import MARGINS
-from ..progress import progress_bar
-from ..train import _load_state, _save_state, _seed_for, optimizer_and_schedule
+from facerec.core.progress import progress_bar
+from facerec.training.trainer import _load_state, _save_state, _seed_for, optimizer_and_schedule
 from .loss import cosine_loss, relational_loss
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from facerec.core.errors import DataError
 from ..models.sface import STAGES, SFaceNet
 
 _WEIGHT = re.compile(r"^conv_(\d+)(_dw)?_conv2d_weight")

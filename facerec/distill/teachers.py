@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import DataError
+from facerec.core.errors import DataError
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

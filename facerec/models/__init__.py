@@ -8,7 +8,7 @@ from ._registry import create_model as create_model
 from ._registry import get_config as get_config
 from ._registry import list_models as list_models
 from .config import FaceViTConfig as FaceViTConfig
-from ..recipe import DEFAULT_MODEL as DEFAULT_MODEL
+from .config import DEFAULT_MODEL as DEFAULT_MODEL
 
 __all__ = ["create_model", "get_config", "list_models", "FaceViTConfig", "DEFAULT_MODEL", "FaceViT", "MARGINS"]
 _LAZY = {"FaceViT": ".vit", "MARGINS": ".margins"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import UnknownModelError
+from facerec.core.errors import UnknownModelError
 from .config import FaceViTConfig
 
 if TYPE_CHECKING:

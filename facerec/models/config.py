@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, fields
 
 from .sface_layout import stage_stride
 
+DEFAULT_MODEL = "vit-face-cpu"  # the model trained from scratch when no face model is shipped
+
 
 # Far beyond every face ViT in use (the GS-LoRA paper's Face Transformer has width 512 and 19 M
 # parameters), far below what would exhaust a machine before the weights were even read.

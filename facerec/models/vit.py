@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._compat import import_timm
+from facerec.core.compat import import_timm
 from .config import FaceViTConfig
 from .heads import CosineHead
 

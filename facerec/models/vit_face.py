@@ -38,7 +38,7 @@ import re
 
 import torch
 
-from ..errors import FaceRecError
+from facerec.core.errors import FaceRecError
 from ._registry import get_config
 from .vit import FaceViT
 

@@ -6,21 +6,19 @@ measured numbers. ``tools/train_face_model.py --install`` writes both.
 
 A workspace without a model of its own starts from this one: readers (verify, recognize,
 eval) use it in memory; the first writer (enroll, calibrate, forget) copies it into the
-workspace (``seed_workspace``), so every later command, forgetting included, works on a normal
+workspace (``workspace.shipped.seed_workspace``), so every later command, forgetting included, works on a normal
 workspace whose model happens to be the shipped one.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from ..errors import WorkspaceError
+from facerec.core.errors import WorkspaceError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 WEIGHTS = PRETRAINED_DIR / "face-vit.safetensors"
@@ -73,9 +71,9 @@ def _described(weights: str | Path | None) -> tuple[Path, str]:
 
 def check_file(weights: str | Path) -> dict:
     """:func:`read_record` of a model file, and its tensors' shapes checked against the record
-    (``workspace.check_model_file``) without reading its weights: a cheap check before anything
+    (``models.checked.check_model_file``) without reading its weights: a cheap check before anything
     is written; :func:`load_model` reads and hashes the weights."""
-    from ..workspace import check_model_file
+    from facerec.models.checked import check_model_file
 
     info = read_record(weights)
     path, where = _described(weights)
@@ -85,9 +83,9 @@ def check_file(weights: str | Path) -> dict:
 
 def load_model(device: torch.device | str = "cpu", weights: str | Path | None = None, version: str | None = None):
     """The shipped model (or the model file ``weights``), checked against its record as a
-    workspace's model is against its manifest (``workspace.load_checked_model``); with
+    workspace's model is against its manifest (``models.checked.load_checked_model``); with
     ``version``, the record must still name that version (a fine-tune's starting point)."""
-    from ..workspace import load_checked_model
+    from facerec.models.checked import load_checked_model
 
     info = record() if weights is None else read_record(weights)
     if version is not None and info["version"] != version:
@@ -116,38 +114,3 @@ def fill_sface_stem(model) -> None:
         state = {k[len(prefix):]: weights.get_tensor(k) for k in weights.keys()
                  if k.startswith(prefix) and k[len(prefix):].split(".", 1)[0] in keep}
     model.patch_embed.stem.load_state_dict(state)
-
-
-def manifest() -> dict:
-    """A workspace manifest whose model is the shipped one (weights at ``models/<version>``)."""
-    from .. import __version__
-    from ..workspace import FORMAT_VERSION
-
-    info = record()
-    return {
-        "format_version": FORMAT_VERSION,
-        "facerec_version": __version__,
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": {"name": info["name"], "config": info["config"], "num_classes": info["num_classes"],
-                  "weights": f"models/{info['version']}.safetensors", "version": info["version"],
-                  **({"open_set": info["open_set"]} if "open_set" in info else {})},
-        "identities": list(info["identities"]),
-        "data": {"source": "shipped model", **info.get("data", {})},
-        "training": {"shipped": True, "recipe": info.get("recipe", {}),
-                     "excluded_people": info.get("excluded_people", [])},
-        "split": info["split"],
-    }
-
-
-def seed_workspace(root: str | Path) -> dict:
-    """Make ``root`` a workspace whose model is the shipped one (weights copied, manifest written)."""
-    from ..io import atomic_write_json, atomic_write_with
-    from ..workspace import MANIFEST
-
-    root = Path(root)
-    data = manifest()
-    weights = root / data["model"]["weights"]
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_with(weights, lambda tmp: shutil.copyfile(WEIGHTS, tmp))
-    atomic_write_json(root / MANIFEST, data)
-    return data

@@ -18,7 +18,7 @@ def serve(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
     request is as fast as the others and a broken workspace fails here, not on a request."""
     import uvicorn
 
-    from ..apikeys import read_keys
+    from facerec.server.apikeys import read_keys
     from .app import create_app
     from .state import Engine, Limits
 

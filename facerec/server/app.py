@@ -24,11 +24,12 @@ from pydantic import BaseModel, Field
 from gallery import GalleryCorrupt, GalleryError, GalleryWriteError
 
 from .. import __version__
-from ..apikeys import check_key
+from facerec.server.apikeys import check_key
 from ..data.images import ImageError, read_image_file
 from ..detect import check_multi_face_rule
-from ..errors import DataError, FaceRecError, WorkspaceBusy, WorkspaceError, storage_problem
-from ..service import enroll_summary, enrolled_people, nothing_enrolled
+from facerec.core.errors import DataError, FaceRecError, WorkspaceBusy, WorkspaceError, storage_problem
+from facerec.recognition.enrollment import enroll_summary, nothing_enrolled
+from facerec.workspace.writer import enrolled_people
 from .limits import BodyLimit
 from .state import Engine, one_line, saved_uploads
 
@@ -97,8 +98,8 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
     @app.post("/people/{name}/images", dependencies=write, summary="enroll a person from images")
     def enroll(name: str, images: Images, aligned: Aligned = False, multi_face: MultiFace = "dominant") -> dict:
-        from ..names import validate_name
-        from ..enrollment import enroll
+        from facerec.core.names import validate_name
+        from facerec.recognition.enrollment import enroll
 
         validate_name(name)
         check_multi_face_rule(multi_face)  # an unknown rule is refused before anything is read
@@ -115,8 +116,8 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
     @app.delete("/people/{name}", dependencies=write, summary="remove a person from the gallery and stored crops")
     def delete(name: str) -> dict:
-        from ..names import validate_name
-        from ..enrollment import remove
+        from facerec.core.names import validate_name
+        from facerec.recognition.enrollment import remove
 
         validate_name(name)
         with engine.writing(), engine.compute:
@@ -125,7 +126,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
     @app.post("/recognize", dependencies=read, summary="identify every face in images against the gallery")
     def recognize(images: Images, aligned: Aligned = False,
                   top_k: Annotated[int, Form(ge=1, le=50, description="people listed per face")] = 1) -> dict:
-        from ..recognition import recognize
+        from facerec.recognition.pipeline import recognize
 
         uploads = _read_uploads(engine, images)
         with saved_uploads(uploads) as paths, engine.compute:
@@ -138,7 +139,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
     @app.post("/verify", dependencies=read, summary="are the (largest) faces in two images the same person?")
     def verify(image_a: Annotated[UploadFile, File()], image_b: Annotated[UploadFile, File()],
                aligned: Aligned = False) -> dict:
-        from ..recognition import verify
+        from facerec.recognition.pipeline import verify
 
         uploads = _read_uploads(engine, [image_a, image_b])
         with saved_uploads(uploads) as paths, engine.compute:
@@ -150,7 +151,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
     @app.post("/calibrate", dependencies=write, summary="set the open-set threshold at a false-accept rate")
     def calibrate(body: CalibrateRequest) -> dict:
-        from ..recognition import calibrate
+        from facerec.recognition.pipeline import calibrate
 
         with engine.writing(), engine.compute:
             return calibrate(engine.pipeline(), far=body.far)
@@ -173,7 +174,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
     @app.get("/ledger", dependencies=read, summary="the forget ledger (keyed hashes, never names)")
     def ledger() -> dict:
-        from ..erasure import ledger
+        from facerec.workspace.erasure import ledger
 
         return {"ledger": ledger(engine.root) if (engine.root / "workspace.json").exists() else []}
 
@@ -181,8 +182,8 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
 
 def _submit_forget(engine: Engine, body: ForgetRequest) -> dict:
-    from ..names import validate_name
-    from ..workspace import Workspace
+    from facerec.core.names import validate_name
+    from facerec.workspace.workspace import Workspace
 
     from forgetting.request import check_method, forget_people, request_config
 

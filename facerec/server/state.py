@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..apikeys import KEYS_FILE, read_keys
-from ..errors import FaceRecError, WorkspaceBusy
-from ..service import settle, writing
+from facerec.server.apikeys import KEYS_FILE, read_keys
+from facerec.core.errors import FaceRecError, WorkspaceBusy
+from facerec.workspace.writer import settle, writing
 
 
 class Busy(WorkspaceBusy):
@@ -63,8 +63,8 @@ class Engine:
     # -- the model -----------------------------------------------------------------------------
     def pipeline(self, aligned: bool = False):
         """The workspace's pipeline, reloaded when its model changed; ``aligned`` skips detection."""
-        from ..recognition import FacePipeline
-        from ..workspace import Workspace
+        from facerec.recognition.pipeline import FacePipeline
+        from facerec.workspace.workspace import Workspace
 
         settle(self.root)
         ws = Workspace(self.root)

@@ -1,0 +1,2 @@
+"""Tools for testing facerec itself: the parsers' mutation fuzzer.
+"""
