@@ -1,7 +1,7 @@
 """The human-readable reports of the CLI's commands: pure functions from a command's JSON report to text.
 
 Every reporting command prints one of these, or the JSON itself with ``--json``; keeping the texts
-here leaves ``cli.main`` to parse arguments and compose the library calls.
+here leaves the command modules to parse arguments and compose the library calls.
 """
 
 from __future__ import annotations
