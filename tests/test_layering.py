@@ -18,6 +18,7 @@ LAYERS = [  # bottom to top; a module may import its own layer's package and tho
     ("facerec.training",),
     ("facerec.evaluation", "facerec.distill", "facerec.testing"),
     ("forgetting",),
+    ("facerec.public",),
     ("facerec.server",),
     ("facerec.cli",),
     ("facerec.__main__",),

@@ -253,6 +253,31 @@ def _quiet_stderr():
                 os.close(_quiet["saved"])
 
 
+def image_from_array(array, name: str = "array", max_pixels: int = MAX_PIXELS,
+                     max_side: int | None = MAX_SIDE) -> tuple[np.ndarray, bytes]:
+    """``(BGR image, bytes to hash)`` of an in-memory image: a numpy array ``(H, W, 3)`` in **RGB**
+    order (as PIL, face_recognition and imageio give), ``(H, W, 4)`` RGBA or ``(H, W)`` grey,
+    uint8 (or float in [0, 1]), under the same size rules as a file."""
+    if not isinstance(array, np.ndarray):
+        raise ImageError(name, f"not a numpy array ({type(array).__name__})")
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)) or 0 in array.shape:
+        raise ImageError(name, f"shape {array.shape} is not (H, W), (H, W, 3) or (H, W, 4)")
+    height, width = array.shape[:2]
+    if width * height > max_pixels:
+        raise ImageError(name, f"{width}x{height} pixels, over the {max_pixels / 1e6:.0f} MP limit; downscale it")
+    if array.dtype != np.uint8:
+        if array.dtype.kind != "f" or not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise ImageError(name, f"dtype {array.dtype}: give uint8, or floats in [0, 1]")
+        array = np.round(array * 255).astype(np.uint8)
+    code = {2: cv2.COLOR_GRAY2BGR, 3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGR}[array.shape[2] if array.ndim == 3 else 2]
+    image = cv2.cvtColor(np.ascontiguousarray(array), code)
+    if max_side and max(image.shape[:2]) > max_side:
+        scale = max_side / max(image.shape[:2])
+        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+    return image, f"{array.shape}|".encode() + np.ascontiguousarray(array).tobytes()
+
+
 def read_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
                     max_side: int | None = MAX_SIDE) -> tuple[np.ndarray, bytes]:
     """``(BGR image, the file's bytes)`` of an image file, under every rule above."""

@@ -22,7 +22,7 @@ from gallery import Gallery
 from facerec.workspace.consistency import crop_key, open_live_gallery
 from facerec.data.folder import list_identity_files, read_image
 from facerec.data.pairs import read_pairs
-from facerec.data.images import MAX_PIXELS, ImageError, read_image_file
+from facerec.data.images import MAX_PIXELS, ImageError, image_from_array, read_image_file
 from facerec.data.transforms import to_tensor
 from facerec.detect import Face, align_face, central_face, make_detector
 from facerec.core.device import resolve_device
@@ -88,17 +88,22 @@ class FacePipeline:
         self.detect = make_detector(detector)
 
     # -- images -> crops -> embeddings ------------------------------------------------------
-    def read_faces(self, path: str | Path) -> ImageFaces:
+    def read_faces(self, path: str | Path | np.ndarray, label: str | None = None) -> ImageFaces:
+        """The faces of an image file, or of an RGB numpy array (``data.images.image_from_array``)."""
+        label = label or ("array" if isinstance(path, np.ndarray) else str(path))
         try:
-            image, raw = read_image_file(path, max_pixels=self.max_pixels)
+            if isinstance(path, np.ndarray):
+                image, raw = image_from_array(path, label, max_pixels=self.max_pixels)
+            else:
+                image, raw = read_image_file(path, max_pixels=self.max_pixels)
         except ImageError as err:
-            return ImageFaces(str(path), f"unreadable: {err.reason}")
+            return ImageFaces(label, f"unreadable: {err.reason}")
         faces = self.detect(image)
         size = (image.shape[1], image.shape[0])
         if not faces:
-            return ImageFaces(str(path), "no face", sha256=hashlib.sha256(raw).hexdigest(), size=size)
+            return ImageFaces(label, "no face", sha256=hashlib.sha256(raw).hexdigest(), size=size)
         crops = [cv2.cvtColor(align_face(image, f), cv2.COLOR_BGR2RGB) for f in faces]
-        return ImageFaces(str(path), "ok", faces, crops, hashlib.sha256(raw).hexdigest(), size)
+        return ImageFaces(label, "ok", faces, crops, hashlib.sha256(raw).hexdigest(), size)
 
     def embed(self, crops: list[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Aligned RGB crops -> ``(n, d)`` float32 unit embeddings."""
@@ -221,14 +226,15 @@ def folder_people(root: str | Path, split_part: str | None = None, workspace: Wo
     return {person: [str(Path(root) / f) for f in files] for person, files in people.items()}
 
 
-def recognize(pipe: FacePipeline, image_paths: list[str], top_k: int = 1, progress=None) -> dict:
-    """Every face in every image: box, identity (or "unknown") and score, plus the top-k people."""
+def recognize(pipe: FacePipeline, image_paths: list, top_k: int = 1, progress=None) -> dict:
+    """Every face in every image (paths, or RGB numpy arrays): box, identity (or "unknown") and
+    score, plus the top-k people."""
     gallery = pipe.open_gallery()
     results = []
     try:
-        for path in image_paths:
-            found = pipe.read_faces(path)
-            entry = {"image": str(path), "status": found.status, "faces": []}
+        for i, path in enumerate(image_paths):
+            found = pipe.read_faces(path, f"array {i}" if isinstance(path, np.ndarray) else None)
+            entry = {"image": found.path, "status": found.status, "faces": []}
             if found.crops:
                 embeddings = pipe.embed(found.crops)
                 for face, matches in zip(found.faces, _top_people(gallery, embeddings, top_k)):
@@ -272,13 +278,13 @@ def _largest_face(found: ImageFaces) -> int:
 def verify(pipe: FacePipeline, image_a: str, image_b: str) -> dict:
     """Same person or not: cosine of the largest face in each image against the threshold."""
     embeddings, notes = [], []
-    for path in (image_a, image_b):
-        found = pipe.read_faces(path)
+    for i, path in enumerate((image_a, image_b)):
+        found = pipe.read_faces(path, f"array {i}" if isinstance(path, np.ndarray) else None)
         if found.status != "ok":
-            raise FaceRecError(f"{path}: {found.status}")
+            raise FaceRecError(f"{found.path}: {found.status}")
         pick = _largest_face(found)
         if len(found.faces) > 1:
-            notes.append(f"{path}: {len(found.faces)} faces, compared the largest")
+            notes.append(f"{found.path}: {len(found.faces)} faces, compared the largest")
         embeddings.append(pipe.embed([found.crops[pick]])[0])
     score = float(embeddings[0] @ embeddings[1])
     return {"same": score >= pipe.threshold, "score": round(score, 4), "threshold": pipe.threshold,
