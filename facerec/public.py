@@ -193,10 +193,9 @@ def forget(names, *, workspace=None, method: str = "gs-lora", settings: list[str
     """Erase people from the model (GS-LoRA by default), the gallery and the stored crops, in one
     transaction; returns the forget report (``facerec forget --json``). ``settings``: GS-LoRA's
     ``KEY=VALUE`` options (``forgetting.gslora.GSLoRAConfig``)."""
-    from forgetting.request import forget_people, request_config
+    from forgetting.request import ForgetRequest, run_request
 
-    names = [names] if isinstance(names, str) else list(names)
-    config = request_config(list(settings), steps=steps, seed=seed)
+    request = ForgetRequest.build(names, method=method, settings=settings, steps=steps, seed=seed)
     root = _root(workspace)
     with writing(root, seed=True):
-        return forget_people(root, names, method=method, config=config, device=device, show_progress=show_progress)
+        return run_request(root, request, device=device, show_progress=show_progress)

@@ -38,7 +38,7 @@ from facerec.workspace.workspace import Workspace
 from .evaluate import gaps, loss_attack, relearning, task_sets, verification_forgetting
 from .gslora import GSLoRAConfig
 from .metrics import h_ceiling, h_mean
-from .request import METHODS, forget_people, gallery_check
+from .request import METHODS, ForgetRequest, gallery_check, run_request
 from .request_data import people_images
 
 PROTOCOLS = ("single", "continual", "few-shot")
@@ -113,13 +113,13 @@ def _request(copy: Path, names: list[str], earlier: list[str], method: str, shot
              without_data: tuple | None, config) -> dict:
     """One forget request on ``copy``: the task's row of the table."""
     if without_data is None:
-        r = forget_people(copy, names, method=method, shots=shots, config=config, device=device, show_progress=False)
+        r = run_request(copy, ForgetRequest(tuple(names), method, config, shots=shots), device=device, show_progress=False)
         return {**{k: r.get(k) for k in TASK_KEYS},
                 "unknown_forgotten": (r["gallery"].get("check") or {}).get("unknown_rate"),
                 "data": r.get("images", {}).get("source")}
     root, split, rows = without_data
     before = measure(copy, root, split, rows, names, earlier, device)
-    r = forget_people(copy, names, method=method, shots=shots, config=config, device=device, show_progress=False)
+    r = run_request(copy, ForgetRequest(tuple(names), method, config, shots=shots), device=device, show_progress=False)
     after = measure(copy, root, split, rows, names, earlier, device)
     return {**{k: r.get(k) for k in TASK_KEYS}, "acc_f_before": before["acc_f"], "acc_r_before": before["acc_r"],
             "acc_f": after["acc_f"], "acc_r": after["acc_r"], "acc_o": after["acc_o"],

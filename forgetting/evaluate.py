@@ -41,7 +41,7 @@ from facerec.workspace.workspace import Workspace
 
 from .baselines import BaselineConfig, run_baseline
 from .gslora import Data
-from .request import forget_people
+from .request import ForgetRequest, run_request
 from .request_data import join, people_images
 
 SCALE = 64.0  # the logits' scale: scores are computed on what the classifier outputs
@@ -189,8 +189,8 @@ def evaluate_forgetting(workspace, names: list[str], *, method: str | list[str] 
         def forgotten_copy(how: str) -> tuple[dict, object, Path]:
             copy = Path(tmp) / how
             shutil.copytree(source.root, copy, ignore=shutil.ignore_patterns(".lock", "train-state.pt"))
-            request = forget_people(copy, names, method=how, shots=shots, config=config, device=device,
-                                    show_progress=show_progress)
+            request = run_request(copy, ForgetRequest(tuple(names), how, config, shots=shots), device=device,
+                                  show_progress=show_progress)
             return request, Workspace(copy).load_model(dev), copy
 
         report["before"] = _measure(source.load_model(dev), sets, far, dev)

@@ -1,4 +1,6 @@
-"""``facerec forget``: one erasure request as one transaction over a workspace, in named stages.
+"""``facerec forget``: one erasure request (:class:`ForgetRequest`, built alike by the CLI, the server,
+the Python API and the benchmarks) as one transaction over a workspace (:func:`run_request`), in
+named stages.
 
 1. **plan**: resolve the names (people the model was trained on, i.e. head rows, must be
    unlearnt; enrolled people must leave the gallery and crops; a name that is neither changes
@@ -74,41 +76,82 @@ class Plan:
                 "unlearned": len(self.in_model)}
 
 
-def forget_people(workspace, names: list[str], *, method: str = "gs-lora", shots: int | None = None,
-                  replay_fraction: float = 1.0, images: list[str] | None = None, detector: str = "aligned",
-                  config: GSLoRAConfig | None = None, baseline_config: BaselineConfig | None = None,
-                  device: str | None = None, show_progress: bool = True, fail_before_commit: bool = False) -> dict:
+@dataclass(frozen=True)
+class ForgetRequest:
+    """One erasure request: who, how, from what. The CLI, the server, the Python API and the
+    benchmarks all build one (:meth:`build` from their options) and hand it to :func:`run_request`.
+    Checked when made: the names are valid person names (repeats dropped), at least one, the method
+    is known, ``shots`` and ``replay_fraction`` are in range."""
+
+    people: tuple[str, ...]
+    method: str = "gs-lora"
+    config: GSLoRAConfig | None = None  # GS-LoRA's settings; None: the defaults
+    baseline_config: BaselineConfig | None = None
+    shots: int | None = None  # replay K images per retained person
+    replay_fraction: float = 1.0  # or this share of each retained person's images
+    images: tuple[str, ...] = ()  # images of the one person to unlearn from, beside the data
+    detector: str = "aligned"  # how ``images`` are read
+
+    def __post_init__(self):
+        people = [self.people] if isinstance(self.people, str) else self.people
+        object.__setattr__(self, "people", tuple(dict.fromkeys(validate_name(n) for n in people)))
+        object.__setattr__(self, "images", tuple(self.images or ()))
+        if not self.people:
+            raise FaceRecError("name at least one person to forget")
+        if self.method not in METHODS:
+            raise FaceRecError(f"unknown forgetting method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.shots is not None and self.shots < 1:
+            raise FaceRecError(f"--shots must be >= 1, got {self.shots}")
+        if not 0 < self.replay_fraction <= 1:
+            raise FaceRecError(f"--replay must be in (0, 1], got {self.replay_fraction}")
+
+    @classmethod
+    def build(cls, people, *, method: str = "gs-lora", settings: list[str] = (), steps: int | None = None,
+              seed: int | None = None, **fields) -> "ForgetRequest":
+        """A request from a front end's options: ``settings`` are GS-LoRA's ``KEY=VALUE`` options
+        (``--set``), ``steps`` exactly that many unlearning steps (:func:`request_config`)."""
+        return cls(people, method, request_config(list(settings), steps=steps, seed=seed), **fields)
+
+
+def run_request(workspace, request: ForgetRequest, *, device: str | None = None, show_progress: bool = True,
+                before_commit=None) -> dict:
     """Carry out one forget request; returns the report (the stages are in the module docstring).
+    ``before_commit()``, when given, runs after all the work and before the commit.
 
     Raises:
-        FaceRecError: a name is invalid or unknown to the workspace, or there is nothing to learn from.
+        FaceRecError: a name is unknown to the workspace, or there is nothing to learn from.
     """
     t_start = time.perf_counter()
-    plan = plan_request(workspace, names, method=method, shots=shots, replay_fraction=replay_fraction,
-                        config=config, baseline_config=baseline_config)
-    pipe = FacePipeline(plan.ws, detector=detector, device=device)
+    plan = plan_request(workspace, request)
+    pipe = FacePipeline(plan.ws, detector=request.detector, device=device)
     report = {**plan.summary(), "model_version_before": pipe.model_version}
     data, weights = None, None
     if plan.in_model:
-        data = gather_data(plan, pipe, images or [])
+        data = gather_data(plan, pipe, list(request.images))
         report.update(unlearn_stage(plan, pipe, data, show_progress))
         report["model_version"], weights = stage_weights(plan, pipe)
     else:
         report["model_version"] = pipe.model_version
     report["gallery"], recognition = stage_gallery(plan, pipe, data, report["model_version_before"],
                                                    report.get("unknown_rate_before_as_stranger"))
-    if fail_before_commit:  # for tests: a crash after all the work, before the commit
-        raise RuntimeError("injected failure before the commit")
+    if before_commit is not None:
+        before_commit()
     report["request"] = commit(plan, report, weights, recognition)
     report["removed"] = complete_pending(plan.ws)  # clean up
     report["seconds_total"] = round(time.perf_counter() - t_start, 2)
     return report
 
 
-def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise FaceRecError(f"unknown forgetting method {method!r}; choose one of {', '.join(METHODS)}")
-    return method
+def forget_people(workspace, names: list[str], *, device: str | None = None, show_progress: bool = True,
+                  fail_before_commit: bool = False, **request) -> dict:
+    """:func:`run_request` with the request's fields as keywords (``method``, ``config``, ``shots``, ...);
+    ``fail_before_commit`` crashes after all the work, before the commit (the crash tests)."""
+
+    def crash():
+        raise RuntimeError("injected failure before the commit")
+
+    return run_request(workspace, ForgetRequest(tuple(names), **request), device=device, show_progress=show_progress,
+                       before_commit=crash if fail_before_commit else None)
 
 
 def request_config(options: list[str] = (), *, steps: int | None = None, seed: int | None = None) -> GSLoRAConfig:
@@ -121,17 +164,10 @@ def request_config(options: list[str] = (), *, steps: int | None = None, seed: i
         raise FaceRecError(str(err)) from None
 
 
-def plan_request(workspace, names: list[str], *, method: str, shots: int | None, replay_fraction: float,
-                 config: GSLoRAConfig | None, baseline_config: BaselineConfig | None) -> Plan:
-    """Stage 1: check the request and settle who is unlearnt, from what, with which configuration."""
-    check_method(method)
-    if shots is not None and shots < 1:
-        raise FaceRecError(f"--shots must be >= 1, got {shots}")
-    if not 0 < replay_fraction <= 1:
-        raise FaceRecError(f"--replay must be in (0, 1], got {replay_fraction}")
-    names = list(dict.fromkeys(validate_name(n) for n in names))
-    if not names:
-        raise FaceRecError("name at least one person to forget")
+def plan_request(workspace, request: ForgetRequest) -> Plan:
+    """Stage 1: settle who is unlearnt, from what, with which configuration."""
+    names, method, config = list(request.people), request.method, request.config
+    shots, replay_fraction, baseline_config = request.shots, request.replay_fraction, request.baseline_config
     ws = Workspace(workspace)
     complete_pending(ws)  # an earlier request's unfinished clean-up comes first
     manifest = ws.manifest()
@@ -289,27 +325,20 @@ def _enrolled_people(ws: Workspace) -> set[str]:
     the crops first: an erasure from a damaged gallery could miss rows it cannot see (exit 2)."""
     people = {p.name for p in real_folders(ws.root / "crops")} | quarantined_people(ws.root)
     if (ws.root / "gallery" / "meta.sqlite").is_file():
-        gallery = open_live_gallery(ws.root)
-        people |= set(gallery.people())
-        gallery.close()
+        with open_live_gallery(ws.root) as gallery:
+            people |= set(gallery.people())
     return people
 
 
 def _gallery_people(path: Path) -> set[str]:
-    gallery = Gallery.open(path)
-    try:
+    with Gallery.open(path) as gallery:
         return set(gallery.people())
-    finally:
-        gallery.close()
 
 
 def _recalibrate(gallery_path: Path, recognition: dict) -> dict:
     """The threshold at the stored FAR, recomputed on the re-embedded enrolled vectors."""
-    gallery = Gallery.open(gallery_path)
-    try:
+    with Gallery.open(gallery_path) as gallery:
         genuine, impostor, _ = enrolled_pair_scores(gallery)
-    finally:
-        gallery.close()
     if len(impostor) == 0:
         return {}
     threshold = threshold_at_far(impostor, float(recognition.get("far", 1e-3)))
@@ -322,13 +351,10 @@ def gallery_check(pipe: FacePipeline, gallery_path: Path, photos: list[np.ndarra
     people themselves: how many come back ``unknown`` (best other match below the threshold)."""
     if not photos or not (gallery_path / "meta.sqlite").is_file():
         return {"images": 0}
-    gallery = Gallery.open(gallery_path)
-    try:
+    with Gallery.open(gallery_path) as gallery:
         if gallery.model_version != pipe.model_version or len(gallery) == 0:
             return {"images": 0}  # vectors of another model are not comparable with this one's
         rows = gallery.search(pipe.embed(photos), k=min(len(gallery), 200))
-    finally:
-        gallery.close()
     best = [next((m for m in row if m.identity not in people), None) for row in rows]
     unknown = sum(m is None or m.score < threshold for m in best)
     return {"images": len(photos), "unknown": unknown, "unknown_rate": unknown / len(photos),

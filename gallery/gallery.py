@@ -182,6 +182,12 @@ class Gallery:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     @_guarded
     def save(self) -> None:
         """Persist the index files as a new generation and commit metadata pointing at them."""

@@ -151,3 +151,19 @@ def test_deleting_leaves_no_code_behind_in_the_saved_approximate_index():
     fresh = fx.make_ivf(x, nlist=16)
     fresh.add_with_ids(x[ids != last], ids[ids != last])
     assert np.array_equal(faiss.serialize_index(index.fast), faiss.serialize_index(fresh.fast))
+
+
+def test_a_gallery_is_a_context_manager_that_closes_even_on_an_error(tmp_path):
+    import sqlite3
+
+    with Gallery.create(tmp_path / "g", DIM, "m1") as g:
+        _fill(g, people=2, each=2)
+        g.save()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed: its database refuses further use
+        g._db.execute("SELECT 1")
+    with pytest.raises(RuntimeError):
+        with Gallery.open(tmp_path / "g") as reopened:
+            assert sorted(reopened.people()) == ["person0", "person1"]
+            raise RuntimeError("the caller fails")
+    with pytest.raises(sqlite3.ProgrammingError):
+        reopened._db.execute("SELECT 1")

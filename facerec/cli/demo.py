@@ -92,7 +92,7 @@ def run_face_demo(workspace, data_dir, *, detector: str, people: int = 25, enrol
                   device: str | None = None, show_progress: bool = True) -> dict:
     """The demo's report: enrollment, calibration, recognition of the enrolled and of strangers,
     and one forget request. The workspace is reset to the shipped model first."""
-    from forgetting.request import forget_people
+    from forgetting.request import ForgetRequest, run_request
 
     t0 = time.perf_counter()
     claim_demo_workspace(workspace)
@@ -118,7 +118,7 @@ def run_face_demo(workspace, data_dir, *, detector: str, people: int = 25, enrol
         unknown = evaluate_recognition(pipe, {STRANGER: [str(data_dir / f) for f in stranger_files]},
                                        progress=bar.update)
     target = sorted(chosen)[0]
-    forget = forget_people(ws.root, [target], device=device, show_progress=show_progress)
+    forget = run_request(ws.root, ForgetRequest((target,)), device=device, show_progress=show_progress)
     after = evaluate_recognition(FacePipeline(ws, detector=detector, device=device), {target: probes[target]})
     return {
         "data": str(data_dir), "model_version": pipe.model_version, "detector": detector,

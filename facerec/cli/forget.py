@@ -45,12 +45,18 @@ def cmd_forget(args) -> None:
         raise FaceRecError("usage: facerec forget NAME... (or facerec forget --ledger)")
     if args.recognizer:
         raise FaceRecError("forget changes the workspace's own model; --recognizer is for enroll, recognize and eval")
-    from forgetting.request import forget_people, request_config  # torch and the model: not for the ledger
+    from forgetting.request import run_request  # torch and the model: not for the ledger
 
-    config = request_config(args.set, steps=args.steps, seed=args.seed)
-    detector = "aligned" if args.aligned or not args.images else args.detector
+    request = forget_request(args)
     with writing(args, seed=True):
-        r = forget_people(command_workspace(args).root, args.names, method=args.method, shots=args.shots,
-                          replay_fraction=args.replay, images=args.images, detector=detector, config=config,
-                          device=args.device, show_progress=not args.quiet)
+        r = run_request(command_workspace(args).root, request, device=args.device, show_progress=not args.quiet)
     emit(args, r, describe_forget(r))
+
+
+def forget_request(args):
+    """The request ``facerec forget``'s options ask for (``forgetting.request.ForgetRequest``), checked."""
+    from forgetting.request import ForgetRequest
+
+    return ForgetRequest.build(args.names, method=args.method, settings=args.set, steps=args.steps, seed=args.seed,
+                               shots=args.shots, replay_fraction=args.replay, images=args.images or (),
+                               detector="aligned" if args.aligned or not args.images else args.detector)

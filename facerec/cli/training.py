@@ -74,7 +74,7 @@ def cmd_demo(args) -> None:
     from facerec.cli.demo import run_demo
     from facerec.workspace.workspace import resolve_workspace_path
 
-    from forgetting.request import choose_people, forget_people
+    from forgetting.request import ForgetRequest, choose_people, run_request
 
     workspace = resolve_workspace_path(args.workspace)
     if args.data and fine_tunes(args.model, args.from_scratch):
@@ -86,8 +86,8 @@ def cmd_demo(args) -> None:
             device=args.device, show_progress=not args.quiet,
         )
         # erase 10 % of the people: from the weights, the gallery, the crops and the demo's data
-        forget = forget_people(workspace, choose_people(workspace, DEMO_FORGET_SHARE, args.seed),
-                               device=args.device, show_progress=not args.quiet)
+        request = ForgetRequest(tuple(choose_people(workspace, DEMO_FORGET_SHARE, args.seed)))
+        forget = run_request(workspace, request, device=args.device, show_progress=not args.quiet)
     report["forget"] = {k: forget[k] for k in ("forgotten", "acc_f", "acc_f_before", "acc_r", "acc_r_before",
                                                "acc_o", "h_mean", "h_ceiling", "seconds", "seconds_total",
                                                "zero_group_share", "trainable_ratio", "model_version", "request")}

@@ -181,15 +181,21 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
     return app
 
 
+def forget_request(body: ForgetRequest):
+    """The request a ``POST /forget`` body asks for (``forgetting.request.ForgetRequest``), checked."""
+    from forgetting.request import ForgetRequest as Request
+
+    return Request.build(body.names, method=body.method, settings=body.set, steps=body.steps, seed=body.seed,
+                         shots=body.shots, replay_fraction=body.replay)
+
+
 def _submit_forget(engine: Engine, body: ForgetRequest) -> dict:
-    from facerec.core.names import validate_name
     from facerec.workspace.workspace import Workspace
 
-    from forgetting.request import check_method, forget_people, request_config
+    from forgetting.request import run_request
 
-    names = [validate_name(n) for n in body.names]
-    check_method(body.method)
-    config = request_config(body.set, steps=body.steps, seed=body.seed)
+    request = forget_request(body)
+    names = list(request.people)
     ws = Workspace(engine.root)
     in_model = set(filter(None, ws.manifest()["identities"])) if ws.exists() else set()
     known = set(enrolled_people(engine.root)) | in_model
@@ -199,9 +205,7 @@ def _submit_forget(engine: Engine, body: ForgetRequest) -> dict:
 
     def run() -> dict:
         with engine.writing():
-            report = forget_people(engine.root, names, method=body.method, shots=body.shots,
-                                   replay_fraction=body.replay, config=config, device=engine.device,
-                                   show_progress=False)
+            report = run_request(engine.root, request, device=engine.device, show_progress=False)
         engine.pipeline()  # the new model serves from now on
         return report
 

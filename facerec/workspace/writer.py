@@ -69,8 +69,5 @@ def enrolled_people(root: str | os.PathLike) -> dict[str, int]:
             pass
     if not (path / "meta.sqlite").exists():
         return {}
-    g = open_live_gallery(root, read_only=True)  # a reader never writes, not even to a damaged file
-    try:
+    with open_live_gallery(root, read_only=True) as g:  # a reader never writes, not even to a damaged file
         return g.people()
-    finally:
-        g.close()
