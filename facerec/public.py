@@ -97,9 +97,9 @@ def _root(workspace) -> Path:
     return resolve_workspace_path(workspace)
 
 
-def _pipeline(root: Path, detector: str, device: str | None) -> FacePipeline:
+def _pipeline(root: Path, detector: str, device: str | None, read_only: bool = False) -> FacePipeline:
     settle(root)
-    return FacePipeline(Workspace(root), detector=detector, device=device)
+    return FacePipeline(Workspace(root), detector=detector, device=device, read_only=read_only)
 
 
 def _images(images) -> list:
@@ -137,7 +137,7 @@ def enroll(name: str, images, *, workspace=None, detector: str = "haar", multi_f
 def recognize(images, *, workspace=None, detector: str = "haar", top_k: int = 1, device: str | None = None):
     """Every face in an image (an :class:`ImageResult`), or in each of a list of images (a list)."""
     single = isinstance(images, (str, os.PathLike, np.ndarray))
-    report = _recognize(_pipeline(_root(workspace), detector, device), _images(images), top_k=top_k)
+    report = _recognize(_pipeline(_root(workspace), detector, device, True), _images(images), top_k=top_k)
     results = [ImageResult(r["image"], r["status"],
                            [Face(f["box"], f["identity"], f["score"], [Match(**m) for m in f["candidates"]])
                             for f in r["faces"]]) for r in report["results"]]
@@ -147,13 +147,13 @@ def recognize(images, *, workspace=None, detector: str = "haar", top_k: int = 1,
 def verify(image_a: Image, image_b: Image, *, workspace=None, detector: str = "haar",
            device: str | None = None) -> Verification:
     """Whether the largest faces of two images are the same person, at the workspace's threshold."""
-    return Verification(**_verify(_pipeline(_root(workspace), detector, device), image_a, image_b))
+    return Verification(**_verify(_pipeline(_root(workspace), detector, device, True), image_a, image_b))
 
 
 def embed(image: Image, *, workspace=None, detector: str = "haar", device: str | None = None) -> np.ndarray:
     """The unit embedding ``(d,)`` of an image's largest face under the workspace's model
     (``detector="aligned"``: the image is a face crop). Raises FaceRecError when there is no face."""
-    pipe = _pipeline(_root(workspace), detector, device)
+    pipe = _pipeline(_root(workspace), detector, device, True)
     found = pipe.read_faces(image, "array" if isinstance(image, np.ndarray) else None)
     if found.status != "ok":
         raise FaceRecError(f"{found.path}: {found.status}")

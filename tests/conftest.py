@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("FACEREC_ONNX_COPY", "0")  # every model write would export ONNX (~2 s); tests that need it set 1
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ORL = SHARED / "data" / "orl"

@@ -105,7 +105,7 @@ def cmd_recognize(args) -> None:
         if args.images:
             raise FaceRecError("give either IMAGE... or --folder ROOT, not both")
         people = folder_people(args.folder, split_part=args.split, workspace=command_workspace(args) if args.split else None)
-        pipe = command_pipeline(args)
+        pipe = command_pipeline(args, read_only=True)
         with progress_bar(sum(map(len, people.values())), "recognize", enabled=not args.quiet, unit="img") as bar:
             r = evaluate_recognition(pipe, people, progress=bar.update)
         emit(args, r, f"rank-1 {r['rank1']:.3f}, unknown {r['unknown_rate']:.3f} over {r['images']} images "
@@ -113,7 +113,7 @@ def cmd_recognize(args) -> None:
         return
     if not args.images:
         raise FaceRecError("give IMAGE... or --folder ROOT")
-    pipe = command_pipeline(args)
+    pipe = command_pipeline(args, read_only=True)
     with progress_bar(len(args.images), "recognize", enabled=not args.quiet, unit="img") as bar:
         report = recognize(pipe, args.images, top_k=args.top_k, progress=bar.update)
     emit(args, report, describe_recognition(report))
@@ -122,7 +122,7 @@ def cmd_recognize(args) -> None:
 def cmd_verify(args) -> None:
     from facerec.recognition.pipeline import verify
 
-    r = verify(command_pipeline(args), args.image_a, args.image_b)
+    r = verify(command_pipeline(args, read_only=True), args.image_a, args.image_b)
     emit(args, r, f"{'same person' if r['same'] else 'different people'}: score {r['score']:.3f}, threshold {r['threshold']:.3f}")
 
 

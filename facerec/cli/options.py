@@ -57,14 +57,15 @@ def add_face_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
 
 
-def command_pipeline(args):
+def command_pipeline(args, read_only: bool = False):
     from facerec.recognition.pipeline import FacePipeline
     from facerec.workspace.workspace import Workspace, resolve_workspace_path
 
     settle(args)
     detector = "aligned" if getattr(args, "aligned", False) else getattr(args, "detector", "aligned")
     return FacePipeline(Workspace(resolve_workspace_path(args.workspace)), detector=detector,
-                        device=getattr(args, "device", None), recognizer=getattr(args, "recognizer", None))
+                        device=getattr(args, "device", None), recognizer=getattr(args, "recognizer", None),
+                        read_only=read_only)
 
 
 def command_workspace(args):

@@ -16,8 +16,6 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-import torch
-
 from facerec.core.errors import WorkspaceError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
@@ -81,7 +79,7 @@ def check_file(weights: str | Path) -> dict:
     return info
 
 
-def load_model(device: torch.device | str = "cpu", weights: str | Path | None = None, version: str | None = None):
+def load_model(device="cpu", weights: str | Path | None = None, version: str | None = None):
     """The shipped model (or the model file ``weights``), checked against its record as a
     workspace's model is against its manifest (``models.checked.load_checked_model``); with
     ``version``, the record must still name that version (a fine-tune's starting point)."""

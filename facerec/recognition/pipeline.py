@@ -15,7 +15,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from gallery import Gallery
 
@@ -23,9 +22,7 @@ from facerec.workspace.consistency import crop_key, open_live_gallery
 from facerec.data.folder import list_identity_files, read_image
 from facerec.data.pairs import read_pairs
 from facerec.data.images import MAX_PIXELS, ImageError, image_from_array, read_image_file
-from facerec.data.transforms import to_tensor
 from facerec.detect import Face, align_face, central_face, make_detector
-from facerec.core.device import resolve_device
 from facerec.core.errors import DataError, FaceRecError
 from facerec.workspace.layout import real_files, real_folders, rmtree_inside
 from facerec.core.names import name_problem, validate_name
@@ -59,20 +56,30 @@ class FacePipeline:
     max_pixels = MAX_PIXELS  # largest image read, from its header (a server may set less)
 
     def __init__(self, workspace: Workspace, detector: str = "haar", device: str | None = None,
-                 recognizer: str | None = None):
+                 recognizer: str | None = None, read_only: bool = False):
         """``recognizer``: an ArcFace-layout ONNX model (``facerec export --onnx``, or insightface's)
-        to embed with instead of the workspace's model; the gallery is re-embedded for it."""
+        to embed with instead of the workspace's model; the gallery is re-embedded for it.
+        ``read_only``: a command that only searches (recognize, verify, embed) embeds through the
+        model's ONNX copy (``Workspace.write_onnx_copy``) when there is one, without torch."""
         from facerec import pretrained
         from facerec.workspace.shipped import shipped_manifest
 
         self.ws = workspace
-        self.device = resolve_device(device)
-        if workspace.exists() or not pretrained.available():
-            manifest = workspace.manifest()
-            self.model = workspace.load_model(self.device) if recognizer is None else None
-        else:  # no model of its own yet: the shipped one (the first writer copies it in)
-            manifest = shipped_manifest()
-            self.model = pretrained.load_model(self.device) if recognizer is None else None
+        fast = read_only and recognizer is None and device in (None, "auto", "cpu") and workspace.exists()
+        manifest = workspace.manifest() if fast else None
+        self.fast = _onnx_copy(workspace, manifest["model"]["version"]) if fast else None
+        if self.fast is not None:
+            self.model, self.device = self.fast, "cpu"
+        else:
+            from facerec.core.device import resolve_device
+
+            self.device = resolve_device(device)
+            if workspace.exists() or not pretrained.available():
+                manifest = workspace.manifest()
+                self.model = workspace.load_model(self.device) if recognizer is None else None
+            else:  # no model of its own yet: the shipped one (the first writer copies it in)
+                manifest = shipped_manifest()
+                self.model = pretrained.load_model(self.device) if recognizer is None else None
         self.model_version = manifest["model"]["version"]
         self.trained_people = set(filter(None, manifest.get("identities") or []))  # the identity head's people
         self.onnx = None
@@ -107,8 +114,8 @@ class FacePipeline:
 
     def embed(self, crops: list[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Aligned RGB crops -> ``(n, d)`` float32 unit embeddings."""
-        if self.onnx is not None:
-            return self.onnx.embed(crops, batch_size)
+        if self.onnx is not None or self.fast is not None:
+            return self.model.embed(crops, batch_size)
         return embed_images(self.model, crops, self.device, batch_size)
 
     # -- gallery ----------------------------------------------------------------------------
@@ -138,9 +145,30 @@ class FacePipeline:
         return gallery
 
 
-@torch.no_grad()
 def embed_images(model, crops: list[np.ndarray] | np.ndarray, device, batch_size: int = 64) -> np.ndarray:
     """Aligned RGB crops -> ``(n, d)`` float32 unit embeddings under ``model``, in batches."""
+    import torch
+
+    from facerec.data.transforms import to_tensor
+
+    with torch.no_grad():
+        return _embed_batches(model, crops, device, batch_size, to_tensor)
+
+
+def _onnx_copy(workspace: Workspace, version: str):
+    """The ONNX copy of the workspace's model version as an embedder, or None (none, or no onnxruntime)."""
+    path = workspace.onnx_copy(version)
+    if not path.is_file():
+        return None
+    try:
+        from facerec.models.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(path, normalisation=(127.5, 127.5))
+    except (ImportError, FaceRecError):
+        return None
+
+
+def _embed_batches(model, crops, device, batch_size: int, to_tensor) -> np.ndarray:
     out = [model.embed(to_tensor(np.stack(crops[i:i + batch_size])).to(device)).cpu().numpy()
            for i in range(0, len(crops), batch_size)]
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.embedding_dim), np.float32)

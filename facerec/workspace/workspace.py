@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # torch and the model code load when a model is read or writt
 FORMAT_VERSION = 2  # 2: identities may hold null for forgotten head rows, plus the "erasure" record
 MANIFEST = "workspace.json"
 DEFAULT_WORKSPACE = "facerec-workspace"
+ONNX_COPY_ENV = "FACEREC_ONNX_COPY"  # "0": no ONNX copy of the model (faster tests; readers use torch)
 MAX_MANIFEST_BYTES = 64 << 20  # identities, split and ledger of a large workspace fit in a few MB
 
 
@@ -164,7 +165,33 @@ class Workspace:
         version = weights_version(state)
         weights = Path("models") / f"{version}.safetensors"
         atomic_write_with(self.root / weights, lambda tmp: save_file(state, tmp, metadata=metadata))
+        self.write_onnx_copy(model, version, model_name)
         return version, weights
+
+    def onnx_copy(self, version: str) -> Path:
+        """Where the ONNX copy of the model ``version`` lives: ``models/<version>.onnx``."""
+        return self.root / "models" / f"{version}.onnx"
+
+    def write_onnx_copy(self, model: FaceViT, version: str, model_name: str) -> Path | None:
+        """An ONNX copy of the model beside its weights (checked against torch when written,
+        ``models.onnx.export_onnx``), so that the read-only commands embed through onnxruntime
+        without importing torch (``recognition.pipeline.FacePipeline(read_only=True)``). Skipped
+        when ``$FACEREC_ONNX_COPY`` is 0 or the export fails (a note; readers then use torch)."""
+        if os.environ.get(ONNX_COPY_ENV, "1") == "0":
+            return None
+        import copy
+        import logging
+
+        from facerec.models.onnx import export_onnx
+
+        path = self.onnx_copy(version)
+        try:
+            export_onnx(copy.deepcopy(model).cpu(), path, model_version=version, model_name=model_name, check_batch=2)
+        except Exception as err:  # an exotic model or a missing onnx package: the torch path still works
+            logging.getLogger("facerec").warning(f"no ONNX copy of the model ({type(err).__name__}: {err}); "
+                                                 "read-only commands embed with torch")
+            return None
+        return path
 
     def commit_model(self, version: str, weights: Path, change) -> dict:
         """Switch the manifest to already written weights and apply ``change(manifest)`` in the
@@ -188,7 +215,7 @@ class Workspace:
 
         removed = 0
         for path in real_files(self.root / "models"):  # never through a link
-            if path.suffix == ".safetensors" and path != keep:
+            if (path.suffix == ".safetensors" and path != keep) or (path.suffix == ".onnx" and path.stem != keep.stem):
                 unlink_inside(self.root, path)
                 removed += 1
         return removed
