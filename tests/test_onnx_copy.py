@@ -63,3 +63,15 @@ def test_the_copy_follows_the_model_and_is_never_required(tiny_trained, tmp_path
     pipe = FacePipeline(workspace, detector="aligned", read_only=True)
     assert pipe.fast is None and pipe.model_version == after
     assert recognize(pipe, [str(sorted((data / "synth-0001").iterdir())[0])])["results"][0]["status"] == "ok"
+
+
+def test_an_orphaned_copy_is_removed_by_the_next_writer(tiny_trained, tmp_path):
+    from facerec.workspace.recovery import clean_workspace
+
+    _, source = tiny_trained
+    ws = tmp_path / "ws"
+    shutil.copytree(source, ws)
+    orphan = ws / "models" / "0123456789abcdef.onnx"  # a forget killed after writing its new model
+    orphan.write_bytes(b"not referenced")
+    clean_workspace(Workspace(ws))
+    assert not orphan.exists()

@@ -95,7 +95,7 @@ def _gallery_rows(root: Path) -> tuple[dict[str, set[str]] | None, Disagreement 
 def _remove_unreferenced_weights(ws: Workspace) -> int:
     if ws.exists():
         return ws.remove_unreferenced_weights()
-    doomed = [p for p in real_files(ws.root / "models") if p.suffix == ".safetensors"]  # a first training killed
+    doomed = [p for p in real_files(ws.root / "models") if p.suffix in (".safetensors", ".onnx")]  # a first training killed
     for path in doomed:
         unlink_inside(ws.root, path)
     return len(doomed)
