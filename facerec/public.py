@@ -30,7 +30,7 @@ from facerec.core.errors import FaceRecError
 from facerec.core.names import validate_name
 from facerec.recognition.enrollment import enroll_people, enroll_summary, nothing_enrolled
 from facerec.recognition.pipeline import FacePipeline
-from facerec.recognition.pipeline import calibrate as _calibrate
+from facerec.recognition.calibration import calibrate as _calibrate
 from facerec.recognition.pipeline import recognize as _recognize
 from facerec.recognition.pipeline import verify as _verify
 from facerec.workspace.workspace import Workspace, resolve_workspace_path

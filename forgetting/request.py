@@ -37,7 +37,8 @@ from facerec.workspace.erasure import complete_pending, erasure_key, name_hash, 
 from facerec.core.errors import FaceRecError
 from facerec.metrics import accept_rate, threshold_at_far
 from facerec.workspace.layout import real_folders
-from facerec.recognition.pipeline import FacePipeline, _central_face, build_gallery, enrolled_pair_scores, validate_name
+from facerec.recognition.calibration import enrolled_pair_scores
+from facerec.recognition.pipeline import FacePipeline, _central_face, build_gallery, validate_name
 from facerec.training.trainer import top1_accuracy
 from facerec.workspace.workspace import Workspace
 from gallery import Gallery

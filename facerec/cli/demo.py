@@ -26,7 +26,8 @@ from facerec.data.images import read_file_bytes
 from facerec.evaluation.bench_base import enroll_and_recognize
 from facerec.models import DEFAULT_MODEL
 from facerec.recognition.enrollment import enroll_people
-from facerec.recognition.pipeline import FacePipeline, calibrate, evaluate_recognition
+from facerec.recognition.calibration import calibrate
+from facerec.recognition.pipeline import FacePipeline, evaluate_recognition
 from facerec.training.recipe import TrainConfig
 from facerec.training.run import train_workspace
 from facerec.workspace.layout import rmtree_inside

@@ -165,7 +165,7 @@ def cmd_reindex(args) -> None:
 
 def cmd_calibrate(args) -> None:
     from facerec.core.progress import progress_bar
-    from facerec.recognition.pipeline import calibrate
+    from facerec.recognition.calibration import calibrate
 
     if bool(args.pairs) != bool(args.root):
         raise FaceRecError("--pairs and --root go together")

@@ -8,7 +8,8 @@ from pathlib import Path
 from facerec.core.progress import progress_bar
 from facerec.models import DEFAULT_MODEL
 from facerec.recognition.enrollment import enroll_people
-from facerec.recognition.pipeline import FacePipeline, calibrate, evaluate_recognition, folder_people
+from facerec.recognition.calibration import calibrate
+from facerec.recognition.pipeline import FacePipeline, evaluate_recognition, folder_people
 from facerec.training.run import train_workspace, training_config
 from facerec.workspace.layout import rmtree_inside
 from facerec.workspace.workspace import Workspace

@@ -151,7 +151,7 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
     @app.post("/calibrate", dependencies=write, summary="set the open-set threshold at a false-accept rate")
     def calibrate(body: CalibrateRequest) -> dict:
-        from facerec.recognition.pipeline import calibrate
+        from facerec.recognition.calibration import calibrate
 
         with engine.writing(), engine.compute:
             return calibrate(engine.pipeline(), far=body.far)
