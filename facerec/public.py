@@ -197,5 +197,5 @@ def forget(names, *, workspace=None, method: str = "gs-lora", settings: list[str
 
     request = ForgetRequest.build(names, method=method, settings=settings, steps=steps, seed=seed)
     root = _root(workspace)
-    with writing(root, seed=True):
-        return run_request(root, request, device=device, show_progress=show_progress)
+    with writing(root, seed=True) as ws:
+        return run_request(ws, request, device=device, show_progress=show_progress)

@@ -169,8 +169,9 @@ def plan_request(workspace, request: ForgetRequest) -> Plan:
     """Stage 1: settle who is unlearnt, from what, with which configuration."""
     names, method, config = list(request.people), request.method, request.config
     shots, replay_fraction, baseline_config = request.shots, request.replay_fraction, request.baseline_config
-    ws = Workspace(workspace)
-    complete_pending(ws)  # an earlier request's unfinished clean-up comes first
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    if not ws.recovered:  # outside the writer lock (a benchmark's copy): an earlier request's clean-up first
+        complete_pending(ws)
     manifest = ws.manifest()
     recorded = manifest.get("data", {}).get("root")
     root = Path(recorded or ws.root)

@@ -54,3 +54,22 @@ def test_every_front_end_runs_requests_through_run_request():
                    forgetting.bench, forgetting.evaluate):
         source = inspect.getsource(module)
         assert "forget_people(" not in source and "run_request(" in source, module.__name__
+
+
+def test_recovery_runs_once_when_the_writer_lock_hands_over_the_workspace(enrolled, monkeypatch):
+    """Inside the writer lock the request does not recover the workspace again: ``complete_pending``
+    runs on entry (the lock) and for the request's own clean-up, not a third time in between."""
+    import forgetting.request as request_module
+    from facerec.workspace import erasure
+    from facerec.workspace.writer import writing
+
+    _, ws = enrolled
+    calls = []
+    real = erasure.complete_pending
+    monkeypatch.setattr(erasure, "complete_pending", lambda *a, **k: calls.append("lock") or real(*a, **k))
+    monkeypatch.setattr(request_module, "complete_pending", lambda *a, **k: calls.append("request") or real(*a, **k))
+    with writing(ws) as workspace:
+        assert workspace.recovered and calls == ["lock"]
+        request_module.run_request(workspace, ForgetRequest(("synth-0002",), config=GSLoRAConfig(steps=3, batch_size=4)),
+                                   show_progress=False)
+    assert calls == ["lock", "request"]  # the second: stage 6, the request's own clean-up

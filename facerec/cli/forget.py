@@ -48,8 +48,8 @@ def cmd_forget(args) -> None:
     from forgetting.request import run_request  # torch and the model: not for the ledger
 
     request = forget_request(args)
-    with writing(args, seed=True):
-        r = run_request(command_workspace(args).root, request, device=args.device, show_progress=not args.quiet)
+    with writing(args, seed=True) as ws:
+        r = run_request(ws, request, device=args.device, show_progress=not args.quiet)
     emit(args, r, describe_forget(r))
 
 

@@ -76,7 +76,7 @@ def command_workspace(args):
 
 
 def writing(args, create: bool = False, seed: bool = False, rebuilding: bool = False):
-    """The workspace's writer lock (``facerec.service.writing``) for the workspace of ``args``."""
+    """The workspace's writer lock (``workspace.writer.writing``), which yields the recovered workspace for the workspace of ``args``."""
     from facerec.workspace.writer import writing
     from facerec.workspace.workspace import resolve_workspace_path
 

@@ -204,8 +204,8 @@ def _submit_forget(engine: Engine, body: ForgetRequest) -> dict:
         raise HTTPException(404, f"not enrolled and not in the model: {', '.join(unknown)}")
 
     def run() -> dict:
-        with engine.writing():
-            report = run_request(engine.root, request, device=engine.device, show_progress=False)
+        with engine.writing() as ws:
+            report = run_request(ws, request, device=engine.device, show_progress=False)
         engine.pipeline()  # the new model serves from now on
         return report
 

@@ -89,12 +89,12 @@ class Engine:
 
     @contextmanager
     def writing(self):
-        """This process's write lock, then the workspace's (the CLI's) lock."""
+        """This process's write lock, then the workspace's (the CLI's) lock; yields the recovered workspace."""
         if not self.write.acquire(timeout=self.limits.busy_seconds):
             raise Busy("the workspace is busy (a forget job is running); try again later")
         try:
-            with writing(self.root, seed=True):
-                yield
+            with writing(self.root, seed=True) as ws:
+                yield ws
         finally:
             self.write.release()
 

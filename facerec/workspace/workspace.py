@@ -57,8 +57,9 @@ def resolve_workspace_path(path: str | os.PathLike | None) -> Path:
 class Workspace:
     """Reads and writes one workspace directory."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, recovered: bool = False):
         self.root = Path(root)
+        self.recovered = recovered  # handed out by the writer lock after recovery (``writer.writing``)
 
     @property
     def manifest_path(self) -> Path:

@@ -25,6 +25,9 @@ def writing(root: str | os.PathLike, create: bool = False, seed: bool = False, r
     ``rebuilding``: the command rebuilds the gallery from the stored crops (``reindex``), so crops
     without a gallery row stay where they are for it, and a damaged gallery does not stop an
     interrupted forget from being completed.
+
+    Yields the recovered :class:`Workspace` (``recovered`` set): what runs inside need not
+    recover it again (the forget request does not).
     """
     from facerec import pretrained
     from facerec.workspace.shipped import seed_workspace
@@ -40,7 +43,7 @@ def writing(root: str | os.PathLike, create: bool = False, seed: bool = False, r
         if Workspace(root).exists():
             complete_pending(Workspace(root), gallery_rebuilt=rebuilding)
         clean_workspace(Workspace(root), keep_orphans=rebuilding)  # what killed commands left
-        yield
+        yield Workspace(root, recovered=True)
 
 
 def settle(root: str | os.PathLike) -> None:
