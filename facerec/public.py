@@ -29,7 +29,7 @@ import numpy as np
 from facerec.core.errors import FaceRecError
 from facerec.core.names import validate_name
 from facerec.recognition.enrollment import enroll_people, enroll_summary, nothing_enrolled
-from facerec.recognition.pipeline import FacePipeline
+from facerec.recognition.pipeline import FacePipeline, image_label, largest_face
 from facerec.recognition.calibration import calibrate as _calibrate
 from facerec.recognition.pipeline import recognize as _recognize
 from facerec.recognition.pipeline import verify as _verify
@@ -112,7 +112,7 @@ def open_workspace(workspace: str | os.PathLike | None = None, *, create: bool =
     if create and not Workspace(root).exists():
         with writing(root, create=True, seed=True):
             pass
-    pipe = _pipeline(root, "aligned", "cpu")
+    pipe = _pipeline(root, "aligned", "cpu", read_only=True)
     manifest = pipe.ws.manifest()
     return WorkspaceInfo(str(root), manifest["model"]["name"], pipe.model_version, len(enrolled_people(root)),
                          pipe.threshold, pipe.calibrated)
@@ -124,7 +124,7 @@ def enroll(name: str, images, *, workspace=None, detector: str = "haar", multi_f
     takes the images as 112x112 face crops. Raises FaceRecError when nothing could be enrolled."""
     validate_name(name)
     images = _images(images)
-    labels = [f"array {i}" if isinstance(x, np.ndarray) else str(x) for i, x in enumerate(images)]
+    labels = [image_label(x, i) for i, x in enumerate(images)]
     root = _root(workspace)
     with writing(root, seed=True):
         reports = enroll_people(_pipeline(root, detector, device), {name: (images, labels)}, multi_face=multi_face)
@@ -154,11 +154,10 @@ def embed(image: Image, *, workspace=None, detector: str = "haar", device: str |
     """The unit embedding ``(d,)`` of an image's largest face under the workspace's model
     (``detector="aligned"``: the image is a face crop). Raises FaceRecError when there is no face."""
     pipe = _pipeline(_root(workspace), detector, device, True)
-    found = pipe.read_faces(image, "array" if isinstance(image, np.ndarray) else None)
+    found = pipe.read_faces(image)
     if found.status != "ok":
         raise FaceRecError(f"{found.path}: {found.status}")
-    largest = int(np.argmax([f.box[2] * f.box[3] for f in found.faces]))
-    return pipe.embed([found.crops[largest]])[0]
+    return pipe.embed([found.crops[largest_face(found)]])[0]
 
 
 def people(*, workspace=None) -> dict[str, int]:

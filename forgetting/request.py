@@ -38,7 +38,7 @@ from facerec.core.errors import FaceRecError
 from facerec.metrics import accept_rate, threshold_at_far
 from facerec.workspace.layout import real_folders
 from facerec.recognition.calibration import enrolled_pair_scores
-from facerec.recognition.pipeline import FacePipeline, _central_face, build_gallery, validate_name
+from facerec.recognition.pipeline import FacePipeline, central_face_of, build_gallery, validate_name
 from facerec.training.trainer import top1_accuracy
 from facerec.workspace.workspace import Workspace
 from gallery import Gallery
@@ -212,7 +212,7 @@ def gather_data(plan: Plan, pipe: FacePipeline, images: list[str]) -> RequestDat
             raise FaceRecError(f"{path}: {found.status}")
         if len(plan.in_model) != 1:
             raise FaceRecError("--images needs exactly one person per request (whose images are they?)")
-        extra.append(found.crops[_central_face(found)])
+        extra.append(found.crops[central_face_of(found)])
     data = gather(plan.ws.root, plan.manifest, plan.ws.split(), plan.rows, plan.in_model, plan.data_root,
                   extra=extra, replay_fraction=plan.replay_fraction, shots=plan.shots, seed=plan.cfg.seed)
     if len(data.forget) == 0:

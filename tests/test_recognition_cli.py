@@ -193,7 +193,7 @@ def test_a_missing_pair_image_is_an_error_not_a_skip(tmp_path):
 
 def test_the_central_face_is_the_labelled_one():
     from facerec.detect import Face
-    from facerec.recognition.pipeline import ImageFaces, _central_face
+    from facerec.recognition.pipeline import ImageFaces, central_face_of
 
     faces = [Face((0, 0, 10, 10), 1.0), Face((120, 45, 10, 10), 1.0), Face((190, 90, 10, 10), 1.0)]
-    assert _central_face(ImageFaces("x", "ok", faces, [], "", (250, 100))) == 1
+    assert central_face_of(ImageFaces("x", "ok", faces, [], "", (250, 100))) == 1

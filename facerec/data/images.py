@@ -218,6 +218,11 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS, max_side:
         image = None
     if image is None or image.size == 0:
         raise ImageError(name, "not an image (unknown format, or corrupt)")
+    return _shrink(image, max_side)
+
+
+def _shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image`` scaled down so its longer side is at most ``max_side`` (unchanged if it is)."""
     if max_side and max(image.shape[:2]) > max_side:
         scale = max_side / max(image.shape[:2])
         image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
@@ -271,11 +276,7 @@ def image_from_array(array, name: str = "array", max_pixels: int = MAX_PIXELS,
         array = np.round(array * 255).astype(np.uint8)
     code = {2: cv2.COLOR_GRAY2BGR, 3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGR}[array.shape[2] if array.ndim == 3 else 2]
     image = cv2.cvtColor(np.ascontiguousarray(array), code)
-    if max_side and max(image.shape[:2]) > max_side:
-        scale = max_side / max(image.shape[:2])
-        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
-    return image, f"{array.shape}|".encode() + np.ascontiguousarray(array).tobytes()
+    return _shrink(image, max_side), f"{array.shape}|".encode() + np.ascontiguousarray(array).tobytes()
 
 
 def read_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,

@@ -12,7 +12,7 @@ import numpy as np
 from facerec.data.folder import list_identity_files, read_dataset_image
 from facerec.core.errors import DataError, FaceRecError
 from facerec.data.pairs import fold_people, pairs_in_folds, read_pairs
-from facerec.recognition.pipeline import FacePipeline, _central_face
+from facerec.recognition.pipeline import FacePipeline, central_face_of
 from facerec.metrics import contiguous_folds, plot_roc, roc_curve, verification_report
 
 
@@ -30,7 +30,7 @@ def _crop_of(pipe: FacePipeline, path: Path) -> tuple[np.ndarray | None, str]:
     ``None`` when the file cannot be decoded."""
     found = pipe.read_faces(path)
     if found.crops:
-        return found.crops[_central_face(found)], "face"
+        return found.crops[central_face_of(found)], "face"
     if found.status.startswith("unreadable"):
         return None, found.status
     return read_dataset_image(path.parent, path.name), "no face"

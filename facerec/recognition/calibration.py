@@ -12,7 +12,7 @@ from gallery import Gallery
 
 from facerec.core.errors import DataError, FaceRecError
 from facerec.data.pairs import read_pairs
-from facerec.recognition.pipeline import FacePipeline, _central_face, folder_people
+from facerec.recognition.pipeline import FacePipeline, central_face_of, folder_people
 
 
 def enrolled_pair_scores(gallery: Gallery) -> tuple[np.ndarray, np.ndarray, int]:
@@ -76,7 +76,7 @@ def calibrate(pipe: FacePipeline, far: float = 1e-3, pairs_file: str | None = No
 
 def _embed_central(pipe: FacePipeline, path) -> np.ndarray | None:
     found = pipe.read_faces(path)
-    return pipe.embed([found.crops[_central_face(found)]])[0] if found.crops else None
+    return pipe.embed([found.crops[central_face_of(found)]])[0] if found.crops else None
 
 
 def _pair_scores(pipe: FacePipeline, pairs_file: str, root: str | None, progress) -> tuple[np.ndarray, np.ndarray, dict]:

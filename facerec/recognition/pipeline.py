@@ -75,7 +75,7 @@ class FacePipeline:
 
             self.device = resolve_device(device)
             if workspace.exists() or not pretrained.available():
-                manifest = workspace.manifest()
+                manifest = manifest or workspace.manifest()
                 self.model = workspace.load_model(self.device) if recognizer is None else None
             else:  # no model of its own yet: the shipped one (the first writer copies it in)
                 manifest = shipped_manifest()
@@ -97,7 +97,7 @@ class FacePipeline:
     # -- images -> crops -> embeddings ------------------------------------------------------
     def read_faces(self, path: str | Path | np.ndarray, label: str | None = None) -> ImageFaces:
         """The faces of an image file, or of an RGB numpy array (``data.images.image_from_array``)."""
-        label = label or ("array" if isinstance(path, np.ndarray) else str(path))
+        label = label or image_label(path)
         try:
             if isinstance(path, np.ndarray):
                 image, raw = image_from_array(path, label, max_pixels=self.max_pixels)
@@ -152,7 +152,16 @@ def embed_images(model, crops: list[np.ndarray] | np.ndarray, device, batch_size
     from facerec.data.transforms import to_tensor
 
     with torch.no_grad():
-        return _embed_batches(model, crops, device, batch_size, to_tensor)
+        out = [model.embed(to_tensor(np.stack(crops[i:i + batch_size])).to(device)).cpu().numpy()
+               for i in range(0, len(crops), batch_size)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.embedding_dim), np.float32)
+
+
+def image_label(image, index: int | None = None) -> str:
+    """How an image is named in reports: its path, or "array" ("array N": the N-th of a list)."""
+    if isinstance(image, np.ndarray):
+        return "array" if index is None else f"array {index}"
+    return str(image)
 
 
 def _onnx_copy(workspace: Workspace, version: str):
@@ -166,12 +175,6 @@ def _onnx_copy(workspace: Workspace, version: str):
         return OnnxEmbedder(path, normalisation=(127.5, 127.5))
     except (ImportError, FaceRecError):
         return None
-
-
-def _embed_batches(model, crops, device, batch_size: int, to_tensor) -> np.ndarray:
-    out = [model.embed(to_tensor(np.stack(crops[i:i + batch_size])).to(device)).cpu().numpy()
-           for i in range(0, len(crops), batch_size)]
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.embedding_dim), np.float32)
 
 
 def rebuild_gallery(pipe: FacePipeline, skipped: list[str] | None = None) -> int:
@@ -251,7 +254,7 @@ def recognize(pipe: FacePipeline, image_paths: list, top_k: int = 1, progress=No
     results = []
     try:
         for i, path in enumerate(image_paths):
-            found = pipe.read_faces(path, f"array {i}" if isinstance(path, np.ndarray) else None)
+            found = pipe.read_faces(path, image_label(path, i))
             entry = {"image": found.path, "status": found.status, "faces": []}
             if found.crops:
                 embeddings = pipe.embed(found.crops)
@@ -284,12 +287,13 @@ def _top_people(gallery: Gallery, embeddings: np.ndarray, k: int) -> list[list[d
     return out
 
 
-def _central_face(found: ImageFaces) -> int:
+def central_face_of(found: ImageFaces) -> int:
     """Index of the face nearest the image centre (the labelled person in dataset photos)."""
     return central_face(found.faces, *found.size)
 
 
-def _largest_face(found: ImageFaces) -> int:
+def largest_face(found: ImageFaces) -> int:
+    """Index of the largest face found (the one ``verify`` and ``embed`` compare)."""
     return int(np.argmax([f.box[2] * f.box[3] for f in found.faces]))
 
 
@@ -297,10 +301,10 @@ def verify(pipe: FacePipeline, image_a: str, image_b: str) -> dict:
     """Same person or not: cosine of the largest face in each image against the threshold."""
     embeddings, notes = [], []
     for i, path in enumerate((image_a, image_b)):
-        found = pipe.read_faces(path, f"array {i}" if isinstance(path, np.ndarray) else None)
+        found = pipe.read_faces(path, image_label(path, i))
         if found.status != "ok":
             raise FaceRecError(f"{found.path}: {found.status}")
-        pick = _largest_face(found)
+        pick = largest_face(found)
         if len(found.faces) > 1:
             notes.append(f"{found.path}: {len(found.faces)} faces, compared the largest")
         embeddings.append(pipe.embed([found.crops[pick]])[0])
@@ -327,7 +331,7 @@ def evaluate_recognition(pipe: FacePipeline, people: dict[str, list[str]], progr
                 if not found.crops:
                     no_face += 1
                     continue
-                best = _top_people(gallery, pipe.embed([found.crops[_central_face(found)]]), 1)[0]
+                best = _top_people(gallery, pipe.embed([found.crops[central_face_of(found)]]), 1)[0]
                 total += 1
                 hit = bool(best) and best[0]["identity"] == name
                 below = not best or best[0]["score"] < pipe.threshold

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
 
 from facerec import __version__, pretrained
 from facerec.core.atomic import atomic_write_json, atomic_write_with
-from facerec.workspace.workspace import FORMAT_VERSION, MANIFEST, ONNX_COPY_ENV, Workspace
+from facerec.workspace.workspace import FORMAT_VERSION, MANIFEST, Workspace, onnx_copies_wanted
 
 
 def shipped_manifest() -> dict:
@@ -38,6 +37,6 @@ def seed_workspace(root: str | Path) -> dict:
     weights.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_with(weights, lambda tmp: shutil.copyfile(pretrained.WEIGHTS, tmp))
     atomic_write_json(root / MANIFEST, data)
-    if os.environ.get(ONNX_COPY_ENV, "1") != "0":
+    if onnx_copies_wanted():  # checked first: it spares loading the model to export it
         Workspace(root).write_onnx_copy(pretrained.load_model("cpu"), data["model"]["version"], data["model"]["name"])
     return data

@@ -54,6 +54,11 @@ def resolve_workspace_path(path: str | os.PathLike | None) -> Path:
     return root
 
 
+def onnx_copies_wanted() -> bool:
+    """Whether models get an ONNX copy (``Workspace.write_onnx_copy``): unless ``$FACEREC_ONNX_COPY`` is 0."""
+    return os.environ.get(ONNX_COPY_ENV, "1") != "0"
+
+
 class Workspace:
     """Reads and writes one workspace directory."""
 
@@ -178,7 +183,7 @@ class Workspace:
         ``models.onnx.export_onnx``), so that the read-only commands embed through onnxruntime
         without importing torch (``recognition.pipeline.FacePipeline(read_only=True)``). Skipped
         when ``$FACEREC_ONNX_COPY`` is 0 or the export fails (a note; readers then use torch)."""
-        if os.environ.get(ONNX_COPY_ENV, "1") == "0":
+        if not onnx_copies_wanted():
             return None
         import copy
         import logging
