@@ -3,7 +3,8 @@
 A face ViT (timm) with CosFace/ArcFace training, a FAISS gallery, and GS-LoRA continual
 forgetting. The Python API (``facerec.public``, loaded on first use so ``import facerec`` stays
 fast): ``open_workspace``, ``enroll``, ``recognize``, ``verify``, ``embed``, ``people``, ``remove``,
-``calibrate``, ``forget`` and their result dataclasses. The command line is ``facerec.cli``;
+``calibrate``, ``forget``, their result dataclasses, and ``Session`` (a workspace kept open across
+calls, which the CLI and the server are built on). The command line is ``facerec.cli``;
 docs/ARCHITECTURE.md has the layers.
 """
 
@@ -16,7 +17,7 @@ __version__ = "0.1.0"
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "40000000")
 
 __all__ = ["open_workspace", "enroll", "recognize", "verify", "embed", "people", "remove", "calibrate", "forget",
-           "to_dict", "WorkspaceInfo", "Enrollment", "ImageResult", "Face", "Match", "Verification", "FaceRecError"]
+           "to_dict", "Session", "Recognition", "WorkspaceInfo", "Enrollment", "ImageResult", "Face", "Match", "Verification", "FaceRecError"]
 
 
 def __getattr__(name: str):  # PEP 562: the API's modules (torch, the model) load on first use

@@ -34,7 +34,7 @@ from facerec.data.transforms import to_tensor
 from facerec.models import MARGINS
 from facerec.core.progress import progress_bar
 
-from .gslora import Data, _batches, task_steps
+from .gslora import Data, batches, task_steps
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,8 @@ def run_baseline(method: str, model, forget: Data, retain: Data, cfg: BaselineCo
     mask = _saliency_mask(model, forget, cfg, margin, device) if method == "salun" else None
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(cfg.seed)
-    forget_batches = _batches(len(forget), cfg.batch_size, generator)
-    retain_batches = _batches(len(retain), cfg.batch_size, generator) if len(retain) else None
+    forget_batches = batches(len(forget), cfg.batch_size, generator)
+    retain_batches = batches(len(retain), cfg.batch_size, generator) if len(retain) else None
     steps = task_steps(cfg.steps, cfg.steps_per_person, forget)
     with progress_bar(steps, method, enabled=show_progress, unit="step") as bar:
         for step in range(steps):

@@ -189,7 +189,7 @@ def task_steps(steps: int, steps_per_person: int, forget: Data) -> int:
     return max(steps, steps_per_person * len(np.unique(forget.labels)))
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator):
+def batches(n: int, batch_size: int, generator: torch.Generator):
     """Endless shuffled index batches over ``range(n)``."""
     while True:
         order = torch.randperm(n, generator=generator)
@@ -242,14 +242,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     margin = MARGINS[cfg.margin]
     model.to(device).eval()
     torch.manual_seed(cfg.seed)
-    prototypes = None
-    if cfg.prototype:
-        table = class_prototypes(model, Data(np.concatenate([forget.images, retain.images]) if len(retain) else forget.images,
-                                             np.concatenate([forget.labels, retain.labels]) if len(retain) else forget.labels),
-                                 device)
-        prototypes = torch.zeros(model.num_classes, model.embedding_dim, device=device)
-        for c, p in table.items():
-            prototypes[c] = p
+    prototypes = _prototypes(model, forget, retain, device) if cfg.prototype else None
     term = ForgetTerm(model, forget.images, forget.labels, retain.labels, cfg, device)
     forget = Data(forget.images[term.train_index], forget.labels[term.train_index])
     inputs = TaskInputs(model, forget.images, device), TaskInputs(model, retain.images, device)  # before LoRA
@@ -263,8 +256,8 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     steps = task_steps(cfg.steps, cfg.steps_per_person, forget)
     warm_steps = int(cfg.alpha_warmup * steps)
     generator = torch.Generator().manual_seed(cfg.seed)
-    forget_batches = _batches(len(forget), cfg.batch_size, generator)
-    retain_batches = _batches(len(retain), cfg.replay_batch, generator) if len(retain) else None
+    forget_batches = batches(len(forget), cfg.batch_size, generator)
+    retain_batches = batches(len(retain), cfg.replay_batch, generator) if len(retain) else None
     history = []
     t0 = time.perf_counter()
     with progress_bar(steps, cfg.method, enabled=show_progress, unit="step") as bar:
@@ -273,23 +266,9 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
             for group in optimizer.param_groups:
                 group["lr"] = lr
             f_idx = next(forget_batches).numpy()
-            parts_x, parts_y, r_idx = [inputs[0](f_idx)], [forget.labels[f_idx]], None
-            if retain_batches is not None:
-                r_idx = next(retain_batches).numpy()
-                parts_x.append(inputs[1](r_idx))
-                parts_y.append(retain.labels[r_idx])
-            x = torch.cat(parts_x)
-            y = torch.from_numpy(np.concatenate(parts_y)).to(device)
-            nf = len(f_idx)
-            embeddings = model.forward_head(model.forward_features(x), pre_logits=True)  # (N, D)
-            cosines = model.head(embeddings).float()
-            logits = margin(cosines, y)
-            ce_r = F.cross_entropy(logits[nf:], y[nf:]) if len(y) > nf else logits.new_zeros(())
-            forget_term, keep, ce_f = term(step, f_idx, r_idx, y, embeddings, logits)
-            loss = ce_r + keep + forget_term
-            if prototypes is not None:
-                kl_f = prototype_kl(prototypes[y[:nf]], embeddings[:nf].float())
-                loss = loss + cfg.prototype_weight * F.relu(cfg.prototype_bnd - kl_f)
+            r_idx = next(retain_batches).numpy() if retain_batches is not None else None
+            batch = _batch(inputs, forget, retain, f_idx, r_idx, device)
+            loss, ce_r, forget_term, ce_f = _task_loss(model, margin, term, prototypes, cfg, step, batch, f_idx, r_idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -303,17 +282,46 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     deltas = delta_norms(groups).cpu()
     merge_lora(model)
     model.reset_requires_grad()
-    return {
-        "method": cfg.method,
-        "seconds": round(seconds, 2),
-        "steps": steps,
-        "group_norms": [round(float(v), 6) for v in norms],
-        "delta_norms": [round(float(v), 6) for v in deltas],
-        "zero_group_share": zero_group_share(norms),
-        "trainable_parameters": trainable,
-        "trainable_ratio": trainable / total_params,
-        "final_ce_forget": history[-1]["ce_forget"],
-        "final_forget_term": history[-1]["forget_term"],
-        "final_ce_retain": history[-1]["ce_retain"],
-        "config": cfg.to_dict(),
-    }
+    return {"method": cfg.method, "seconds": round(seconds, 2), "steps": steps, **_lora_report(norms, deltas),
+            "trainable_parameters": trainable, "trainable_ratio": trainable / total_params,
+            "final_ce_forget": history[-1]["ce_forget"], "final_forget_term": history[-1]["forget_term"],
+            "final_ce_retain": history[-1]["ce_retain"], "config": cfg.to_dict()}
+
+
+def _prototypes(model, forget: Data, retain: Data, device) -> torch.Tensor:
+    """Every class's mean embedding before the task (GS-LoRA++'s prototype regulariser), (C, D)."""
+    both = Data(np.concatenate([forget.images, retain.images]), np.concatenate([forget.labels, retain.labels])) \
+        if len(retain) else forget
+    prototypes = torch.zeros(model.num_classes, model.embedding_dim, device=device)
+    for c, p in class_prototypes(model, both, device).items():
+        prototypes[c] = p
+    return prototypes
+
+
+def _batch(inputs, forget: Data, retain: Data, f_idx, r_idx, device) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One step's images and labels: the forget batch first, then the replay batch; and the forget count."""
+    parts_x, parts_y = [inputs[0](f_idx)], [forget.labels[f_idx]]
+    if r_idx is not None:
+        parts_x.append(inputs[1](r_idx))
+        parts_y.append(retain.labels[r_idx])
+    return torch.cat(parts_x), torch.from_numpy(np.concatenate(parts_y)).to(device), len(f_idx)
+
+
+def _task_loss(model, margin, term, prototypes, cfg: GSLoRAConfig, step: int, batch, f_idx, r_idx):
+    """``(loss, ce_retain, forget term, ce_forget)`` of one step: the margin CE on the replayed
+    faces, the forget term with its keep term, and GS-LoRA++'s prototype term when asked."""
+    x, y, nf = batch
+    embeddings = model.forward_head(model.forward_features(x), pre_logits=True)  # (N, D)
+    logits = margin(model.head(embeddings).float(), y)
+    ce_r = F.cross_entropy(logits[nf:], y[nf:]) if len(y) > nf else logits.new_zeros(())
+    forget_term, keep, ce_f = term(step, f_idx, r_idx, y, embeddings, logits)
+    loss = ce_r + keep + forget_term
+    if prototypes is not None:
+        kl_f = prototype_kl(prototypes[y[:nf]], embeddings[:nf].float())
+        loss = loss + cfg.prototype_weight * F.relu(cfg.prototype_bnd - kl_f)
+    return loss, ce_r, forget_term, ce_f
+
+
+def _lora_report(norms, deltas) -> dict:
+    return {"group_norms": [round(float(v), 6) for v in norms], "delta_norms": [round(float(v), 6) for v in deltas],
+            "zero_group_share": zero_group_share(norms)}

@@ -356,8 +356,8 @@ def gallery_check(pipe: FacePipeline, gallery_path: Path, photos: list[np.ndarra
     with Gallery.open(gallery_path) as gallery:
         if gallery.model_version != pipe.model_version or len(gallery) == 0:
             return {"images": 0}  # vectors of another model are not comparable with this one's
-        rows = gallery.search(pipe.embed(photos), k=min(len(gallery), 200))
-    best = [next((m for m in row if m.identity not in people), None) for row in rows]
+        rows = gallery.search_people(pipe.embed(photos), 1, exclude=set(people))
+    best = [row[0] if row else None for row in rows]
     unknown = sum(m is None or m.score < threshold for m in best)
     return {"images": len(photos), "unknown": unknown, "unknown_rate": unknown / len(photos),
             "threshold": threshold}

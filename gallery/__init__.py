@@ -4,9 +4,9 @@ Knows numpy and faiss only (and the standard library); embeddings come from the 
 """
 
 from .gallery import Gallery as Gallery
-from .gallery import GalleryCorrupt as GalleryCorrupt
-from .gallery import GalleryError as GalleryError
-from .gallery import GalleryWriteError as GalleryWriteError
+from .errors import GalleryCorrupt as GalleryCorrupt
+from .errors import GalleryError as GalleryError
+from .errors import GalleryWriteError as GalleryWriteError
 from .gallery import Match as Match
 from .gallery import stored_image_hashes as stored_image_hashes
 

@@ -29,37 +29,7 @@ import numpy as np
 
 from . import index as fx
 from . import store
-
-
-class GalleryError(Exception):
-    """A gallery operation the data does not allow (wrong dimension or model version, unknown person)."""
-
-
-class GalleryWriteError(GalleryError):
-    """The gallery's files could not be written (a full disk, a read-only one). The last saved
-    generation is intact; the unsaved changes are still in memory (``rollback`` drops them)."""
-
-    def __init__(self, path: Path, problem: str):
-        super().__init__(f"the gallery at {path} cannot be written ({' '.join(problem.split())}); "
-                         f"nothing was changed on disk")
-        self.path = path
-
-
-def _write_failure(err: BaseException) -> str:
-    """The useful end of a write error: faiss's messages end with the system's reason in brackets."""
-    text = str(err)
-    return text[text.rfind("(") + 1:text.rfind(")")] if text.endswith(")") and "(" in text else \
-        getattr(err, "strerror", None) or text[-200:]
-
-
-class GalleryCorrupt(GalleryError):
-    """The gallery's files are damaged: unreadable metadata, a missing or altered index file, or
-    counts that disagree. Nothing was changed; the gallery must be rebuilt from its sources."""
-
-    def __init__(self, path: Path, problem: str):
-        problem = " ".join(problem.split())  # SQLite's reports span lines; an error is one line
-        super().__init__(f"the gallery at {path} is corrupt: {problem}")
-        self.path, self.problem = path, problem
+from .errors import GalleryCorrupt, GalleryError, GalleryWriteError, write_failure
 
 
 def _guarded(method):
@@ -205,7 +175,7 @@ class Gallery:
                 tmp.unlink(missing_ok=True)
                 for written in (self.path / f"{n}-{gen}.faiss" for n in ("vectors", "templates")):
                     written.unlink(missing_ok=True)  # of a generation nothing points to yet
-                raise GalleryWriteError(self.path, _write_failure(err)) from None
+                raise GalleryWriteError(self.path, write_failure(err)) from None
         if not self._db.in_transaction:
             self._db.execute("BEGIN")
         for name, digest in digests.items():
@@ -310,6 +280,30 @@ class Gallery:
         """Per query, the ``k`` most similar enrolled images (1:N over per-image vectors)."""
         scores, ids = fx.search(self._vectors, _normalise(queries, self.dim), k)
         return self._matches(scores, ids, store.names_of_vectors(self._db, np.unique(ids)))
+
+    @_guarded
+    def search_people(self, queries: np.ndarray, k: int = 1, exclude=frozenset()) -> list[list[Match]]:
+        """Per query, the ``k`` best distinct people, each scored by their best-matching image and
+        none of them in ``exclude``: the one 1:N search recognize, evaluation, calibration and the
+        forget report share. Searches a window of images that widens until it holds ``k`` people
+        (or the whole gallery), so a person with many images cannot hide the runner-up."""
+        queries = _normalise(queries, self.dim)
+        out: list[list[Match]] = [[] for _ in range(len(queries))]
+        pending, window, size = np.arange(len(queries)), max(10 * k, 10), len(self)
+        while len(pending) and size:
+            window = min(window, size)
+            rows = self.search(queries[pending], k=window)
+            unfinished = []
+            for q, row in zip(pending, rows):
+                best: dict[str, Match] = {}
+                for m in row:
+                    if m.identity not in exclude:
+                        best.setdefault(m.identity, m)
+                out[q] = list(best.values())[:k]
+                if len(out[q]) < k and window < size:
+                    unfinished.append(q)
+            pending, window = np.array(unfinished, dtype=int), window * 4
+        return out
 
     def _matches(self, scores, ids, names: dict[int, str]) -> list[list[Match]]:
         if any(i >= 0 and int(i) not in names for i in np.unique(ids)):  # checked on open; changed since?

@@ -38,20 +38,24 @@ def test_a_bad_request_is_refused_when_it_is_made(change, message):
 
 
 def test_every_front_end_runs_requests_through_run_request():
-    """No front end calls the keyword form (forget_people): the CLI, the server, the Python API, the
-    demo and the benchmarks build a ForgetRequest."""
+    """No front end calls the keyword form (forget_people): the CLI, the server and the Python API
+    hand a ForgetRequest to Session.forget (which runs run_request); the demo and the benchmarks
+    run it on their own copies."""
     import inspect
 
     import facerec.cli.demo
     import facerec.cli.forget
     import facerec.cli.training
     import facerec.public
+    import facerec.public.session
     import facerec.server.app
     import forgetting.bench
     import forgetting.evaluate
 
-    for module in (facerec.cli.demo, facerec.cli.forget, facerec.cli.training, facerec.public, facerec.server.app,
-                   forgetting.bench, forgetting.evaluate):
+    for module in (facerec.cli.forget, facerec.public, facerec.server.app):
+        source = inspect.getsource(module)
+        assert "forget_people(" not in source and "run_request(" not in source and ".forget(" in source, module.__name__
+    for module in (facerec.public.session, facerec.cli.demo, facerec.cli.training, forgetting.bench, forgetting.evaluate):
         source = inspect.getsource(module)
         assert "forget_people(" not in source and "run_request(" in source, module.__name__
 

@@ -41,6 +41,23 @@ def test_search_agrees_with_brute_force(tmp_path, kind):
         assert np.allclose([m.score for m in matches], (queries[q] @ db.T)[expected[q]], atol=1e-5)
 
 
+def test_search_people_finds_the_runner_up_behind_a_person_with_many_images(tmp_path):
+    g = Gallery.create(tmp_path / "g", DIM, "m1")
+    query = _unit(1, 7)
+    near = query + 0.05 * _unit(40, 8)  # 40 images of one person, all closer than anyone else
+    g.add("crowd", near, image_hashes=[f"c{i}" for i in range(40)], sources=["t"] * 40, model_version="m1")
+    vecs = _fill(g, people=4, each=3)
+    db = {n: v / np.linalg.norm(v, axis=1, keepdims=True) for n, v in vecs.items()}
+    best = {n: float((v @ query[0]).max()) for n, v in db.items()}
+    ranked = sorted(best, key=best.get, reverse=True)
+    row = g.search_people(query, k=3)[0]
+    assert [m.identity for m in row] == ["crowd"] + ranked[:2]  # a window of 30 images holds only "crowd"
+    assert np.isclose(row[1].score, best[ranked[0]], atol=1e-5)
+    row = g.search_people(query, k=2, exclude={"crowd", ranked[0]})[0]
+    assert [m.identity for m in row] == ranked[1:3]
+    assert g.search_people(query, k=10)[0][-1].identity == ranked[-1]  # fewer people than k: all of them
+
+
 def test_templates_are_normalised_means(tmp_path):
     g = Gallery.create(tmp_path / "g", DIM, "m1")
     vecs = _fill(g, people=4)

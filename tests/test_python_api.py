@@ -103,3 +103,35 @@ def test_open_workspace_creates_one_on_the_shipped_model(tmp_path):
     info = facerec.open_workspace(tmp_path / "new")
     assert info.model_version == pretrained.record()["version"] and info.people == 0
     assert (tmp_path / "new" / "workspace.json").is_file()
+
+
+def test_the_cli_and_the_server_work_through_a_session(api_ws, monkeypatch, capsys):
+    """Each CLI command calls its Session method once (so its --json is the API's dataclass), and the
+    server's Engine is a Session whose changes take the server's own write lock first."""
+    from facerec.public.session import Session
+    from facerec.server.state import Engine
+
+    ws, photos = api_ws
+    calls = []
+    for verb in ("enroll", "recognize", "verify", "people", "remove", "calibrate", "evaluate"):
+        original = getattr(Session, verb)
+        monkeypatch.setattr(Session, verb, lambda self, *a, _f=original, _v=verb, **k: (calls.append(_v), _f(self, *a, **k))[1])
+    one, two = photos["synth-0001"][:2], photos["synth-0002"][:2]
+    for argv in (["enroll", "synth-0001", *map(str, one)], ["enroll", "synth-0002", *map(str, two)],
+                 ["recognize", str(one[0])], ["verify", str(one[0]), str(two[0])], ["people"],
+                 ["calibrate"], ["remove", "synth-0002"]):
+        assert main([*argv, "--aligned", "-w", str(ws), "--json", "-q"] if argv[0] not in ("people", "remove")
+                    else [*argv, "-w", str(ws), "--json", "-q"]) == 0
+    assert calls == ["enroll", "enroll", "recognize", "verify", "people", "calibrate", "remove"]
+    capsys.readouterr()
+
+    engine = Engine(ws, detector="aligned")
+    assert isinstance(engine, Session) and engine.computing() is engine.compute
+    assert engine.write.acquire()  # a forget job holds the server's lock: a change waits for it, then 503
+    engine.limits = type(engine.limits)(busy_seconds=0.1)
+    with pytest.raises(facerec.FaceRecError, match="busy"):
+        engine.enroll({"synth-0003": photos["synth-0003"][:1]})
+    engine.write.release()
+    report = engine.enroll({"synth-0003": photos["synth-0003"][:1], "synth-0004": [_rgb(photos["synth-0004"][0])]})
+    assert report.enrolled_images == 2 and report.people[1]["images"][0]["image"] == "array 0"
+    assert engine.people() == {"synth-0001": 2, "synth-0003": 1, "synth-0004": 1} and engine.model_version is not None

@@ -40,7 +40,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     straight = create_model("vit-face-test", num_classes=4)
     train_model(straight, x, y, cfg, device=CPU, show_progress=False)
 
-    real_save = train_mod._save_state
+    real_save = train_mod.save_state
 
     def save_then_stop(path, fingerprint, epoch, *args):
         real_save(path, fingerprint, epoch, *args)
@@ -48,12 +48,12 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
             raise KeyboardInterrupt
 
     state = tmp_path / "train-state.pt"
-    monkeypatch.setattr(train_mod, "_save_state", save_then_stop)
+    monkeypatch.setattr(train_mod, "save_state", save_then_stop)
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
         train_model(create_model("vit-face-test", num_classes=4), x, y, cfg, device=CPU, state_path=state,
                     fingerprint="run", show_progress=False)
-    monkeypatch.setattr(train_mod, "_save_state", real_save)
+    monkeypatch.setattr(train_mod, "save_state", real_save)
 
     torch.manual_seed(123)  # a different fresh init: everything must come from the checkpoint
     resumed = create_model("vit-face-test", num_classes=4)

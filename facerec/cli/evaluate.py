@@ -15,6 +15,18 @@ DEFAULT_BENCH_METHODS = "gs-lora,gs-lora-paper,gs-lora++,finetune,grad-ascent,ra
 def add_parsers(sub) -> None:
     p = sub.add_parser("eval", help="evaluate the workspace's model: verification, identification")
     evals = p.add_subparsers(dest="eval_command", metavar="PROTOCOL", required=True)
+    _eval_verification_parser(evals)
+    _eval_identification_parser(evals)
+    _eval_forgetting_parser(evals)
+
+    p = sub.add_parser("bench", help="benchmarks: forgetting protocols with several methods")
+    benches = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    _bench_forgetting_parser(benches)
+    _bench_lfw100_parser(benches)
+
+
+def _eval_verification_parser(evals) -> None:
+    """``facerec eval verification``."""
     q = evals.add_parser("verification", help="LFW 10-fold accuracy, TAR at FAR 1e-3/1e-2, ROC (pairs.txt or .bin)")
     q.add_argument("--pairs", default=None, help="pairs file in LFW pairs.txt format")
     q.add_argument("--root", default=None, help="image root for --pairs")
@@ -30,6 +42,10 @@ def add_parsers(sub) -> None:
     add_face_options(q)
     add_common(q)
     q.set_defaults(func=cmd_eval_verification)
+
+
+def _eval_identification_parser(evals) -> None:
+    """``facerec eval identification``."""
     q = evals.add_parser("identification", help="closed-set rank-1/5 and open-set TPIR at FPIR on a folder dataset")
     q.add_argument("root", metavar="ROOT", help="folder per person (or a .rec file); faces are already crops")
     q.add_argument("--gallery-per-person", type=positive_int, default=1, help="enrolled images per person (default 1)")
@@ -46,6 +62,9 @@ def add_parsers(sub) -> None:
     q.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     q.set_defaults(func=cmd_eval_identification)
 
+
+def _eval_forgetting_parser(evals) -> None:
+    """``facerec eval forgetting``."""
     q = evals.add_parser("forgetting", help="forgetting beyond the head: verification TAR, membership inference, "
                                             "relearning (runs on copies; the workspace is untouched)")
     q.add_argument("names", nargs="+", metavar="NAME", help="the people a request would forget")
@@ -63,8 +82,9 @@ def add_parsers(sub) -> None:
     add_common(q)
     q.set_defaults(func=cmd_eval_forgetting)
 
-    p = sub.add_parser("bench", help="benchmarks: forgetting protocols with several methods")
-    benches = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+
+def _bench_forgetting_parser(benches) -> None:
+    """``facerec bench forgetting``."""
     q = benches.add_parser("forgetting", help="single / continual / few-shot forgetting, methods side by side")
     q.add_argument("--data", default=None, help="folder dataset: fine-tune the shipped model on it and enroll its "
                                                 "training images (kept in OUT/base)")
@@ -95,6 +115,9 @@ def add_parsers(sub) -> None:
     add_common(q)
     q.set_defaults(func=cmd_bench_forgetting)
 
+
+def _bench_lfw100_parser(benches) -> None:
+    """``facerec bench lfw100``."""
     q = benches.add_parser("lfw100", help="build LFW-100: the forgetting benchmark's CASIA-100-style split of LFW")
     q.add_argument("--lfw", required=True, help="LFW folder holding images/ and pairs.txt")
     q.add_argument("--out", required=True, help="new folder for the split (people/, strangers/, split.json)")
@@ -104,7 +127,6 @@ def add_parsers(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
     add_common(q, workspace=False)
     q.set_defaults(func=cmd_bench_lfw100)
-
 
 def cmd_eval_verification(args) -> None:
     from facerec.evaluation.runs import run_verification

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from facerec.cli.args import positive_int
-from facerec.cli.options import add_common, add_face_options, command_pipeline, command_workspace, emit, writing
+from facerec.cli.options import add_common, add_face_options, command_session, command_workspace, emit
 from facerec.cli.reports import describe_enroll, describe_recognition
 from facerec.core.errors import FaceRecError
 
@@ -70,9 +70,9 @@ def add_parsers(sub) -> None:
 def cmd_enroll(args) -> None:
     from facerec.core.progress import progress_bar
     from facerec.core.names import validate_name
-    from facerec.recognition.enrollment import enroll_people
+    from facerec.public import to_dict
     from facerec.recognition.pipeline import folder_people
-    from facerec.recognition.enrollment import enroll_summary, nothing_enrolled
+    from facerec.recognition.enrollment import nothing_enrolled
 
     rejected: list[str] = []
     if args.folder:
@@ -83,67 +83,52 @@ def cmd_enroll(args) -> None:
     else:
         if not args.name or not args.images:
             raise FaceRecError("usage: facerec enroll NAME IMAGE... or facerec enroll --folder ROOT")
-        people = {validate_name(args.name): args.images}  # before anything is written
-    with writing(args, seed=True):
-        pipe = command_pipeline(args)
-        total = sum(len(v) for v in people.values())
-        with progress_bar(total, "enroll", enabled=not args.quiet, unit="img") as bar:
-            reports = enroll_people(pipe, people, progress=bar.update, multi_face=args.multi_face)
-    report, problems = enroll_summary(reports, rejected)
-    emit(args, report, describe_enroll(report, problems))
+        people = {validate_name(args.name): args.images}
+    with progress_bar(sum(len(v) for v in people.values()), "enroll", enabled=not args.quiet, unit="img") as bar:
+        report = to_dict(command_session(args).enroll(people, multi_face=args.multi_face, progress=bar.update,
+                                                      rejected=rejected))
+    emit(args, report, describe_enroll(report))
     if (error := nothing_enrolled(report)) is not None:
         raise error
 
 
 def cmd_recognize(args) -> None:
     from facerec.core.progress import progress_bar
-    from facerec.recognition.pipeline import recognize
+    from facerec.public import to_dict
 
     if args.folder:
-        from facerec.recognition.pipeline import evaluate_recognition, folder_people
+        from facerec.recognition.pipeline import folder_people
 
         if args.images:
             raise FaceRecError("give either IMAGE... or --folder ROOT, not both")
         people = folder_people(args.folder, split_part=args.split, workspace=command_workspace(args) if args.split else None)
-        pipe = command_pipeline(args, read_only=True)
         with progress_bar(sum(map(len, people.values())), "recognize", enabled=not args.quiet, unit="img") as bar:
-            r = evaluate_recognition(pipe, people, progress=bar.update)
+            r = command_session(args).evaluate(people, progress=bar.update)
         emit(args, r, f"rank-1 {r['rank1']:.3f}, unknown {r['unknown_rate']:.3f} over {r['images']} images "
                        f"(threshold {r['threshold']:.3f}; {r['no_face']} without a face)")
         return
     if not args.images:
         raise FaceRecError("give IMAGE... or --folder ROOT")
-    pipe = command_pipeline(args, read_only=True)
     with progress_bar(len(args.images), "recognize", enabled=not args.quiet, unit="img") as bar:
-        report = recognize(pipe, args.images, top_k=args.top_k, progress=bar.update)
+        report = to_dict(command_session(args).recognize(args.images, top_k=args.top_k, progress=bar.update))
     emit(args, report, describe_recognition(report))
 
 
 def cmd_verify(args) -> None:
-    from facerec.recognition.pipeline import verify
+    from facerec.public import to_dict
 
-    r = verify(command_pipeline(args, read_only=True), args.image_a, args.image_b)
+    r = to_dict(command_session(args).verify(args.image_a, args.image_b))
     emit(args, r, f"{'same person' if r['same'] else 'different people'}: score {r['score']:.3f}, threshold {r['threshold']:.3f}")
 
 
 def cmd_people(args) -> None:
-    from facerec.workspace.writer import enrolled_people
-    from facerec.workspace.workspace import Workspace, resolve_workspace_path
-
-    root = resolve_workspace_path(args.workspace)
-    Workspace(root).manifest()  # a missing or newer workspace is an error, not "no one"
-    people = enrolled_people(root)  # which finishes an interrupted forget first
+    people = command_session(args).people()
     emit(args, {"people": people, "count": len(people)},
           "\n".join(f"{n}\t{c}" for n, c in people.items()) or "no one is enrolled")
 
 
 def cmd_remove(args) -> None:
-    from facerec.core.names import validate_name
-    from facerec.recognition.enrollment import remove
-
-    validate_name(args.name)
-    with writing(args):
-        r = remove(command_pipeline(args), args.name)
+    r = command_session(args).remove(args.name)
     human = f"removed {r['name']}: {r['vectors_removed']} vector(s), {r['crops_removed']} crop(s)"
     if r["still_in_model"]:
         human += (f"\nnote: the model was trained on {r['name']} and still knows them; to erase them from the "
@@ -152,10 +137,7 @@ def cmd_remove(args) -> None:
 
 
 def cmd_reindex(args) -> None:
-    from facerec.recognition.enrollment import reindex
-
-    with writing(args, rebuilding=True):
-        r = reindex(command_pipeline(args), restore_quarantined=args.restore_quarantined)
+    r = command_session(args).reindex(restore_quarantined=args.restore_quarantined)
     emit(args, r, f"re-embedded {r['vectors']} stored crop(s) of {r['people']} people with model {r['model_version']}"
                    + (f"; {r['restored_from_quarantine']} restored from quarantine" if r["restored_from_quarantine"] else "")
                    + (f"; skipped {len(r['skipped'])} unreadable crop(s)" if r["skipped"] else "")
@@ -165,17 +147,15 @@ def cmd_reindex(args) -> None:
 
 def cmd_calibrate(args) -> None:
     from facerec.core.progress import progress_bar
-    from facerec.recognition.calibration import calibrate
 
     if bool(args.pairs) != bool(args.root):
         raise FaceRecError("--pairs and --root go together")
     if args.pairs and args.strangers:
         raise FaceRecError("--strangers calibrates against the gallery; --pairs without one: choose one")
-    with writing(args, seed=True):
-        with progress_bar(None, "calibrate", enabled=not args.quiet and bool(args.pairs or args.strangers),
-                          unit="img") as bar:
-            r = calibrate(command_pipeline(args), far=args.far, pairs_file=args.pairs, root=args.root,
-                          strangers=args.strangers, progress=bar.update)
+    with progress_bar(None, "calibrate", enabled=not args.quiet and bool(args.pairs or args.strangers),
+                      unit="img") as bar:
+        r = command_session(args).calibrate(args.far, pairs=args.pairs, root=args.root, strangers=args.strangers,
+                                            progress=bar.update)
     impostors = (f"{r['stranger_photos']} stranger photos searched against the gallery" if "stranger_photos" in r
                  else f"{r['impostor_pairs']} impostor pairs")
     human = (f"threshold {r['threshold']:.4f} at FAR {r['far']:.2e} (target {r['far_target']:g}); "

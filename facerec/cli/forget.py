@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from facerec.cli.args import positive_int
-from facerec.cli.options import add_common, add_face_options, command_workspace, emit, writing
+from facerec.cli.options import add_common, add_face_options, command_session, command_workspace, emit
 from facerec.cli.reports import describe_forget
 from facerec.core.errors import FaceRecError
 
@@ -45,11 +45,7 @@ def cmd_forget(args) -> None:
         raise FaceRecError("usage: facerec forget NAME... (or facerec forget --ledger)")
     if args.recognizer:
         raise FaceRecError("forget changes the workspace's own model; --recognizer is for enroll, recognize and eval")
-    from forgetting.request import run_request  # torch and the model: not for the ledger
-
-    request = forget_request(args)
-    with writing(args, seed=True) as ws:
-        r = run_request(ws, request, device=args.device, show_progress=not args.quiet)
+    r = command_session(args).forget(forget_request(args), show_progress=not args.quiet)
     emit(args, r, describe_forget(r))
 
 

@@ -57,15 +57,18 @@ def add_face_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
 
 
-def command_pipeline(args, read_only: bool = False):
-    from facerec.recognition.pipeline import FacePipeline
-    from facerec.workspace.workspace import Workspace, resolve_workspace_path
+def command_session(args):
+    """The :class:`facerec.public.Session` a command works through: its workspace and face options."""
+    from facerec.public.session import Session
 
-    settle(args)
     detector = "aligned" if getattr(args, "aligned", False) else getattr(args, "detector", "aligned")
-    return FacePipeline(Workspace(resolve_workspace_path(args.workspace)), detector=detector,
-                        device=getattr(args, "device", None), recognizer=getattr(args, "recognizer", None),
-                        read_only=read_only)
+    return Session(args.workspace, detector=detector, device=getattr(args, "device", None),
+                   recognizer=getattr(args, "recognizer", None))
+
+
+def command_pipeline(args, read_only: bool = False):
+    """The command's pipeline (``Session.pipeline``), for the evaluation commands' runs."""
+    return command_session(args).pipeline(read_only=read_only)
 
 
 def command_workspace(args):

@@ -92,9 +92,12 @@ def describe_face_demo(r: dict) -> str:
             f"{r['seconds']:.1f} s")
 
 
-def describe_enroll(report: dict, problems: list[dict]) -> str:
+def describe_enroll(report: dict) -> str:
+    from facerec.recognition.enrollment import ALREADY_ENROLLED
+
     lines = [f"{r['name']}: {r['enrolled']} image(s) enrolled" for r in report["people"]]
-    lines += [f"  {i['image']}: {i['status']}" for i in problems]
+    lines += [f"  {i['image']}: {i['status']}" for r in report["people"] for i in r["images"]
+              if i["status"] not in ("ok", ALREADY_ENROLLED)]
     lines += [f"  skipped folder {f}" for f in report["rejected_folders"]]
     if report["already_enrolled"]:
         lines.append(f"{report['already_enrolled']} image(s) were already enrolled (same content) and were left "

@@ -6,122 +6,16 @@ size, downscaled with ``INTER_AREA``. Colours are RGB throughout."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from .face_traits import Colour, IdentityTraits, mix, rgb, shade, skin_tone
-
-_SHIFT = 4  # fractional bits of cv2 drawing coordinates: sub-pixel placement
-_ONE = 1 << _SHIFT
-_AA = cv2.LINE_AA
+from .face_canvas import (AA, SHIFT, View, background, ellipse, fill, lines, make_view, photometric, point, points,
+                          random_colour)
+from .face_traits import IdentityTraits, mix, rgb, shade, skin_tone
 
 
-@dataclass
-class _View:
-    """Per-image head placement, pose and expression on the 2x canvas.
-
-    Inner features sit on a sphere-like surface: yaw moves them sideways and
-    foreshortens them while the outline stays put, a cheap 2-D stand-in for a
-    turning head. Roll, scale and translation are applied later as one warp.
-    """
-
-    s: int  # canvas side
-    cx: float  # face centre and half-axes, canvas pixels
-    cy: float
-    ax: float
-    ay: float
-    yaw: float  # radians
-    pitch: float
-    smile: float  # -0.5 frown .. 1 smile
-    mouth_open: float
-    brow_raise: float
-    eye_open: float  # below 0.2 is a blink
-    gaze: float
-
-    def pt(self, u: float, v: float, depth: float = 1.0) -> tuple[float, float]:
-        """Canvas position of face point (u, v); ``depth`` > 1 sticks out (nose)."""
-        a = math.asin(min(0.99, max(-0.99, u))) + self.yaw * depth
-        return self.cx + self.ax * math.sin(a), self.cy + self.ay * (v + 0.3 * self.pitch * depth)
-
-    def xscale(self, u: float) -> float:
-        """Horizontal foreshortening of a feature at ``u`` under the current yaw."""
-        a = math.asin(min(0.99, max(-0.99, u)))
-        return max(0.3, math.cos(a + self.yaw) / math.cos(a))
-
-    def px(self, frac: float) -> int:
-        """Line thickness in whole pixels for a fraction of the canvas."""
-        return max(1, round(frac * self.s))
-
-
-# Thin wrappers: every primitive is anti-aliased and placed with sub-pixel precision.
-def _p(pt: tuple[float, float]) -> tuple[int, int]:
-    return round(pt[0] * _ONE), round(pt[1] * _ONE)
-
-
-def _arr(pts) -> np.ndarray:
-    return np.round(np.asarray(pts, np.float64) * _ONE).astype(np.int32)
-
-
-def _ellipse(img, c, ax, ay, colour, angle=0.0, thick=-1, start=0, end=360) -> None:
-    axes = (max(1, round(ax * _ONE)), max(1, round(ay * _ONE)))
-    cv2.ellipse(img, _p(c), axes, angle, start, end, colour, thick, _AA, _SHIFT)
-
-
-def _fill(img, pts, colour) -> None:
-    cv2.fillPoly(img, [_arr(pts)], colour, _AA, _SHIFT)
-
-
-def _lines(img, pts, colour, thick: int) -> None:
-    cv2.polylines(img, [_arr(pts)], False, colour, thick, _AA, _SHIFT)
-
-
-def _rand_colour(rng: np.random.Generator, lo=0.0, hi=255.0, chroma=255.0) -> Colour:
-    """Random colour; a small ``chroma`` keeps it near grey (muted, realistic)."""
-    return rgb(rng.uniform(lo, hi) + rng.uniform(-chroma, chroma, 3) / 2)
-
-
-def _background(rng: np.random.Generator, s: int) -> np.ndarray:
-    """Solid, gradient, low-frequency texture or blurred clutter, in muted colours."""
-    kind = rng.choice(4, p=[0.35, 0.35, 0.15, 0.15])
-    a = np.array(_rand_colour(rng, 30, 225, 90), np.float32)
-    if kind == 0:
-        return np.tile(a.astype(np.uint8), (s, s, 1))
-    if kind == 1:
-        b = np.array(_rand_colour(rng, 30, 225, 90), np.float32)
-        t = np.linspace(0, 1, s, dtype=np.float32)[:, None, None]
-        img = np.repeat((a * (1 - t) + b * t).astype(np.uint8), s, axis=1)
-        return img if rng.random() < 0.5 else np.ascontiguousarray(img.transpose(1, 0, 2))
-    if kind == 2:
-        n = int(rng.integers(3, 10))
-        low = a + (rng.random((n, n, 3)).astype(np.float32) - 0.5) * 80
-        img = cv2.resize(low, (s, s), interpolation=cv2.INTER_CUBIC)
-        return np.clip(img, 0, 255).astype(np.uint8)
-    img = np.tile(a.astype(np.uint8), (s, s, 1))
-    for _ in range(int(rng.integers(3, 8))):
-        x, y = rng.uniform(0, s, 2)
-        w, h = rng.uniform(0.05, 0.4, 2) * s
-        colour = _rand_colour(rng, 30, 225, 120)
-        if rng.random() < 0.5:
-            _fill(img, [(x, y), (x + w, y), (x + w, y + h), (x, y + h)], colour)
-        else:
-            _ellipse(img, (x, y), w / 2, h / 2, colour)
-    return cv2.GaussianBlur(img, (0, 0), s / 80)  # defocused, like a real backdrop
-
-
-def _make_view(t: IdentityTraits, rng: np.random.Generator, s: int) -> _View:
-    return _View(
-        s=s, cx=s / 2, cy=s * 0.52, ax=t.face_w * s, ay=t.face_h * s,
-        yaw=rng.uniform(-0.3, 0.3), pitch=rng.uniform(-0.2, 0.2), smile=rng.uniform(-0.5, 1.0),
-        mouth_open=rng.uniform(0.2, 1) if rng.random() < 0.25 else 0.0,
-        brow_raise=rng.uniform(-0.03, 0.06),
-        eye_open=0.05 if rng.random() < 0.04 else rng.uniform(0.7, 1.1),
-        gaze=rng.uniform(-1, 1),
-    )
-
-
-def _outline(t: IdentityTraits, v: _View, grow: float = 1.0) -> np.ndarray:
+def _outline(t: IdentityTraits, v: View, grow: float = 1.0) -> np.ndarray:
     """Face contour: an ellipse whose lower half narrows to the jaw and chin."""
     th = np.linspace(0, 2 * np.pi, 56, endpoint=False)
     low = np.clip(np.sin(th), 0, 1)  # 0 on the upper half, 1 at the chin
@@ -131,21 +25,21 @@ def _outline(t: IdentityTraits, v: _View, grow: float = 1.0) -> np.ndarray:
     return np.stack([cx + grow * v.ax * x, v.cy + grow * v.ay * y], 1)
 
 
-def _hair_back(img, t: IdentityTraits, v: _View) -> None:
+def _hair_back(img, t: IdentityTraits, v: View) -> None:
     """Hair that sits behind the head (long, curly volume, bun)."""
     c, ax, ay = t.hair, v.ax, v.ay
     if t.hair_style == "long":
         th = np.linspace(np.pi, 2 * np.pi, 20)
         arc = np.stack([v.cx + 1.14 * ax * np.cos(th), v.cy - 0.05 * ay + 1.1 * ay * np.sin(th)], 1)
         bottom = [(v.cx + 1.22 * ax, v.cy + 1.2 * ay), (v.cx - 1.22 * ax, v.cy + 1.2 * ay)]
-        _fill(img, np.vstack([arc, bottom]), c)
+        fill(img, np.vstack([arc, bottom]), c)
     elif t.hair_style == "curly":
-        _ellipse(img, (v.cx, v.cy - 0.2 * ay), 1.3 * ax, 1.05 * ay, c)
+        ellipse(img, (v.cx, v.cy - 0.2 * ay), 1.3 * ax, 1.05 * ay, c)
         for th in np.linspace(np.pi * 0.9, np.pi * 2.1, 13):
             curl = (v.cx + 1.25 * ax * math.cos(th), v.cy - 0.2 * ay + ay * math.sin(th))
-            _ellipse(img, curl, 0.22 * ax, 0.22 * ax, shade(c, 0.85))
+            ellipse(img, curl, 0.22 * ax, 0.22 * ax, shade(c, 0.85))
     elif t.hair_style == "bun":
-        _ellipse(img, (v.cx, v.cy - 1.12 * ay), 0.34 * ax, 0.3 * ax, c)
+        ellipse(img, (v.cx, v.cy - 1.12 * ay), 0.34 * ax, 0.3 * ax, c)
 
 
 def _hair_top(t: IdentityTraits) -> float:
@@ -153,7 +47,7 @@ def _hair_top(t: IdentityTraits) -> float:
     return {"bald": -1.0, "fringe": -0.42}.get(t.hair_style, t.hairline)
 
 
-def _hair_cap(img, t: IdentityTraits, v: _View) -> None:
+def _hair_cap(img, t: IdentityTraits, v: View) -> None:
     """Hair over the crown: outer arc around the skull, inner edge along the hairline."""
     if t.hair_style == "bald":
         return
@@ -170,10 +64,10 @@ def _hair_cap(img, t: IdentityTraits, v: _View) -> None:
             vv += 0.05 * (i % 2)  # jagged bangs
         inner.append(v.pt(0.97 * s, vv, depth=0.5))
     colour = mix(t.hair, t.skin, 0.45) if t.hair_style == "buzz" else t.hair
-    _fill(img, outer + inner, colour)
+    fill(img, outer + inner, colour)
 
 
-def _draw_eye(img, t: IdentityTraits, v: _View, side: int) -> None:
+def _draw_eye(img, t: IdentityTraits, v: View, side: int) -> None:
     u = side * t.eye_spacing
     c = v.pt(u, t.eye_y)
     w = t.eye_size * v.ax * v.xscale(u)
@@ -181,21 +75,21 @@ def _draw_eye(img, t: IdentityTraits, v: _View, side: int) -> None:
     angle = -side * t.eye_tilt
     dark = shade(t.brow_colour, 0.6)
     if t.eyeshadow:  # make-up on the upper lid, partly hidden by the eye itself
-        _ellipse(img, (c[0], c[1] - 0.3 * h), 1.1 * w, 1.3 * h + 0.1 * w, t.eyeshadow, angle,
+        ellipse(img, (c[0], c[1] - 0.3 * h), 1.1 * w, 1.3 * h + 0.1 * w, t.eyeshadow, angle,
                  -1, 180, 360)
     if v.eye_open < 0.2:  # blink: just the closed lid
-        _ellipse(img, c, w, 0.25 * w, dark, angle, v.px(0.008), 0, 180)
+        ellipse(img, c, w, 0.25 * w, dark, angle, v.px(0.008), 0, 180)
         return
-    _ellipse(img, c, w, h, (240, 238, 232), angle)
+    ellipse(img, c, w, h, (240, 238, 232), angle)
     r = 0.52 * t.eye_size * v.ax
     iris = (c[0] + v.gaze * 0.3 * w, c[1])
-    _ellipse(img, iris, r * v.xscale(u), min(r, h * 0.95), t.iris)  # clipped by the lids
-    _ellipse(img, iris, 0.45 * r * v.xscale(u), min(0.45 * r, h * 0.9), (15, 12, 12))
-    _ellipse(img, c, w, h, dark, angle, v.px(t.lash), 180, 360)  # upper lid and lashes
-    _ellipse(img, c, w, h, shade(t.skin, 0.75), angle, 1, 0, 180)
+    ellipse(img, iris, r * v.xscale(u), min(r, h * 0.95), t.iris)  # clipped by the lids
+    ellipse(img, iris, 0.45 * r * v.xscale(u), min(0.45 * r, h * 0.9), (15, 12, 12))
+    ellipse(img, c, w, h, dark, angle, v.px(t.lash), 180, 360)  # upper lid and lashes
+    ellipse(img, c, w, h, shade(t.skin, 0.75), angle, 1, 0, 180)
 
 
-def _draw_brow(img, t: IdentityTraits, v: _View, side: int) -> None:
+def _draw_brow(img, t: IdentityTraits, v: View, side: int) -> None:
     u0 = side * (t.eye_spacing - 0.9 * t.eye_size)
     u1 = side * (t.eye_spacing + 1.2 * t.eye_size)
     base = t.eye_y - t.brow_gap - v.brow_raise
@@ -207,28 +101,28 @@ def _draw_brow(img, t: IdentityTraits, v: _View, side: int) -> None:
         taper = 1.0 - 0.55 * s  # thick inner end, thin tail
         top.append((x, y - half * taper))
         bot.append((x, y + half * taper))
-    _fill(img, top + bot[::-1], t.brow_colour)
+    fill(img, top + bot[::-1], t.brow_colour)
 
 
-def _draw_nose(img, t: IdentityTraits, v: _View) -> None:
+def _draw_nose(img, t: IdentityTraits, v: View) -> None:
     shadow = shade(t.skin, 0.72)
     tip_v = t.eye_y + t.nose_length
     tip = v.pt(0, tip_v, depth=1.35)  # the tip sticks out, so yaw moves it most
     w = t.nose_width * v.ax
-    _lines(img, [v.pt(-0.07, t.eye_y + 0.08, 1.1), v.pt(-0.09, tip_v - 0.12, 1.3)], shadow,
+    lines(img, [v.pt(-0.07, t.eye_y + 0.08, 1.1), v.pt(-0.09, tip_v - 0.12, 1.3)], shadow,
            v.px(0.006))
     if t.nose_shape == 1:  # straight: wings drawn as lines meeting at the tip
         wings = [(tip[0] - w, tip[1] + 0.02 * v.ay), tip, (tip[0] + w, tip[1] + 0.02 * v.ay)]
-        _lines(img, wings, shadow, v.px(0.007))
+        lines(img, wings, shadow, v.px(0.007))
     else:  # button or broad: a rounded tip
         tip_w = w * (0.5 if t.nose_shape == 0 else 0.8)
-        _ellipse(img, tip, tip_w, 0.35 * w, shadow, 0, v.px(0.007), 10, 170)
+        ellipse(img, tip, tip_w, 0.35 * w, shadow, 0, v.px(0.007), 10, 170)
     for side in (-1, 1):
         nostril = (tip[0] + side * 0.55 * w, tip[1] + 0.04 * v.ay)
-        _ellipse(img, nostril, 0.22 * w, 0.12 * w, shade(t.skin, 0.45))
+        ellipse(img, nostril, 0.22 * w, 0.12 * w, shade(t.skin, 0.45))
 
 
-def _draw_mouth(img, t: IdentityTraits, v: _View) -> None:
+def _draw_mouth(img, t: IdentityTraits, v: View) -> None:
     cx, cy = v.pt(0, t.mouth_y, depth=1.1)
     hw = t.mouth_width * v.ax * v.xscale(0)
     lip = t.lip_thickness * v.ay
@@ -240,17 +134,17 @@ def _draw_mouth(img, t: IdentityTraits, v: _View) -> None:
     bow = 1 - 0.3 * np.exp(-(s * 6) ** 2)  # Cupid's bow dip in the upper lip
     upper = np.stack([x, mid - gap / 2 - lip * bulge * bow], 1)
     lower = np.stack([x, mid + gap / 2 + 1.3 * lip * bulge], 1)
-    _fill(img, np.vstack([upper, lower[::-1]]), t.lip)
+    fill(img, np.vstack([upper, lower[::-1]]), t.lip)
     if gap > 0:
         inner_top = np.stack([x, mid - gap / 2 * bulge], 1)
         inner_bot = np.stack([x, mid + gap / 2 * bulge], 1)
-        _fill(img, np.vstack([inner_top, inner_bot[::-1]]), (60, 20, 25))
+        fill(img, np.vstack([inner_top, inner_bot[::-1]]), (60, 20, 25))
         if v.smile > 0.3:  # teeth show in an open smile
-            _fill(img, np.vstack([inner_top, ((inner_top + inner_bot) / 2)[::-1]]), (235, 232, 220))
-    _lines(img, np.stack([x, mid], 1), shade(t.lip, 0.55), v.px(0.005))
+            fill(img, np.vstack([inner_top, ((inner_top + inner_bot) / 2)[::-1]]), (235, 232, 220))
+    lines(img, np.stack([x, mid], 1), shade(t.lip, 0.55), v.px(0.005))
 
 
-def _draw_beard(img, t: IdentityTraits, v: _View) -> None:
+def _draw_beard(img, t: IdentityTraits, v: View) -> None:
     colour = shade(t.hair if t.hair_style != "bald" else t.brow_colour, 0.9)
     if t.beard in ("full", "stubble"):
         jaw = _outline(t, v, 1.01)
@@ -258,7 +152,7 @@ def _draw_beard(img, t: IdentityTraits, v: _View) -> None:
         top = t.mouth_y - 0.12  # upper edge dips from the sideburns to under the nose
         edge = [v.pt(u, top * (1 - abs(u) ** 1.5)) for u in np.linspace(-0.97, 0.97, 13)]
         layer = img.copy() if t.beard == "stubble" else img
-        _fill(layer, np.vstack([jaw, edge]), colour)
+        fill(layer, np.vstack([jaw, edge]), colour)
         if t.beard == "stubble":  # translucent shadow of stubble
             cv2.addWeighted(layer, 0.35, img, 0.65, 0, dst=img)
     if t.beard in ("moustache", "goatee", "full"):
@@ -266,20 +160,20 @@ def _draw_beard(img, t: IdentityTraits, v: _View) -> None:
         pts = [v.pt(s * (t.mouth_width + 0.04), y + 0.05 * abs(s) ** 1.5 - 0.03 * (1 - abs(s)))
                for s in np.linspace(-1, 1, 9)]
         pts += [v.pt(s * t.mouth_width * 0.9, y + 0.08) for s in np.linspace(1, -1, 9)]
-        _fill(img, pts, colour)
+        fill(img, pts, colour)
     if t.beard == "goatee":
-        _ellipse(img, v.pt(0, t.mouth_y + 0.25, 1.1), 0.22 * v.ax, 0.16 * v.ay, colour)
+        ellipse(img, v.pt(0, t.mouth_y + 0.25, 1.1), 0.22 * v.ax, 0.16 * v.ay, colour)
 
 
-def _draw_marks(img, t: IdentityTraits, v: _View) -> None:
+def _draw_marks(img, t: IdentityTraits, v: View) -> None:
     """Freckles, mole, scar and wrinkles: small but persistent identity cues."""
     for u, vv in t.freckles:
-        _ellipse(img, v.pt(u, vv), 0.006 * v.s, 0.006 * v.s, shade(t.skin, 0.75))
+        ellipse(img, v.pt(u, vv), 0.006 * v.s, 0.006 * v.s, shade(t.skin, 0.75))
     if t.mole:
-        _ellipse(img, v.pt(*t.mole), 0.012 * v.s, 0.012 * v.s, shade(t.skin, 0.55))
+        ellipse(img, v.pt(*t.mole), 0.012 * v.s, 0.012 * v.s, shade(t.skin, 0.55))
     if t.scar:
         u, vv, length, slope = t.scar
-        _lines(img, [v.pt(u, vv), v.pt(u + length, vv + slope * length)], (150, 70, 70),
+        lines(img, [v.pt(u, vv), v.pt(u + length, vv + slope * length)], (150, 70, 70),
                v.px(0.008))
     if not t.wrinkles:
         return
@@ -288,16 +182,16 @@ def _draw_marks(img, t: IdentityTraits, v: _View) -> None:
         vv = t.eye_y - t.brow_gap - 0.12 - 0.07 * k
         if vv < _hair_top(t) + 0.08:
             break
-        _lines(img, [v.pt(x, vv + 0.03 * x * x) for x in np.linspace(-0.4, 0.4, 7)], fold,
+        lines(img, [v.pt(x, vv + 0.03 * x * x) for x in np.linspace(-0.4, 0.4, 7)], fold,
                v.px(0.006))
     for side in (-1, 1):  # smile folds from the nose wings past the mouth corners
         nose = (side * (t.nose_width + 0.08), t.eye_y + t.nose_length)
         corner = (side * (t.mouth_width + 0.08), t.mouth_y + 0.06)
         bend = (nose[0] * 0.3 + corner[0] * 0.7 + 0.04 * side, (nose[1] + corner[1]) / 2)
-        _lines(img, [v.pt(*nose), v.pt(*bend), v.pt(*corner)], fold, v.px(0.007))
+        lines(img, [v.pt(*nose), v.pt(*bend), v.pt(*corner)], fold, v.px(0.007))
 
 
-def _draw_glasses(img, t: IdentityTraits, v: _View) -> None:
+def _draw_glasses(img, t: IdentityTraits, v: View) -> None:
     th, colour = v.px(0.009), t.glasses_colour
     inner = []
     for side in (-1, 1):
@@ -305,74 +199,74 @@ def _draw_glasses(img, t: IdentityTraits, v: _View) -> None:
         c = v.pt(u, t.eye_y)
         w, h = 1.55 * t.eye_size * v.ax * v.xscale(u), 1.125 * t.eye_size * v.ax
         if t.glasses == 1:
-            _ellipse(img, c, w, h, colour, 0, th)
+            ellipse(img, c, w, h, colour, 0, th)
         else:
-            cv2.rectangle(img, _p((c[0] - w, c[1] - h)), _p((c[0] + w, c[1] + h)), colour, th,
-                          _AA, _SHIFT)
+            cv2.rectangle(img, point((c[0] - w, c[1] - h)), point((c[0] + w, c[1] + h)), colour, th,
+                          AA, SHIFT)
         inner.append((c[0] - side * w, c[1]))
         temple = (c[0] + side * w, c[1] - 0.3 * h)  # arm runs back to the ear
-        _lines(img, [temple, v.pt(side * 0.99, t.eye_y - 0.05, 0.8)], colour, th)
-    _lines(img, inner, colour, th)  # bridge
+        lines(img, [temple, v.pt(side * 0.99, t.eye_y - 0.05, 0.8)], colour, th)
+    lines(img, inner, colour, th)  # bridge
 
 
-def _draw_occluder(img, v: _View, t: IdentityTraits, rng: np.random.Generator) -> None:
+def _draw_occluder(img, v: View, t: IdentityTraits, rng: np.random.Generator) -> None:
     """Bar, sunglasses, hand or hat; each covers at most ~30% of the face."""
     kind = rng.integers(4)
     if kind == 0:
-        colour = _rand_colour(rng)
+        colour = random_colour(rng)
         if rng.random() < 0.5:  # horizontal band
             h, y = rng.uniform(0.12, 0.2) * v.ay, v.cy + rng.uniform(-0.6, 0.7) * v.ay
             x0 = v.cx + rng.uniform(-1.6, -0.4) * v.ax
             x1 = x0 + 2 * v.ax
-            _fill(img, [(x0, y - h), (x1, y - h), (x1, y + h), (x0, y + h)], colour)
+            fill(img, [(x0, y - h), (x1, y - h), (x1, y + h), (x0, y + h)], colour)
         else:  # vertical band over one side
             w = rng.uniform(0.2, 0.35) * v.ax
             x = v.cx + rng.choice([-1, 1]) * rng.uniform(0.65, 0.95) * v.ax
-            _fill(img, [(x - w, 0), (x + w, 0), (x + w, v.s), (x - w, v.s)], colour)
+            fill(img, [(x - w, 0), (x + w, 0), (x + w, v.s), (x - w, v.s)], colour)
     elif kind == 1:  # sunglasses
-        dark = _rand_colour(rng, 0, 50)
+        dark = random_colour(rng, 0, 50)
         pts = [v.pt(side * t.eye_spacing, t.eye_y) for side in (-1, 1)]
         for c, side in zip(pts, (-1, 1)):
             w = 1.7 * t.eye_size * v.ax * v.xscale(side * t.eye_spacing)
-            _ellipse(img, c, w, 0.2 * v.ay, dark)
-        _lines(img, pts, dark, v.px(0.02))
+            ellipse(img, c, w, 0.2 * v.ay, dark)
+        lines(img, pts, dark, v.px(0.02))
     elif kind == 2:  # a hand resting against the lower face, of any skin tone
         skin = rgb(skin_tone(rng.uniform(0, 2.99)))
         side = rng.choice([-1, 1])
         c = (v.cx + side * rng.uniform(0.3, 0.8) * v.ax, v.cy + rng.uniform(0.55, 0.9) * v.ay)
         palm = (c[0], c[1] + 0.35 * v.ay)
-        _ellipse(img, palm, 0.36 * v.ax, 0.36 * v.ay, skin, rng.uniform(-30, 30))
+        ellipse(img, palm, 0.36 * v.ax, 0.36 * v.ay, skin, rng.uniform(-30, 30))
         for i in range(4):
             finger = (c[0] + (i - 1.5) * 0.17 * v.ax, c[1] - 0.05 * v.ay)
-            _ellipse(img, finger, 0.08 * v.ax, 0.28 * v.ay, shade(skin, 0.97 - 0.03 * i))
+            ellipse(img, finger, 0.08 * v.ax, 0.28 * v.ay, shade(skin, 0.97 - 0.03 * i))
     else:  # hat: crown over the hair plus a brim at the forehead
-        colour = _rand_colour(rng)
+        colour = random_colour(rng)
         top = v.cy - rng.uniform(0.5, 0.62) * v.ay
-        _ellipse(img, (v.cx, top), 1.1 * v.ax, 0.75 * v.ay, colour, 0, -1, 180, 360)
-        _ellipse(img, (v.cx, top), 1.35 * v.ax, 0.13 * v.ay, shade(colour, 0.8))
+        ellipse(img, (v.cx, top), 1.1 * v.ax, 0.75 * v.ay, colour, 0, -1, 180, 360)
+        ellipse(img, (v.cx, top), 1.35 * v.ax, 0.13 * v.ay, shade(colour, 0.8))
 
 
-def _draw_head(img, t: IdentityTraits, v: _View, rng: np.random.Generator) -> None:
+def _draw_head(img, t: IdentityTraits, v: View, rng: np.random.Generator) -> None:
     """Paint hair, neck, clothing, ears, face and features back to front."""
     s = v.s
     _hair_back(img, t, v)
-    _fill(img, [(v.cx - 0.45 * v.ax, v.cy), (v.cx + 0.45 * v.ax, v.cy),
+    fill(img, [(v.cx - 0.45 * v.ax, v.cy), (v.cx + 0.45 * v.ax, v.cy),
                 (v.cx + 0.5 * v.ax, s), (v.cx - 0.5 * v.ax, s)], shade(t.skin, 0.82))
     # Clothing changes from photo to photo, so it is a nuisance, not a trait.
-    _ellipse(img, (v.cx, s * 1.14), s * rng.uniform(0.42, 0.55), s * 0.22,
-             _rand_colour(rng, 30, 220, 140))
+    ellipse(img, (v.cx, s * 1.14), s * rng.uniform(0.42, 0.55), s * 0.22,
+             random_colour(rng, 30, 220, 140))
     for side in (-1, 1):
         vis = min(1.3, max(0.35, 1 - 1.5 * side * v.yaw))  # the far ear turns away
         ear = (v.cx + side * 0.95 * v.ax - 0.15 * v.yaw * v.ax, v.cy + v.ay * (t.eye_y + 0.2))
-        _ellipse(img, ear, 0.16 * v.ax * vis, t.ear_size * v.ay, shade(t.skin, 0.92))
+        ellipse(img, ear, 0.16 * v.ax * vis, t.ear_size * v.ay, shade(t.skin, 0.92))
         if t.earrings:
             lobe = (ear[0], ear[1] + t.ear_size * v.ay * 1.15)
-            _ellipse(img, lobe, 0.06 * v.ax, 0.06 * v.ax, t.earrings, 0, v.px(0.012))
+            ellipse(img, lobe, 0.06 * v.ax, 0.06 * v.ax, t.earrings, 0, v.px(0.012))
     face = _outline(t, v)
-    _fill(img, face, t.skin)
-    cv2.polylines(img, [_arr(face)], True, shade(t.skin, 0.85), v.px(0.012), _AA, _SHIFT)
+    fill(img, face, t.skin)
+    cv2.polylines(img, [points(face)], True, shade(t.skin, 0.85), v.px(0.012), AA, SHIFT)
     for side in (-1, 1):  # cheek colour gives the flat face some volume
-        _ellipse(img, v.pt(side * 0.55, 0.2), 0.2 * v.ax, 0.12 * v.ay,
+        ellipse(img, v.pt(side * 0.55, 0.2), 0.2 * v.ax, 0.12 * v.ay,
                  mix(t.skin, t.lip, t.blush))
     _hair_cap(img, t, v)
     _draw_marks(img, t, v)
@@ -385,23 +279,6 @@ def _draw_head(img, t: IdentityTraits, v: _View, rng: np.random.Generator) -> No
     _draw_mouth(img, t, v)
     if t.glasses:
         _draw_glasses(img, t, v)
-
-
-def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Directional light, exposure, contrast, colour cast, blur and sensor noise."""
-    n = img.shape[0]
-    theta, strength = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.25)
-    gain, contrast = rng.uniform(0.85, 1.12), rng.uniform(0.88, 1.12)
-    cast = rng.uniform(0.95, 1.05, 3).astype(np.float32) * np.float32(gain)
-    ramp = np.linspace(-1, 1, n, dtype=np.float32)
-    light = 1 + strength * (np.cos(theta) * ramp[None, :] + np.sin(theta) * ramp[:, None])
-    # ((x * light - 128) * contrast + 128) * gain * cast, folded into one multiply-add.
-    f = img * (light[:, :, None] * np.float32(contrast) * cast) \
-        + np.float32(128 * (1 - contrast)) * cast
-    if rng.random() < 0.25:
-        f = cv2.GaussianBlur(f, (0, 0), rng.uniform(0.4, 1.3) * n / 112)
-    f += rng.standard_normal(f.shape, dtype=np.float32) * rng.uniform(0, 6)
-    return np.clip(f + 0.5, 0, 255).astype(np.uint8)
 
 
 def render_face(traits: IdentityTraits, rng: np.random.Generator, size: int = 112) -> np.ndarray:
@@ -422,8 +299,8 @@ def render_face(traits: IdentityTraits, rng: np.random.Generator, size: int = 11
     if size < 32:
         raise ValueError(f"size must be >= 32, got {size}")
     s = 2 * size  # supersampled canvas; INTER_AREA downscaling smooths the edges
-    img = _background(rng, s)
-    view = _make_view(traits, rng, s)
+    img = background(rng, s)
+    view = make_view(traits, rng, s)
     _draw_head(img, traits, view, rng)
     if rng.random() < 0.2:
         _draw_occluder(img, view, traits, rng)
@@ -433,4 +310,4 @@ def render_face(traits: IdentityTraits, rng: np.random.Generator, size: int = 11
     m[:, 2] += rng.uniform(-0.025, 0.025, 2) * s
     img = cv2.warpAffine(img, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-    return _photometric(img, rng)
+    return photometric(img, rng)

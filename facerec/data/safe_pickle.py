@@ -97,152 +97,168 @@ def loads(data: bytes | memoryview, copy_budget: int | None = None):
     Raises:
         PickleRefused: malformed, not data only, or over a limit.
     """
-    r = _Reader(data, copy_budget if copy_budget is not None else 2 * len(data) + (1 << 20))
-    stack: list = []
-    marks: list[int] = []
-    memo: dict[int, object] = {}
+    machine = _Machine(_Reader(data, copy_budget if copy_budget is not None else 2 * len(data) + (1 << 20)))
+    for _ in range(MAX_OPS):
+        op = machine.r.take(1).tobytes()
+        if op == b".":  # STOP
+            return machine.result()
+        step = _STEPS.get(op)
+        if step is None:
+            raise PickleRefused(f"opcode {op!r} at byte {machine.r.pos - 1} is not allowed in a data-only pickle")
+        step(machine, op)
+    raise PickleRefused(f"more than {MAX_OPS:,} pickle opcodes")
 
-    def pop_mark() -> list:
-        if not marks:
+
+class _Machine:
+    """The pickle machine's stack, marks and memo, with one method per family of opcodes (the
+    opcodes and their arguments as ``pickletools`` documents them); anything else is refused."""
+
+    def __init__(self, reader: _Reader):
+        self.r, self.stack, self.marks, self.memo = reader, [], [], {}
+
+    def result(self):
+        if len(self.stack) != 1 or self.marks:
+            raise PickleRefused("the pickle does not end with exactly one object")
+        return self.stack[0]
+
+    def pop_mark(self) -> list:
+        if not self.marks:
             raise PickleRefused("no MARK on the stack")
-        start = marks.pop()
-        items = stack[start:]
-        del stack[start:]
+        start = self.marks.pop()
+        items = self.stack[start:]
+        del self.stack[start:]
         return items
 
-    def pop():
-        if len(stack) <= (marks[-1] if marks else 0):
+    def pop(self):
+        if len(self.stack) <= (self.marks[-1] if self.marks else 0):
             raise PickleRefused("stack underflow")
-        return stack.pop()
+        return self.stack.pop()
 
-    def put(index: int) -> None:
-        if not stack:
-            raise PickleRefused("memo write from an empty stack")
-        if index not in memo and len(memo) >= MAX_MEMO:
-            raise PickleRefused(f"more than {MAX_MEMO:,} memo entries")
-        memo[index] = stack[-1]
-
-    def get(index: int) -> None:
-        if index not in memo:
-            raise PickleRefused(f"memo entry {index} was never written")
-        stack.append(memo[index])
-
-    for _ in range(MAX_OPS):
-        op = r.take(1).tobytes()
-        if op == b".":  # STOP
-            if len(stack) != 1 or marks:
-                raise PickleRefused("the pickle does not end with exactly one object")
-            return stack[0]
-        elif op == b"\x80":  # PROTO
-            if r.unpack("<B") > 5:
+    def control(self, op: bytes) -> None:
+        if op == b"\x80":  # PROTO
+            if self.r.unpack("<B") > 5:
                 raise PickleRefused("unsupported pickle protocol")
         elif op == b"\x95":  # FRAME (framing is only a hint; the data is all in memory)
-            r.unpack("<Q")
+            self.r.unpack("<Q")
         elif op == b"(":
-            marks.append(len(stack))
+            self.marks.append(len(self.stack))
         elif op == b"0":
-            pop()
+            self.pop()
         elif op == b"1":
-            pop_mark()
-        elif op == b"2":
-            if not stack:
+            self.pop_mark()
+        else:  # DUP
+            if not self.stack:
                 raise PickleRefused("stack underflow")
-            stack.append(stack[-1])
-        elif op in (b"N", b"\x88", b"\x89"):
-            stack.append({b"N": None, b"\x88": True, b"\x89": False}[op])
+            self.stack.append(self.stack[-1])
+
+    def number(self, op: bytes) -> None:
+        r = self.r
+        if op in (b"N", b"\x88", b"\x89"):
+            value = {b"N": None, b"\x88": True, b"\x89": False}[op]
         elif op == b"I":
             text = r.line()
-            stack.append(True if text == b"01" else False if text == b"00" else _int(text))
-        elif op == b"J":
-            stack.append(r.unpack("<i"))
-        elif op == b"K":
-            stack.append(r.unpack("<B"))
-        elif op == b"M":
-            stack.append(r.unpack("<H"))
+            value = True if text == b"01" else False if text == b"00" else _int(text)
+        elif op in (b"J", b"K", b"M", b"G"):
+            value = r.unpack({b"J": "<i", b"K": "<B", b"M": "<H", b"G": ">d"}[op])
         elif op == b"L":
-            stack.append(_int(r.line().rstrip(b"L")))
-        elif op in (b"\x8a", b"\x8b"):  # LONG1, LONG4
+            value = _int(r.line().rstrip(b"L"))
+        elif op == b"F":
+            value = _float(r.line())
+        else:  # LONG1, LONG4
             n = r.unpack("<B" if op == b"\x8a" else "<i")
             if n > MAX_LONG_BYTES:
                 raise PickleRefused("integer too long")
-            stack.append(int.from_bytes(r.take(n), "little", signed=True))
-        elif op == b"F":
-            stack.append(_float(r.line()))
-        elif op == b"G":
-            stack.append(r.unpack(">d"))
-        elif op == b"S":  # protocol-0 string: a quoted repr, escapes decoded (encoding="bytes")
+            value = int.from_bytes(r.take(n), "little", signed=True)
+        self.stack.append(value)
+
+    def string(self, op: bytes) -> None:
+        r = self.r
+        if op == b"S":  # protocol-0 string: a quoted repr, escapes decoded (encoding="bytes")
             text = r.line()
             if len(text) < 2 or text[:1] != text[-1:] or text[:1] not in (b"'", b'"'):
                 raise PickleRefused("malformed STRING argument")
             r.charge(len(text))
-            stack.append(memoryview(_escape_decode(text[1:-1])))
-        elif op in (b"T", b"U", b"B", b"C", b"\x8e"):  # BINSTRING, SHORT_BINSTRING, BINBYTES, SHORT_BINBYTES, BINBYTES8
-            fmt = {b"T": "<i", b"U": "<B", b"B": "<I", b"C": "<B", b"\x8e": "<Q"}[op]
-            stack.append(r.take(r.unpack(fmt)))
+            value = memoryview(_escape_decode(text[1:-1]))
         elif op == b"\x96":  # BYTEARRAY8
             raw = r.take(r.unpack("<Q"))
             r.charge(len(raw))
-            stack.append(bytearray(raw))
+            value = bytearray(raw)
         elif op == b"V":
             text = r.line()
             r.charge(len(text))
-            stack.append(_unicode_escape(text))
+            value = _unicode_escape(text)
         elif op in (b"X", b"\x8c", b"\x8d"):  # BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
-            stack.append(r.text(r.take(r.unpack({b"X": "<I", b"\x8c": "<B", b"\x8d": "<Q"}[op]))))
-        elif op == b"]":
+            value = r.text(r.take(r.unpack({b"X": "<I", b"\x8c": "<B", b"\x8d": "<Q"}[op])))
+        else:  # BINSTRING, SHORT_BINSTRING, BINBYTES, SHORT_BINBYTES, BINBYTES8: views, not copies
+            value = r.take(r.unpack({b"T": "<i", b"U": "<B", b"B": "<I", b"C": "<B", b"\x8e": "<Q"}[op]))
+        self.stack.append(value)
+
+    def container(self, op: bytes) -> None:
+        stack = self.stack
+        if op == b"]":
             stack.append([])
-        elif op == b"a":
-            item = pop()
-            _append(stack, [item])
-        elif op == b"e":
-            items = pop_mark()
-            _append(stack, items)
-        elif op == b"l":
-            stack.append(pop_mark())
         elif op == b")":
             stack.append(())
+        elif op == b"a":
+            item = self.pop()
+            _append(stack, [item])
+        elif op == b"e":
+            _append(stack, self.pop_mark())
+        elif op == b"l":
+            stack.append(self.pop_mark())
         elif op == b"t":
-            stack.append(tuple(pop_mark()))
-        elif op in (b"\x85", b"\x86", b"\x87"):
+            stack.append(tuple(self.pop_mark()))
+        else:  # TUPLE1, TUPLE2, TUPLE3
             n = op[0] - 0x84
-            if len(stack) - (marks[-1] if marks else 0) < n:
+            if len(stack) - (self.marks[-1] if self.marks else 0) < n:
                 raise PickleRefused("stack underflow")
             items = tuple(stack[-n:])
             del stack[-n:]
             stack.append(items)
-        elif op == b"p":
-            put(_int(r.line()))
-        elif op == b"q":
-            put(r.unpack("<B"))
-        elif op == b"r":
-            put(r.unpack("<I"))
-        elif op == b"\x94":  # MEMOIZE
-            put(len(memo))
-        elif op == b"g":
-            get(_int(r.line()))
-        elif op == b"h":
-            get(r.unpack("<B"))
-        elif op == b"j":
-            get(r.unpack("<I"))
-        elif op == b"c":
-            module, name = r.line().decode("ascii", "replace"), r.line().decode("ascii", "replace")
-            stack.append(_resolve(module, name))
+
+    def memo_op(self, op: bytes) -> None:
+        r = self.r
+        if op in (b"p", b"q", b"r", b"\x94"):  # PUT, BINPUT, LONG_BINPUT, MEMOIZE
+            index = {b"p": lambda: _int(r.line()), b"q": lambda: r.unpack("<B"), b"r": lambda: r.unpack("<I"),
+                     b"\x94": lambda: len(self.memo)}[op]()
+            if not self.stack:
+                raise PickleRefused("memo write from an empty stack")
+            if index not in self.memo and len(self.memo) >= MAX_MEMO:
+                raise PickleRefused(f"more than {MAX_MEMO:,} memo entries")
+            self.memo[index] = self.stack[-1]
+        else:  # GET, BINGET, LONG_BINGET
+            index = _int(r.line()) if op == b"g" else r.unpack("<B" if op == b"h" else "<I")
+            if index not in self.memo:
+                raise PickleRefused(f"memo entry {index} was never written")
+            self.stack.append(self.memo[index])
+
+    def objects(self, op: bytes) -> None:
+        if op == b"c":  # GLOBAL
+            module, name = self.r.line().decode("ascii", "replace"), self.r.line().decode("ascii", "replace")
+            self.stack.append(_resolve(module, name))
         elif op == b"\x93":  # STACK_GLOBAL
-            name, module = pop(), pop()
+            name, module = self.pop(), self.pop()
             if not isinstance(module, str) or not isinstance(name, str):
                 raise PickleRefused("STACK_GLOBAL needs two strings")
-            stack.append(_resolve(module, name))
+            self.stack.append(_resolve(module, name))
         elif op == b"R":  # REDUCE
-            args, func = pop(), pop()
-            stack.append(_call(r, func, args))
-        elif op == b"b":  # BUILD
-            state = pop()
-            if not stack:
+            args, func = self.pop(), self.pop()
+            self.stack.append(_call(self.r, func, args))
+        else:  # BUILD
+            state = self.pop()
+            if not self.stack:
                 raise PickleRefused("stack underflow")
-            _build(stack[-1], state)
-        else:
-            raise PickleRefused(f"opcode {op!r} at byte {r.pos - 1} is not allowed in a data-only pickle")
-    raise PickleRefused(f"more than {MAX_OPS:,} pickle opcodes")
+            _build(self.stack[-1], state)
+
+
+_STEPS = {op: step for ops, step in (
+    (b"\x80\x95(012", _Machine.control),
+    (b"N\x88\x89IJKMLFG\x8a\x8b", _Machine.number),
+    (b"STUBC\x8e\x96VX\x8c\x8d", _Machine.string),
+    (b"]ael)t\x85\x86\x87", _Machine.container),
+    (b"pqr\x94ghj", _Machine.memo_op),
+    (b"c\x93Rb", _Machine.objects),
+) for op in (bytes([o]) for o in ops)}
 
 
 def _int(text: bytes) -> int:

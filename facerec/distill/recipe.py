@@ -30,7 +30,7 @@ from ..data.split import Split, make_split
 from ..data.transforms import to_tensor, train_augmentation
 from ..models import MARGINS
 from facerec.core.progress import progress_bar
-from facerec.training.trainer import _load_state, _save_state, _seed_for, optimizer_and_schedule
+from facerec.training.trainer import epoch_seed, load_state, optimizer_and_schedule, optimizer_step, save_state
 from .loss import cosine_loss, relational_loss
 
 
@@ -168,7 +168,7 @@ def distill(model, data: DistillData, cfg: DistillConfig, *, device: torch.devic
     steps = len(data.images) // cfg.batch_size
     optimizer, scheduler = optimizer_and_schedule(model, cfg, steps)
     run = fingerprint(cfg, data)
-    start = _load_state(state_path, run, model, optimizer, scheduler)
+    start = load_state(state_path, run, model, optimizer, scheduler)
     targets = torch.from_numpy(data.targets)
     targets_flip = torch.from_numpy(data.targets_flip)
     labels = torch.from_numpy(data.labels)
@@ -178,7 +178,7 @@ def distill(model, data: DistillData, cfg: DistillConfig, *, device: torch.devic
     bar = progress_bar(cfg.epochs * steps, "distil", enabled=show_progress, unit="step")
     bar.update(start * steps)
     for epoch in range(start, cfg.epochs):
-        seed = _seed_for(cfg.seed, epoch)
+        seed = epoch_seed(cfg.seed, epoch)
         torch.manual_seed(seed)
         transform.set_random_seed(seed)
         flips = np.random.default_rng(seed).random(len(data.images)) < 0.5
@@ -204,11 +204,7 @@ def distill(model, data: DistillData, cfg: DistillConfig, *, device: torch.devic
             parts.append(F.cross_entropy(margin(cosines[labelled], y[labelled]), y[labelled])
                          if labelled.any() else emb.sum() * 0)
             loss = parts[0] + cfg.relational_weight * parts[1] + cfg.margin_weight * parts[2]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            scheduler.step_update(epoch * steps + step + 1)
+            optimizer_step(model, optimizer, scheduler, loss, epoch * steps + step + 1)
             sums += [p.item() for p in parts]
             bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", cos=f"{parts[0].item():.3f}", refresh=False)
             bar.update(1)
@@ -218,6 +214,6 @@ def distill(model, data: DistillData, cfg: DistillConfig, *, device: torch.devic
         if log:
             log(history[-1])
         if state_path is not None:
-            _save_state(state_path, run, epoch + 1, model, optimizer, scheduler)
+            save_state(state_path, run, epoch + 1, model, optimizer, scheduler)
     bar.close()
     return {"resumed_from": start, "history": history, "seconds": time.perf_counter() - t0}

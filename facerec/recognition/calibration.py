@@ -104,7 +104,7 @@ def _stranger_scores(pipe: FacePipeline, gallery: Gallery, root: str, progress) 
             if vector is None:
                 faceless += 1
             else:
-                best.append(gallery.search(vector[None], k=1)[0][0].score)
+                best.append(gallery.search_people(vector[None], 1)[0][0].score)
             if progress:
                 progress(1)
     if not people:

@@ -24,7 +24,7 @@ from facerec.detect import check_multi_face_rule, subject_face
 from facerec.core.errors import FaceRecError, NotEnrolledError
 from facerec.workspace.layout import is_real_folder, write_inside
 from facerec.core.names import validate_name
-from facerec.recognition.pipeline import FacePipeline, rebuild_gallery, stored_people
+from facerec.recognition.pipeline import FacePipeline, image_label, rebuild_gallery, stored_people
 
 ALREADY_ENROLLED = "already enrolled"  # the person has an image with this content: enrolling it is a no-op
 
@@ -79,7 +79,7 @@ def _read(pipe: FacePipeline, gallery: Gallery | None, name: str, paths: list[st
     """Per image: its status; and the crops, hashes and sources of the ones to add."""
     known = {h[:16] for h in gallery.image_hashes(name)} if gallery else set()  # 16 hex digits, as crops store
     statuses, crops, hashes, sources = [], [], [], []
-    for path, label in zip(paths, labels or paths):
+    for path, label in zip(paths, labels or [image_label(p, i) for i, p in enumerate(paths)]):
         found = pipe.read_faces(path)
         subject = subject_face(found.faces, *found.size, multi_face) if found.status == "ok" else None
         if found.status == "ok" and subject is None:
@@ -206,14 +206,12 @@ def _rows_without_crop(root: Path) -> int | None:
         return None
 
 
-def enroll_summary(reports: list[dict], rejected: list[str] = ()) -> tuple[dict, list[dict]]:
-    """``(report, problem images)`` for an enroll of several people, from :func:`enroll`'s
-    per-person reports."""
-    problems = [i for r in reports for i in r["images"] if i["status"] not in ("ok", ALREADY_ENROLLED)]
+def enroll_summary(reports: list[dict], rejected: list[str] = ()) -> dict:
+    """The report of an enroll of several people, from :func:`enroll`'s per-person reports."""
+    problems = sum(i["status"] not in ("ok", ALREADY_ENROLLED) for r in reports for i in r["images"])
     known = sum(i["status"] == ALREADY_ENROLLED for r in reports for i in r["images"])
-    report = {"people": reports, "enrolled_images": sum(r["enrolled"] for r in reports), "already_enrolled": known,
-              "problems": len(problems), "rejected_folders": list(rejected)}
-    return report, problems
+    return {"people": reports, "enrolled_images": sum(r["enrolled"] for r in reports), "already_enrolled": known,
+            "problems": problems, "rejected_folders": list(rejected)}
 
 
 def nothing_enrolled(report: dict) -> FaceRecError | None:

@@ -276,15 +276,9 @@ def recognize(pipe: FacePipeline, image_paths: list, top_k: int = 1, progress=No
 
 
 def _top_people(gallery: Gallery, embeddings: np.ndarray, k: int) -> list[list[dict]]:
-    """The ``k`` best distinct people per embedding, each scored by their best-matching image."""
-    rows = gallery.search(embeddings, k=min(len(gallery), max(k * 10, 10)))
-    out = []
-    for matches in rows:
-        best: dict[str, float] = {}
-        for m in matches:
-            best.setdefault(m.identity, m.score)
-        out.append([{"identity": n, "score": round(s, 4)} for n, s in list(best.items())[:k]])
-    return out
+    """The ``k`` best distinct people per embedding (``Gallery.search_people``), as reports print them."""
+    return [[{"identity": m.identity, "score": round(m.score, 4)} for m in row]
+            for row in gallery.search_people(embeddings, k)]
 
 
 def central_face_of(found: ImageFaces) -> int:

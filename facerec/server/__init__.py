@@ -32,5 +32,5 @@ def serve(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
     app = create_app(engine, keyless_reads=keyless_reads)
     if not quiet:
         print(f"facerec serve: http://{host}:{port} (API page: http://{host}:{port}/docs), workspace {engine.root}, "
-              f"model {engine.model_version()}", file=sys.stderr, flush=True)
+              f"model {engine.model_version}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning" if quiet else "info", workers=1)

@@ -28,7 +28,9 @@ from facerec.server.apikeys import check_key
 from ..data.images import ImageError, read_image_file
 from ..detect import check_multi_face_rule
 from facerec.core.errors import DataError, FaceRecError, WorkspaceBusy, WorkspaceError, storage_problem
-from facerec.recognition.enrollment import enroll_summary, nothing_enrolled
+from facerec.core.names import validate_name
+from facerec.public import to_dict
+from facerec.recognition.enrollment import nothing_enrolled
 from facerec.workspace.writer import enrolled_people
 from .limits import BodyLimit
 from .state import Engine, one_line, saved_uploads
@@ -57,7 +59,15 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
                   description="Face recognition that can forget: enroll, recognize, verify, delete, forget.")
     app.add_middleware(BodyLimit, limit=engine.limits.upload_bytes)
     _error_handlers(app)
+    read, write = _key_checks(engine, keyless_reads)
+    _gallery_routes(app, engine, read, write)
+    _recognition_routes(app, engine, read)
+    _forget_routes(app, engine, read, write)
+    return app
 
+
+def _key_checks(engine: Engine, keyless_reads: bool) -> tuple[list, list]:
+    """The dependencies of the routes that read and of those that change the workspace."""
     def caller(key: Annotated[str | None, Security(_header)] = None,
                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> dict | None:
         given = key or (bearer.credentials if bearer else None)
@@ -80,15 +90,19 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
         if record.get("scope") != "write":
             raise HTTPException(403, f"key {record['name']!r} may only read")
 
-    read, write = [Depends(reader)], [Depends(writer)]
-    Images = Annotated[list[UploadFile], File(description="image files (JPEG, PNG, ...)")]
-    Aligned = Annotated[bool, Form(description="the images are already 112x112 face crops: skip detection")]
-    MultiFace = Annotated[str, Form(description="a photo with several faces: 'dominant' (the face that clearly "
-                                                "stands out), 'largest' or 'refuse'")]
+    return [Depends(reader)], [Depends(writer)]
 
+
+Images = Annotated[list[UploadFile], File(description="image files (JPEG, PNG, ...)")]
+Aligned = Annotated[bool, Form(description="the images are already 112x112 face crops: skip detection")]
+MultiFace = Annotated[str, Form(description="a photo with several faces: 'dominant' (the face that clearly "
+                                            "stands out), 'largest' or 'refuse'")]
+
+
+def _gallery_routes(app: FastAPI, engine: Engine, read: list, write: list) -> None:
     @app.get("/health", summary="liveness, versions and counts (no key needed)")
     def health() -> dict:
-        return {"status": "ok", "version": __version__, "model_version": engine.model_version(),
+        return {"status": "ok", "version": __version__, "model_version": engine.model_version,
                 "jobs_pending": engine.jobs.running()}
 
     @app.get("/people", dependencies=read, summary="enrolled people with their image counts")
@@ -98,39 +112,34 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
     @app.post("/people/{name}/images", dependencies=write, summary="enroll a person from images")
     def enroll(name: str, images: Images, aligned: Aligned = False, multi_face: MultiFace = "dominant") -> dict:
-        from facerec.core.names import validate_name
-        from facerec.recognition.enrollment import enroll
-
         validate_name(name)
         check_multi_face_rule(multi_face)  # an unknown rule is refused before anything is read
         uploads = _read_uploads(engine, images)
         with saved_uploads(uploads) as paths:
             _check_images(engine, paths, uploads)  # before the lock: a bad upload waits for nothing, changes nothing
-            with engine.writing(), engine.compute:
-                r = enroll(engine.pipeline(aligned), name, paths, labels=[label for label, _ in uploads],
-                           multi_face=multi_face)
-        report, _ = enroll_summary([r])
+            report = to_dict(engine.enroll({name: (paths, [label for label, _ in uploads])}, multi_face=multi_face,
+                                           aligned=aligned))
         if (error := nothing_enrolled(report)) is not None:
-            raise DataError(f"{error}; " + "; ".join(f"{i['image']}: {i['status']}" for i in r["images"]))
+            statuses = report["people"][0]["images"]
+            raise DataError(f"{error}; " + "; ".join(f"{i['image']}: {i['status']}" for i in statuses))
         return report
 
     @app.delete("/people/{name}", dependencies=write, summary="remove a person from the gallery and stored crops")
     def delete(name: str) -> dict:
-        from facerec.core.names import validate_name
-        from facerec.recognition.enrollment import remove
+        return engine.remove(name)  # NotEnrolledError: 404
 
-        validate_name(name)
-        with engine.writing(), engine.compute:
-            return remove(engine.pipeline(), name)  # NotEnrolledError: 404
+    @app.post("/calibrate", dependencies=write, summary="set the open-set threshold at a false-accept rate")
+    def calibrate(body: CalibrateRequest) -> dict:
+        return engine.calibrate(far=body.far)
 
+
+def _recognition_routes(app: FastAPI, engine: Engine, read: list) -> None:
     @app.post("/recognize", dependencies=read, summary="identify every face in images against the gallery")
     def recognize(images: Images, aligned: Aligned = False,
                   top_k: Annotated[int, Form(ge=1, le=50, description="people listed per face")] = 1) -> dict:
-        from facerec.recognition.pipeline import recognize
-
         uploads = _read_uploads(engine, images)
-        with saved_uploads(uploads) as paths, engine.compute:
-            report = _relabel(recognize(engine.pipeline(aligned), paths, top_k=top_k), paths, uploads)
+        with saved_uploads(uploads) as paths:
+            report = _relabel(to_dict(engine.recognize(paths, top_k=top_k, aligned=aligned)), paths, uploads)
         for result in report["results"]:  # read once, by the pipeline, under the server's pixel limit
             if result["status"].startswith("unreadable: "):
                 raise ImageError(result["image"], result["status"].removeprefix("unreadable: "))
@@ -139,23 +148,16 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
     @app.post("/verify", dependencies=read, summary="are the (largest) faces in two images the same person?")
     def verify(image_a: Annotated[UploadFile, File()], image_b: Annotated[UploadFile, File()],
                aligned: Aligned = False) -> dict:
-        from facerec.recognition.pipeline import verify
-
         uploads = _read_uploads(engine, [image_a, image_b])
-        with saved_uploads(uploads) as paths, engine.compute:
+        with saved_uploads(uploads) as paths:
             _check_images(engine, paths, uploads)
             try:
-                return _relabel(verify(engine.pipeline(aligned), *paths), paths, uploads)
+                return _relabel(to_dict(engine.verify(*paths, aligned=aligned)), paths, uploads)
             except FaceRecError as err:
                 raise DataError(_relabel(str(err), paths, uploads)) from None
 
-    @app.post("/calibrate", dependencies=write, summary="set the open-set threshold at a false-accept rate")
-    def calibrate(body: CalibrateRequest) -> dict:
-        from facerec.recognition.calibration import calibrate
 
-        with engine.writing(), engine.compute:
-            return calibrate(engine.pipeline(), far=body.far)
-
+def _forget_routes(app: FastAPI, engine: Engine, read: list, write: list) -> None:
     @app.post("/forget", dependencies=write, status_code=202,
               summary="erase people from the model, gallery and storage: a job (see /jobs/{id})")
     def forget(body: ForgetRequest) -> dict:
@@ -178,8 +180,6 @@ def create_app(engine: Engine, keyless_reads: bool = False) -> FastAPI:
 
         return {"ledger": ledger(engine.root) if (engine.root / "workspace.json").exists() else []}
 
-    return app
-
 
 def forget_request(body: ForgetRequest):
     """The request a ``POST /forget`` body asks for (``forgetting.request.ForgetRequest``), checked."""
@@ -192,8 +192,6 @@ def forget_request(body: ForgetRequest):
 def _submit_forget(engine: Engine, body: ForgetRequest) -> dict:
     from facerec.workspace.workspace import Workspace
 
-    from forgetting.request import run_request
-
     request = forget_request(body)
     names = list(request.people)
     ws = Workspace(engine.root)
@@ -204,8 +202,7 @@ def _submit_forget(engine: Engine, body: ForgetRequest) -> dict:
         raise HTTPException(404, f"not enrolled and not in the model: {', '.join(unknown)}")
 
     def run() -> dict:
-        with engine.writing() as ws:
-            report = run_request(ws, request, device=engine.device, show_progress=False)
+        report = engine.forget(request)
         engine.pipeline()  # the new model serves from now on
         return report
 

@@ -8,7 +8,7 @@ Concurrency on one workspace:
   threshold follows ``facerec calibrate``. Model work is serialised by ``compute``: on a 2-core
   machine two forward passes side by side only fight over the cores.
 - Writes (enroll, delete, calibrate, forget) hold ``write`` (threads of this process) and the
-  workspace's ``flock`` (other processes, the CLI among them) through ``facerec.service.writing``,
+  workspace's ``flock`` (other processes, the CLI among them) through ``Session.writing``,
   exactly as the CLI does; so concurrent enrolls are serialised and none is lost.
 - A forget runs as a job on one background thread; it holds the write lock while it runs and the
   transaction in ``forgetting.request`` makes it all-or-nothing, as on the CLI. A server stopped
@@ -17,7 +17,6 @@ Concurrency on one workspace:
 
 from __future__ import annotations
 
-import copy
 import os
 import queue
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from facerec.server.apikeys import KEYS_FILE, read_keys
 from facerec.core.errors import FaceRecError, WorkspaceBusy
-from facerec.workspace.writer import settle, writing
+from facerec.public.session import Session
 
 
 class Busy(WorkspaceBusy):
@@ -46,54 +45,32 @@ class Limits:
     busy_seconds: float = 30.0  # how long a write waits for the writer lock before 503
 
 
-class Engine:
-    """The workspace, its pipeline and its locks, shared by every request."""
+class Engine(Session):
+    """The server's :class:`~facerec.public.session.Session`: the workspace and its pipeline, shared
+    by every request, with this process's locks, the API keys and the forget jobs on top."""
 
     def __init__(self, root: str | os.PathLike, detector: str = "haar", device: str | None = None,
                  limits: Limits = Limits(), recognizer: str | None = None):
-        self.root = Path(root)
-        self.detector, self.device, self.limits, self.recognizer = detector, device, limits, recognizer
+        # reads embed with the model loaded at start (torch), as they always have: one load per model
+        super().__init__(root, detector=detector, device=device, recognizer=recognizer, max_pixels=limits.pixels,
+                         onnx_reads=False)
+        self.limits = limits
         self.write = threading.Lock()
         self.compute = threading.Lock()
-        self._reload = threading.Lock()
-        self._pipe, self._loaded_for = None, None
         self._keys: tuple[int, list[dict]] = (-1, [])
         self.jobs = Jobs()
 
-    # -- the model -----------------------------------------------------------------------------
-    def pipeline(self, aligned: bool = False):
-        """The workspace's pipeline, reloaded when its model changed; ``aligned`` skips detection."""
-        from facerec.recognition.pipeline import FacePipeline
-        from facerec.workspace.workspace import Workspace
-
-        settle(self.root)
-        ws = Workspace(self.root)
-        manifest = ws.manifest() if ws.exists() else None
-        with self._reload:
-            state = (manifest["model"]["version"], manifest.get("recognition")) if manifest else None
-            if self._pipe is None or (state is not None and state != self._loaded_for):
-                # a new model (after a forget) or a new threshold (after calibrate): load again
-                self._pipe = FacePipeline(ws, detector=self.detector, device=self.device, recognizer=self.recognizer)
-                self._pipe.max_pixels = self.limits.pixels
-                self._loaded_for = state
-            pipe = self._pipe
-        if aligned:
-            from ..detect import make_detector
-
-            pipe = copy.copy(pipe)
-            pipe.detect = make_detector("aligned")
-        return pipe
-
-    def model_version(self) -> str | None:
-        return self._pipe.model_version if self._pipe is not None else None
+    def computing(self):
+        return self.compute
 
     @contextmanager
-    def writing(self):
-        """This process's write lock, then the workspace's (the CLI's) lock; yields the recovered workspace."""
+    def writing(self, create: bool = False, seed: bool = True, rebuilding: bool = False):
+        """This process's write lock, then the workspace's (the CLI's) lock; yields the recovered
+        workspace. A workspace that does not exist yet starts from the shipped model."""
         if not self.write.acquire(timeout=self.limits.busy_seconds):
             raise Busy("the workspace is busy (a forget job is running); try again later")
         try:
-            with writing(self.root, seed=True) as ws:
+            with super().writing(create=create, seed=True, rebuilding=rebuilding) as ws:
                 yield ws
         finally:
             self.write.release()

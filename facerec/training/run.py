@@ -75,12 +75,7 @@ def train_workspace(
     split, (train_x, train_y), (test_x, test_y) = split_folder(folder, test_per_identity, config.seed)
 
     torch.manual_seed(config.seed)
-    if backbone is not None:
-        model = FaceViT(backbone.config, len(folder.identities))
-        start_from_pretrained(model, backbone, train_x, train_y, dev)
-    else:
-        model = create_model(model_name, len(folder.identities))
-        pretrained.fill_sface_stem(model)  # a hybrid's frozen stem is SFace's, never random
+    model = _initial_model(model_name, backbone, len(folder.identities), train_x, train_y, dev)
     fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), folder.identities, split.to_dict(),
                                init)
     if restart:
@@ -105,12 +100,7 @@ def train_workspace(
         "train_top1": train_top1,
         "seconds": round(result.seconds, 2),
         "total_seconds": round(time.perf_counter() - t_start, 2),
-        "identities": len(folder.identities),
-        "images": int(len(folder.paths)),
-        "train_images": int(len(train_x)),
-        "test_images": int(len(test_x)),
-        "skipped_unreadable": len(folder.skipped),
-        "dropped_identities": len(folder.dropped_identities),
+        **_data_counts(folder, train_x, test_x),
         "model": model_name,
         "model_version": version,
         "initialised_from": init or "scratch",
@@ -121,6 +111,24 @@ def train_workspace(
         "device": str(dev),
         "workspace": str(ws.root),
     }
+
+
+def _initial_model(model_name: str, backbone, classes: int, train_x, train_y, dev):
+    """The model training starts from: the pretrained backbone with an imprinted head, or random
+    weights (a hybrid's frozen stem is SFace's, never random)."""
+    if backbone is not None:
+        model = FaceViT(backbone.config, classes)
+        start_from_pretrained(model, backbone, train_x, train_y, dev)
+        return model
+    model = create_model(model_name, classes)
+    pretrained.fill_sface_stem(model)
+    return model
+
+
+def _data_counts(folder, train_x, test_x) -> dict:
+    return {"identities": len(folder.identities), "images": int(len(folder.paths)), "train_images": int(len(train_x)),
+            "test_images": int(len(test_x)), "skipped_unreadable": len(folder.skipped),
+            "dropped_identities": len(folder.dropped_identities)}
 
 
 def split_folder(folder, test_per_identity: int, seed: int):

@@ -34,7 +34,7 @@ class TrainResult:
     seconds: float
 
 
-def _seed_for(seed: int, epoch: int) -> int:
+def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
@@ -99,7 +99,7 @@ def train_model(
     batch_size = min(cfg.batch_size, len(images))
     steps_per_epoch = max(1, len(images) // batch_size)
     optimizer, scheduler = optimizer_and_schedule(model, cfg, steps_per_epoch)
-    start_epoch = _load_state(state_path, fingerprint, model, optimizer, scheduler)
+    start_epoch = load_state(state_path, fingerprint, model, optimizer, scheduler)
     transform = train_augmentation() if cfg.augment else None
     dataset = AugmentedFaces(images, labels, transform)
     use_amp = device.type == "cuda"
@@ -109,13 +109,13 @@ def train_model(
     bar = progress_bar(cfg.epochs * steps_per_epoch, "train", enabled=show_progress, unit="step")
     bar.update(start_epoch * steps_per_epoch)
     for epoch in range(start_epoch, cfg.epochs):
-        epoch_seed = _seed_for(cfg.seed, epoch)
-        torch.manual_seed(epoch_seed)  # dropout / stochastic depth
+        seed = epoch_seed(cfg.seed, epoch)
+        torch.manual_seed(seed)  # dropout / stochastic depth
         if transform is not None:
-            transform.set_random_seed(epoch_seed)
+            transform.set_random_seed(seed)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, shuffle=True, drop_last=True,
-            generator=torch.Generator().manual_seed(epoch_seed),
+            generator=torch.Generator().manual_seed(seed),
         )
         model.train()
         for step, (x, y) in enumerate(loader):
@@ -123,27 +123,34 @@ def train_model(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 cosines = model(x)
             loss = F.cross_entropy(margin(cosines.float(), y), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            scheduler.step_update(epoch * steps_per_epoch + step + 1)
+            optimizer_step(model, optimizer, scheduler, loss, epoch * steps_per_epoch + step + 1)
             loss_value = loss.item()
             bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss_value:.3f}", refresh=False)
             bar.update(1)
         if state_path is not None:
-            _save_state(state_path, fingerprint, epoch + 1, model, optimizer, scheduler)
+            save_state(state_path, fingerprint, epoch + 1, model, optimizer, scheduler)
     bar.close()
     return TrainResult(cfg.epochs - start_epoch, start_epoch, loss_value, time.perf_counter() - t0)
 
 
-def _save_state(path, fingerprint, epoch, model, optimizer, scheduler) -> None:
+def optimizer_step(model: torch.nn.Module, optimizer, scheduler, loss: torch.Tensor, global_step: int) -> None:
+    """The step both training loops take (``train_model`` and the distillation recipe): backward,
+    gradients clipped at norm 5 (a ViT's early steps under a margin loss spike), the optimizer,
+    then the per-step warmup-cosine schedule (timm's ``step_update``)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    optimizer.step()
+    scheduler.step_update(global_step)
+
+
+def save_state(path, fingerprint, epoch, model, optimizer, scheduler) -> None:
     state = {"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
     atomic_write_with(path, lambda tmp: torch.save(state, tmp))
 
 
-def _load_state(path, fingerprint, model, optimizer, scheduler) -> int:
+def load_state(path, fingerprint, model, optimizer, scheduler) -> int:
     """Restore a matching checkpoint; returns the number of completed epochs (0 if none)."""
     if path is None or not Path(path).exists():
         return 0
