@@ -33,7 +33,7 @@ import numpy as np
 from facerec.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_with
 from facerec.core.progress import progress_bar
 from facerec.recognition.pipeline import FacePipeline
-from facerec.workspace.workspace import Workspace
+from facerec.workspace.workspace import SCRATCH_IGNORE, Workspace, without_onnx_copies
 
 from .evaluate import gaps, loss_attack, relearning, task_sets, verification_forgetting
 from .gslora import GSLoRAConfig
@@ -187,12 +187,12 @@ def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int 
                 for s in plan(people, protocol, seed + draw, per_task, shares, shots)]
     total = sum(len(tasks) for _, _, tasks, _ in settings) * len(methods)
     results = []
-    with tempfile.TemporaryDirectory() as tmp, progress_bar(total, f"bench {protocol}", enabled=show_progress,
-                                                             unit="request") as bar:
+    with tempfile.TemporaryDirectory() as tmp, without_onnx_copies(), \
+            progress_bar(total, f"bench {protocol}", enabled=show_progress, unit="request") as bar:
         for draw, setting, tasks, k_shots in settings:
             for method in methods:
                 copy = Path(tmp) / f"{method}-{len(results)}"
-                shutil.copytree(base, copy, ignore=shutil.ignore_patterns(".lock", "train-state.pt"))
+                shutil.copytree(base, copy, ignore=SCRATCH_IGNORE)
                 if without_data:
                     _hide_data_root(copy)
                 rows = []
@@ -367,7 +367,7 @@ def write_outputs(bench: dict, out: str | Path) -> dict:
     paths = {"markdown": out / f"{stem}.md", "json": out / f"{stem}.json", "h_plot": out / f"{stem}-h.png"}
     atomic_write_bytes(paths["markdown"], markdown(bench).encode())
     atomic_write_json(paths["json"], {"format_version": 2, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                      **bench})
+                                      **bench}, strict=True)
     plot_h_per_task(bench, paths["h_plot"])
     if plot_group_norms(bench, out / f"{stem}-group-norms.png"):
         paths["group_norm_plot"] = out / f"{stem}-group-norms.png"

@@ -37,7 +37,7 @@ from facerec.core.errors import FaceRecError
 from facerec.metrics import accept_rate, cross_person_scores, threshold_at_far
 from facerec.recognition.pipeline import embed_images, validate_name
 from facerec.training.trainer import top1_accuracy
-from facerec.workspace.workspace import Workspace
+from facerec.workspace.workspace import SCRATCH_IGNORE, Workspace, without_onnx_copies
 
 from .baselines import BaselineConfig, run_baseline
 from .gslora import Data
@@ -185,10 +185,10 @@ def evaluate_forgetting(workspace, names: list[str], *, method: str | list[str] 
     source = Workspace(workspace)
     sets = _sets(source, names)
     report = {"methods": methods, "people": len(names), "images": {k: len(v) for k, v in sets.items()}}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, without_onnx_copies():
         def forgotten_copy(how: str) -> tuple[dict, object, Path]:
             copy = Path(tmp) / how
-            shutil.copytree(source.root, copy, ignore=shutil.ignore_patterns(".lock", "train-state.pt"))
+            shutil.copytree(source.root, copy, ignore=SCRATCH_IGNORE)
             request = run_request(copy, ForgetRequest(tuple(names), how, config, shots=shots), device=device,
                                   show_progress=show_progress)
             return request, Workspace(copy).load_model(dev), copy

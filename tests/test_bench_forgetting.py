@@ -51,7 +51,9 @@ def test_bench_writes_table_json_and_plots(tiny_trained, tmp_path, capsys):
     assert "GS-LoRA settings: steps=40." in table
     assert "| gs-lora |" in table and "| finetune |" in table and "H / Acc_r / Acc_f" in table
     assert "unknown forgotten / strangers" in table
-    assert json.loads((out / "forgetting-single.json").read_text())["format_version"] == 2
+    strict = json.loads((out / "forgetting-single.json").read_text(),
+                        parse_constant=lambda c: pytest.fail(f"{c} in the bench JSON"))  # RFC 8259: null, never NaN
+    assert strict["format_version"] == 2
     assert (out / "forgetting-single-h.png").is_file() and (out / "forgetting-single-group-norms.png").is_file()
     assert json.loads((ws / "workspace.json").read_text())["identities"][0] is not None  # base untouched
 

@@ -75,3 +75,17 @@ def test_an_orphaned_copy_is_removed_by_the_next_writer(tiny_trained, tmp_path):
     orphan.write_bytes(b"not referenced")
     clean_workspace(Workspace(ws))
     assert not orphan.exists()
+
+
+def test_throw_away_copies_get_no_onnx_copy(tiny_trained, tmp_path, monkeypatch):
+    """The benchmarks' workspace copies skip the export (~2 s a request) and leave the base's copy behind."""
+    from facerec.workspace.workspace import SCRATCH_IGNORE, onnx_copies_wanted, without_onnx_copies
+
+    data, ws, workspace = _copy_with_onnx(tiny_trained, tmp_path, monkeypatch)
+    scratch = tmp_path / "scratch"
+    shutil.copytree(ws, scratch, ignore=SCRATCH_IGNORE)
+    assert not list((scratch / "models").glob("*.onnx")) and list((ws / "models").glob("*.onnx"))
+    with without_onnx_copies():
+        assert not onnx_copies_wanted()
+        assert main(["forget", "synth-0003", "--steps", "5", "-w", str(scratch), "-q"]) == 0
+    assert not list((scratch / "models").glob("*.onnx")) and onnx_copies_wanted()

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from facerec.cli.args import positive_float, positive_int
-from facerec.cli.reports import strict_json
+from facerec.core.atomic import strict_json
 
 
 def add_common(p: argparse.ArgumentParser, workspace: bool = True) -> None:

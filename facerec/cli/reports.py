@@ -6,7 +6,6 @@ here leaves the command modules to parse arguments and compose the library calls
 
 from __future__ import annotations
 
-import math
 
 
 def describe_training(r: dict) -> str:
@@ -114,15 +113,3 @@ def describe_recognition(report: dict) -> str:
             score = "-" if f["score"] is None else f"{f['score']:.3f}"
             lines.append(f"{r['image']}: {f['identity']} (score {score}) at {f['box']}")
     return "\n".join(lines)
-
-
-def strict_json(value):
-    """``value`` with every non-finite float as ``None``: ``--json`` prints RFC 8259 JSON (``null``,
-    never ``NaN``, which ``jq`` and most parsers refuse), e.g. ``acc_o`` of a first forget request."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    return value

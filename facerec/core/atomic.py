@@ -6,6 +6,7 @@ A reader (or a crash) sees the old file or the new one, never half of one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -36,5 +37,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     atomic_write_with(path, write)
 
 
-def atomic_write_json(path: str | os.PathLike, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+def atomic_write_json(path: str | os.PathLike, obj, strict: bool = False) -> None:
+    """``obj`` as indented JSON; ``strict``: non-finite floats written as ``null`` (RFC 8259), for
+    reports other tools read (a manifest keeps Python's ``NaN``, which facerec reads back)."""
+    text = json.dumps(strict_json(obj), indent=2, allow_nan=False) if strict else json.dumps(obj, indent=2)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def strict_json(value):
+    """``value`` with every non-finite float as ``None``: ``--json`` prints RFC 8259 JSON (``null``,
+    never ``NaN``, which ``jq`` and most parsers refuse), e.g. ``acc_o`` of a first forget request."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+

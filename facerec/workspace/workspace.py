@@ -16,8 +16,11 @@ A crash at any moment therefore leaves the workspace on the old model or the new
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,9 +57,27 @@ def resolve_workspace_path(path: str | os.PathLike | None) -> Path:
     return root
 
 
+_SCRATCH = threading.local()
+
+
 def onnx_copies_wanted() -> bool:
-    """Whether models get an ONNX copy (``Workspace.write_onnx_copy``): unless ``$FACEREC_ONNX_COPY`` is 0."""
-    return os.environ.get(ONNX_COPY_ENV, "1") != "0"
+    """Whether models get an ONNX copy (``Workspace.write_onnx_copy``): unless ``$FACEREC_ONNX_COPY``
+    is 0 or the thread is inside :func:`without_onnx_copies`."""
+    return os.environ.get(ONNX_COPY_ENV, "1") != "0" and not getattr(_SCRATCH, "depth", 0)
+
+
+SCRATCH_IGNORE = shutil.ignore_patterns(".lock", "train-state.pt", "*.onnx")  # what a throw-away copy leaves out
+
+
+@contextlib.contextmanager
+def without_onnx_copies():
+    """Models written inside get no ONNX copy: the benchmarks' throw-away workspace copies, which
+    nothing reads through onnxruntime (an export costs ~2 s per forget request)."""
+    _SCRATCH.depth = getattr(_SCRATCH, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _SCRATCH.depth -= 1
 
 
 class Workspace:
