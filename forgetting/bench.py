@@ -33,7 +33,8 @@ import numpy as np
 from facerec.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_with
 from facerec.core.progress import progress_bar
 from facerec.recognition.pipeline import FacePipeline
-from facerec.workspace.workspace import SCRATCH_IGNORE, Workspace, without_onnx_copies
+from facerec.workspace.galleries import scratch_copy
+from facerec.workspace.workspace import Workspace, without_onnx_copies
 
 from .evaluate import gaps, loss_attack, relearning, task_sets, verification_forgetting
 from .gslora import GSLoRAConfig
@@ -79,7 +80,7 @@ def strangers_unknown_rate(workspace: Path, photos: list[np.ndarray], device: st
     threshold = ws.manifest().get("recognition", {}).get("threshold")
     if threshold is None:
         return None
-    check = gallery_check(FacePipeline(ws, detector="aligned", device=device), ws.root / "gallery", photos, [],
+    check = gallery_check(FacePipeline(ws, detector="aligned", device=device), "gallery", photos, [],
                           threshold)
     return check.get("unknown_rate")
 
@@ -104,7 +105,7 @@ def measure(workspace: Path, root: Path, split, rows: dict[str, int], people: li
     out = {k: top1_accuracy(pipe.model, d.images, d.labels, pipe.device) for k, d in sets.items()}
     threshold = ws.manifest().get("recognition", {}).get("threshold")
     if threshold is not None:
-        out["unknown_forgotten"] = gallery_check(pipe, ws.root / "gallery", list(sets["acc_f"].images), people,
+        out["unknown_forgotten"] = gallery_check(pipe, "gallery", list(sets["acc_f"].images), people,
                                                  threshold).get("unknown_rate")
     return out
 
@@ -192,7 +193,7 @@ def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int 
         for draw, setting, tasks, k_shots in settings:
             for method in methods:
                 copy = Path(tmp) / f"{method}-{len(results)}"
-                shutil.copytree(base, copy, ignore=SCRATCH_IGNORE)
+                scratch_copy(base, copy)
                 if without_data:
                     _hide_data_root(copy)
                 rows = []

@@ -23,7 +23,6 @@ what "never saw them" looks like), as a gap:
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,7 +36,8 @@ from facerec.core.errors import FaceRecError
 from facerec.metrics import accept_rate, cross_person_scores, threshold_at_far
 from facerec.recognition.pipeline import embed_images, validate_name
 from facerec.training.trainer import top1_accuracy
-from facerec.workspace.workspace import SCRATCH_IGNORE, Workspace, without_onnx_copies
+from facerec.workspace.galleries import scratch_copy
+from facerec.workspace.workspace import Workspace, without_onnx_copies
 
 from .baselines import BaselineConfig, run_baseline
 from .gslora import Data
@@ -188,7 +188,7 @@ def evaluate_forgetting(workspace, names: list[str], *, method: str | list[str] 
     with tempfile.TemporaryDirectory() as tmp, without_onnx_copies():
         def forgotten_copy(how: str) -> tuple[dict, object, Path]:
             copy = Path(tmp) / how
-            shutil.copytree(source.root, copy, ignore=SCRATCH_IGNORE)
+            scratch_copy(source.root, copy)
             request = run_request(copy, ForgetRequest(tuple(names), how, config, shots=shots), device=device,
                                   show_progress=show_progress)
             return request, Workspace(copy).load_model(dev), copy

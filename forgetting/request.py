@@ -33,6 +33,7 @@ import numpy as np
 
 from facerec.workspace.recovery import quarantined_people
 from facerec.workspace.consistency import open_live_gallery
+from facerec.workspace.galleries import store
 from facerec.workspace.erasure import complete_pending, erasure_key, name_hash, pending_seal
 from facerec.core.errors import FaceRecError
 from facerec.metrics import accept_rate, threshold_at_far
@@ -41,7 +42,6 @@ from facerec.recognition.calibration import enrolled_pair_scores
 from facerec.recognition.pipeline import FacePipeline, central_face_of, build_gallery, validate_name
 from facerec.training.trainer import top1_accuracy
 from facerec.workspace.workspace import Workspace
-from gallery import Gallery
 
 from .baselines import BASELINES, BaselineConfig, run_baseline
 from .gslora import Data, GSLoRAConfig, unlearn
@@ -233,7 +233,7 @@ def unlearn_stage(plan: Plan, pipe: FacePipeline, data: RequestData, show_progre
               "acc_r_before": _accuracy(model, data.retain_test, dev),
               "acc_o_before": _accuracy(model, data.old_test, dev)}
     # the held-out photos against everyone else before the forget: how a stranger to the gallery fares
-    as_stranger = gallery_check(pipe, plan.ws.root / "gallery", list(data.forget_test.images), plan.in_model,
+    as_stranger = gallery_check(pipe, "gallery", list(data.forget_test.images), plan.in_model,
                                 pipe.threshold)
     if plan.method in BASELINES:
         stats = run_baseline(plan.method, model, data.forget, data.replay, plan.baseline_cfg, device=dev,
@@ -267,18 +267,18 @@ def stage_gallery(plan: Plan, pipe: FacePipeline, data: RequestData | None, vers
     """Stage 4b: the remaining gallery re-embedded into ``gallery.staging``, its threshold, and the
     gallery check of the forgotten people's held-out photos (beside ``before_as_stranger``, their
     unknown rate against the same gallery before the forget); returns (report, recognition record)."""
-    staging = plan.ws.root / "gallery.staging"
+    staging, galleries = "gallery.staging", pipe.gallery_store
     vectors = build_gallery(pipe, staging, exclude=set(plan.names))
     recognition = dict(plan.manifest.get("recognition", {}))
     report = {"re_embedded": vectors, "threshold": recognition.get("threshold")}
     if vectors and "enrolled_vectors" in recognition and pipe.model_version != version_before:
-        report.update(_recalibrate(staging, recognition))
+        report.update(_recalibrate(galleries, staging, recognition))
         recognition["threshold"], recognition["enrolled_vectors"] = report["threshold"], vectors
         recognition.pop("recognizer", None)  # measured now with the workspace's own model
     if plan.in_model and vectors and data is not None:
         check = gallery_check(pipe, staging, list(data.forget_test.images), plan.in_model, report["threshold"] or 0.4)
         check["unknown_rate_before_as_stranger"] = before_as_stranger
-        check["matched_forgotten"] = 0 if set(plan.in_model).isdisjoint(_gallery_people(staging)) else None
+        check["matched_forgotten"] = 0 if set(plan.in_model).isdisjoint(_gallery_people(galleries, staging)) else None
         report["check"] = check
     return report, recognition
 
@@ -326,20 +326,20 @@ def _enrolled_people(ws: Workspace) -> set[str]:
     """Everyone in the gallery or with stored or quarantined crops. The gallery is checked against
     the crops first: an erasure from a damaged gallery could miss rows it cannot see (exit 2)."""
     people = {p.name for p in real_folders(ws.root / "crops")} | quarantined_people(ws.root)
-    if (ws.root / "gallery" / "meta.sqlite").is_file():
+    if store(ws.root).exists():
         with open_live_gallery(ws.root) as gallery:
             people |= set(gallery.people())
     return people
 
 
-def _gallery_people(path: Path) -> set[str]:
-    with Gallery.open(path) as gallery:
+def _gallery_people(galleries, role: str) -> set[str]:
+    with galleries.open(role) as gallery:
         return set(gallery.people())
 
 
-def _recalibrate(gallery_path: Path, recognition: dict) -> dict:
+def _recalibrate(galleries, role: str, recognition: dict) -> dict:
     """The threshold at the stored FAR, recomputed on the re-embedded enrolled vectors."""
-    with Gallery.open(gallery_path) as gallery:
+    with galleries.open(role) as gallery:
         genuine, impostor, _ = enrolled_pair_scores(gallery)
     if len(impostor) == 0:
         return {}
@@ -347,13 +347,15 @@ def _recalibrate(gallery_path: Path, recognition: dict) -> dict:
     return {"threshold": threshold, "recalibrated": True, "tar": accept_rate(genuine, threshold)}
 
 
-def gallery_check(pipe: FacePipeline, gallery_path: Path, photos: list[np.ndarray], people: list[str],
-                   threshold: float) -> dict:
-    """Search a gallery with the forgotten people's held-out photos, ignoring matches to those
-    people themselves: how many come back ``unknown`` (best other match below the threshold)."""
-    if not photos or not (gallery_path / "meta.sqlite").is_file():
+def gallery_check(pipe: FacePipeline, role: str, photos: list[np.ndarray], people: list[str],
+                  threshold: float) -> dict:
+    """Search the workspace's gallery in ``role`` (``gallery`` or ``gallery.staging``) with the
+    forgotten people's held-out photos, ignoring matches to those people themselves: how many come
+    back ``unknown`` (best other match below the threshold)."""
+    galleries = pipe.gallery_store
+    if not photos or not galleries.exists(role):
         return {"images": 0}
-    with Gallery.open(gallery_path) as gallery:
+    with galleries.open(role) as gallery:
         if gallery.model_version != pipe.model_version or len(gallery) == 0:
             return {"images": 0}  # vectors of another model are not comparable with this one's
         rows = gallery.search_people(pipe.embed(photos), 1, exclude=set(people))

@@ -7,7 +7,7 @@ from .gallery import Gallery as Gallery
 from .errors import GalleryCorrupt as GalleryCorrupt
 from .errors import GalleryError as GalleryError
 from .errors import GalleryWriteError as GalleryWriteError
-from .gallery import Match as Match
+from .search import Match as Match
 from .gallery import stored_image_hashes as stored_image_hashes
 
 __all__ = ["Gallery", "GalleryCorrupt", "GalleryError", "GalleryWriteError", "Match", "stored_image_hashes"]

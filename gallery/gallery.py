@@ -22,7 +22,6 @@ import functools
 import hashlib
 import os
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ import numpy as np
 from . import index as fx
 from . import store
 from .errors import GalleryCorrupt, GalleryError, GalleryWriteError, write_failure
+from .search import Match, PeopleSearch, normalise
 
 
 def _guarded(method):
@@ -52,26 +52,7 @@ FORMAT_VERSION = 2  # 2: settings hold the SHA-256 of each index file, checked b
 _INDEX_KINDS = ("auto", "flat", "ivf")
 
 
-@dataclass(frozen=True)
-class Match:
-    identity: str
-    score: float  # cosine similarity in [-1, 1]
-    vector_id: int  # the matched vector's id, or the person id for template matches
-
-
-def _normalise(vectors: np.ndarray, dim: int) -> np.ndarray:
-    vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
-    if vectors.shape[1] != dim:
-        raise GalleryError(f"vectors have dimension {vectors.shape[1]}, the gallery holds {dim}")
-    if not np.isfinite(vectors).all():
-        raise GalleryError("vectors contain NaN or infinity")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise GalleryError("a zero vector cannot be normalised")
-    return vectors / norms
-
-
-class Gallery:
+class Gallery(PeopleSearch):
     """Open with ``Gallery.open(path)`` or ``Gallery.create(path, dim, model_version)``."""
 
     def __init__(self, path: Path, db, vectors, templates):
@@ -209,7 +190,7 @@ class Gallery:
         if model_version != self.model_version:
             raise GalleryError(f"vectors from model {model_version} cannot join a gallery of model "
                                f"{self.model_version}; re-embed the gallery first")
-        vectors = _normalise(vectors, self.dim)
+        vectors = normalise(vectors, self.dim)
         if not (len(vectors) == len(image_hashes) == len(sources)):
             raise GalleryError("one image hash and one source are needed per vector")
         self._begin()
@@ -237,7 +218,7 @@ class Gallery:
         fx.remove(self._templates, np.asarray([pid], dtype=np.int64))
         if len(ids):
             mean = fx.reconstruct(self._vectors, ids).mean(axis=0, keepdims=True)
-            self._templates.add_with_ids(_normalise(mean, self.dim), np.asarray([pid], dtype=np.int64))
+            self._templates.add_with_ids(normalise(mean, self.dim), np.asarray([pid], dtype=np.int64))
 
     def _maybe_switch_index(self) -> None:
         """Under ``auto``, move to IVF once the gallery outgrows exact search (and back)."""
@@ -278,32 +259,8 @@ class Gallery:
     @_guarded
     def search(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """Per query, the ``k`` most similar enrolled images (1:N over per-image vectors)."""
-        scores, ids = fx.search(self._vectors, _normalise(queries, self.dim), k)
+        scores, ids = fx.search(self._vectors, normalise(queries, self.dim), k)
         return self._matches(scores, ids, store.names_of_vectors(self._db, np.unique(ids)))
-
-    @_guarded
-    def search_people(self, queries: np.ndarray, k: int = 1, exclude=frozenset()) -> list[list[Match]]:
-        """Per query, the ``k`` best distinct people, each scored by their best-matching image and
-        none of them in ``exclude``: the one 1:N search recognize, evaluation, calibration and the
-        forget report share. Searches a window of images that widens until it holds ``k`` people
-        (or the whole gallery), so a person with many images cannot hide the runner-up."""
-        queries = _normalise(queries, self.dim)
-        out: list[list[Match]] = [[] for _ in range(len(queries))]
-        pending, window, size = np.arange(len(queries)), max(10 * k, 10), len(self)
-        while len(pending) and size:
-            window = min(window, size)
-            rows = self.search(queries[pending], k=window)
-            unfinished = []
-            for q, row in zip(pending, rows):
-                best: dict[str, Match] = {}
-                for m in row:
-                    if m.identity not in exclude:
-                        best.setdefault(m.identity, m)
-                out[q] = list(best.values())[:k]
-                if len(out[q]) < k and window < size:
-                    unfinished.append(q)
-            pending, window = np.array(unfinished, dtype=int), window * 4
-        return out
 
     def _matches(self, scores, ids, names: dict[int, str]) -> list[list[Match]]:
         if any(i >= 0 and int(i) not in names for i in np.unique(ids)):  # checked on open; changed since?
@@ -314,8 +271,16 @@ class Gallery:
     @_guarded
     def search_templates(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """Per query, the ``k`` most similar people by their mean template."""
-        scores, ids = fx.search(self._templates, _normalise(queries, self.dim), k)
+        scores, ids = fx.search(self._templates, normalise(queries, self.dim), k)
         return self._matches(scores, ids, store.names_of_people(self._db, np.unique(ids)))
+
+    @_guarded
+    def records(self) -> tuple[list[tuple[str, str, str]], np.ndarray]:
+        """``([(person, image hash, source)], vectors (n, d))`` of every vector, by id: what moves
+        a gallery to another store without re-embedding."""
+        rows = store.records(self._db)
+        ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+        return [r[1:] for r in rows], fx.reconstruct(self._vectors, ids) if len(ids) else np.zeros((0, self.dim), np.float32)
 
     @_guarded
     def export(self) -> tuple[np.ndarray, list[str], np.ndarray]:

@@ -99,6 +99,13 @@ def hashes_by_person(db: sqlite3.Connection) -> dict[str, set[str]]:
     return out
 
 
+def records(db: sqlite3.Connection) -> list[tuple[int, str, str, str]]:
+    """``(vector id, person, image hash, source)`` of every vector, by id."""
+    return [(int(i), n, h, s) for i, n, h, s in db.execute(
+        "SELECT v.vector_id, p.name, v.image_sha256, v.source FROM vectors v JOIN people p USING(person_id) "
+        "ORDER BY v.vector_id")]
+
+
 def hashes_of(db: sqlite3.Connection, pid: int) -> list[str]:
     return [r[0] for r in db.execute("SELECT image_sha256 FROM vectors WHERE person_id = ?", (pid,))]
 

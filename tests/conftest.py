@@ -64,3 +64,21 @@ def enrolled(tiny_trained, tmp_path, capsys):
     assert main(["enroll", "--folder", str(data), "-w", str(ws), "--aligned", "-q"]) == 0
     capsys.readouterr()
     return data, ws
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server with pgvector (``facerec.testing.postgres``), for the whole
+    session. Skips with the reason where there is none; ``FACEREC_REQUIRE_POSTGRES=1`` (set by
+    .ci/run, which installs what is missing) turns that skip into a failure."""
+    from facerec.testing.postgres import ThrowawayPostgres, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        if os.environ.get("FACEREC_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"FACEREC_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    server = ThrowawayPostgres()
+    server.start()
+    yield server
+    server.stop()

@@ -18,13 +18,14 @@ from facerec.core.errors import FaceRecError, storage_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facerec.cli import evaluate, faces, forget, training
+    from facerec.cli import evaluate, faces, forget, gallery, training
 
     parser = argparse.ArgumentParser(prog="facerec", description="Face recognition that can forget.")
     parser.add_argument("--version", action="version", version=f"facerec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     training.add_parsers(sub)
     faces.add_parsers(sub)
+    gallery.add_parsers(sub)
     forget.add_parsers(sub)
     evaluate.add_parsers(sub)
     add_service_parsers(sub, add_common, emit)

@@ -57,7 +57,7 @@ def enroll_people(pipe: FacePipeline, people: dict[str, list[str] | tuple[list[s
     for name in people:
         validate_name(name)
     check_multi_face_rule(multi_face)  # an unknown rule fails before anything is read
-    exists = (pipe.gallery_path / "meta.sqlite").exists() or stored_people(pipe.ws.root / "crops")
+    exists = pipe.gallery_store.exists() or stored_people(pipe.ws.root / "crops")
     gallery = pipe.open_gallery() if exists else None  # a missing gallery is rebuilt from the crops first
     reports = []
     try:
@@ -153,7 +153,7 @@ def remove(pipe: FacePipeline, name: str) -> dict:
         path.relative_to(root).as_posix(): journal.file_digest(path) or "" for path in person_files(root, name)}))
     removed, in_gallery = 0, False
     try:
-        if (pipe.gallery_path / "meta.sqlite").exists():
+        if pipe.gallery_store.exists():
             gallery = pipe.open_gallery()
             try:
                 in_gallery = name in gallery.people()
@@ -196,12 +196,11 @@ def reindex(pipe: FacePipeline, restore_quarantined: bool = False) -> dict:
 
 def _rows_without_crop(root: Path) -> int | None:
     """Gallery rows with no stored crop (lost by a rebuild), or None when the rows are unreadable."""
-    from gallery import stored_image_hashes
-
     from facerec.workspace.consistency import compare
+    from facerec.workspace.galleries import store
 
     try:
-        return len(compare(root, stored_image_hashes(root / "gallery")).rows_without_crop)
+        return len(compare(root, store(root).hashes()).rows_without_crop)
     except GalleryError:
         return None
 

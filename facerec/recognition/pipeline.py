@@ -24,7 +24,7 @@ from facerec.data.folder import list_identity_files, read_image
 from facerec.data.images import MAX_PIXELS, ImageError, image_from_array, read_image_file
 from facerec.detect import Face, align_face, central_face, make_detector
 from facerec.core.errors import DataError, FaceRecError
-from facerec.workspace.layout import real_files, real_folders, rmtree_inside
+from facerec.workspace.layout import real_files, real_folders
 from facerec.core.names import name_problem, validate_name
 from facerec.workspace.workspace import Workspace
 
@@ -120,8 +120,11 @@ class FacePipeline:
 
     # -- gallery ----------------------------------------------------------------------------
     @property
-    def gallery_path(self) -> Path:
-        return self.ws.root / "gallery"
+    def gallery_store(self):
+        """Where the workspace's galleries live (``workspace.galleries``: folders or PostgreSQL)."""
+        from facerec.workspace.galleries import store
+
+        return store(self.ws.root)
 
     def crops_dir(self, name: str) -> Path:
         return self.ws.root / "crops" / validate_name(name)
@@ -130,13 +133,14 @@ class FacePipeline:
         """The workspace's gallery, re-embedded first when the model changed. With no gallery but
         stored crops (a gallery removed as corrupt, or a first enroll killed before its gallery
         was written) it is rebuilt from the crops, which are the gallery's source."""
-        if not (self.gallery_path / "meta.sqlite").exists():
+        galleries = self.gallery_store
+        if not galleries.exists():
             if stored_people(self.ws.root / "crops"):
                 rebuild_gallery(self)
             elif not create:
                 raise FaceRecError(f"no one is enrolled in {self.ws.root}; run `facerec enroll` first")
             else:
-                return Gallery.create(self.gallery_path, self.model.embedding_dim, self.model_version)
+                return galleries.create("gallery", self.model.embedding_dim, self.model_version)
         gallery = open_live_gallery(self.ws.root)  # checked against the stored crops too
         if gallery.model_version != self.model_version:
             gallery.close()
@@ -180,15 +184,14 @@ def _onnx_copy(workspace: Workspace, version: str):
 def rebuild_gallery(pipe: FacePipeline, skipped: list[str] | None = None) -> int:
     """Re-embed every stored crop with the workspace's current model into a fresh gallery.
 
-    The new gallery is built beside the old one and swapped in by rename. Returns vectors added;
-    unreadable crops are listed in ``skipped`` when given.
+    The new gallery is built beside the old one (``gallery.rebuild``) and swapped in. Returns
+    vectors added; unreadable crops are listed in ``skipped`` when given.
     """
-    from facerec.workspace.erasure import complete_pending, swap_in_gallery
+    from facerec.workspace.erasure import complete_pending
 
     complete_pending(pipe.ws)  # an interrupted forget's people must not come back from their crops
-    staging = pipe.ws.root / "gallery.rebuild"
-    total = build_gallery(pipe, staging, skipped=skipped)
-    swap_in_gallery(pipe.ws, staging)
+    total = build_gallery(pipe, "gallery.rebuild", skipped=skipped)
+    pipe.gallery_store.swap_in("gallery.rebuild")
     return total
 
 
@@ -198,13 +201,13 @@ def stored_people(crops_root: Path) -> list[Path]:
     return [p for p in real_folders(crops_root) if not name_problem(p.name)]
 
 
-def build_gallery(pipe: FacePipeline, dest: Path, exclude: set[str] = frozenset(), progress=None,
+def build_gallery(pipe: FacePipeline, role: str, exclude: set[str] = frozenset(), progress=None,
                   skipped: list[str] | None = None) -> int:
     """Embed the stored crops of everyone but ``exclude`` with ``pipe``'s model into a new gallery
-    at ``dest`` (replaced if present). Returns the number of vectors. A crop that cannot be read is
-    left out (listed in ``skipped`` when given) rather than stopping the rebuild."""
-    rmtree_inside(pipe.ws.root, dest)
-    gallery = Gallery.create(dest, pipe.model.embedding_dim, pipe.model_version)
+    in ``role`` (``gallery.staging`` or ``gallery.rebuild``; replaced if present). Returns the number
+    of vectors. A crop that cannot be read is left out (listed in ``skipped`` when given) rather
+    than stopping the rebuild."""
+    gallery = pipe.gallery_store.create(role, pipe.model.embedding_dim, pipe.model_version)
     total = 0
     for person_dir in stored_people(pipe.ws.root / "crops"):
         if person_dir.name in exclude:

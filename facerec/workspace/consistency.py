@@ -125,8 +125,12 @@ _agreed: dict[str, tuple] = {}  # workspace -> the layout stamp its gallery and 
 
 
 def _open_checked(root: Path, read_only: bool) -> Gallery:
-    key, now = os.path.realpath(root), stamp(root)  # the gallery's files, the journal and every crop folder
-    gallery = Gallery.open(root / "gallery", read_only=read_only)
+    from facerec.workspace.galleries import store
+
+    galleries = store(root)
+    # the gallery's files (or its database generation), the journal and every crop folder
+    key, now = os.path.realpath(root), (stamp(root), galleries.stamp())
+    gallery = galleries.open("gallery", read_only=read_only)
     if _agreed.get(key) == now:  # nothing changed since they last agreed (a server's repeated reads)
         return gallery
     try:
@@ -136,6 +140,6 @@ def _open_checked(root: Path, read_only: bool) -> Gallery:
         raise
     if disagreement:
         gallery.close()
-        raise GalleryCorrupt(root / "gallery", disagreement.describe(root))
+        raise GalleryCorrupt(galleries.describe(), disagreement.describe(root))
     _agreed[key] = now
     return gallery

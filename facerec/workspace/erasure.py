@@ -23,6 +23,7 @@ import logging
 import os
 from pathlib import Path
 
+from facerec.workspace.galleries import ROLES, store
 from facerec.workspace.workspace import Workspace
 
 KEY_FILE = "erasure.key"
@@ -118,7 +119,7 @@ def purge_people(ws: Workspace, hashes: set[str], gallery_rebuilt: bool = False)
         GalleryCorrupt: the gallery is damaged (without ``gallery_rebuilt``); the folders are
         purged first, the gallery's entries when it has been rebuilt (`facerec reindex`).
     """
-    from gallery import Gallery, GalleryCorrupt
+    from gallery import GalleryCorrupt
 
     from facerec.workspace.layout import real_folders, remove_if_empty, rmtree_inside
 
@@ -136,9 +137,10 @@ def purge_people(ws: Workspace, hashes: set[str], gallery_rebuilt: bool = False)
                 removed[kind] += 1
     for batch in real_folders(ws.root / "quarantine"):
         remove_if_empty(ws.root, batch)
-    if (ws.root / "gallery" / "meta.sqlite").is_file():
+    galleries = store(ws.root, manifest)
+    if galleries.exists():
         try:
-            gallery = Gallery.open(ws.root / "gallery")
+            gallery = galleries.open()
         except GalleryCorrupt:
             if gallery_rebuilt:
                 return removed
@@ -175,9 +177,9 @@ def complete_pending(ws: Workspace, gallery_rebuilt: bool = False) -> dict | Non
         ws.update_manifest(_drop_pending)
         return None
     hashes = {e["hash"] for e in record["forgotten"] if e.get("request") == request}
-    staging = ws.root / "gallery.staging"
-    if _gallery_version(staging) == manifest["model"]["version"]:
-        swap_in_gallery(ws, staging)  # the forget's re-embedded gallery; otherwise it is rebuilt on next use
+    galleries = store(ws.root, manifest)
+    if galleries.version("gallery.staging") == manifest["model"]["version"]:
+        galleries.swap_in("gallery.staging")  # the forget's re-embedded gallery; otherwise it is rebuilt on next use
     removed = purge_people(ws, hashes, gallery_rebuilt=gallery_rebuilt)
     ws.train_state_path.unlink(missing_ok=True)
     ws.remove_unreferenced_weights()  # the pre-forget weights still know the person
@@ -208,33 +210,10 @@ def remove_stale_dirs(root: Path) -> int:
         if (root / name).exists():
             rmtree_inside(root, root / name)
             removed += 1
+    galleries = store(root)
+    if galleries.backend != "embedded":  # staging galleries held in a database
+        removed += sum(galleries.remove(role) for role in ROLES if role != "gallery")
     return removed
-
-
-def _gallery_version(path: Path) -> str | None:
-    from gallery import Gallery
-
-    if not (path / "meta.sqlite").is_file():
-        return None
-    try:
-        gallery = Gallery.open(path)
-    except Exception:  # an unfinished staging gallery: not usable
-        return None
-    version = gallery.model_version
-    gallery.close()
-    return version
-
-
-def swap_in_gallery(ws: Workspace, staging: Path) -> None:
-    """Replace ``WORKSPACE/gallery`` by the finished gallery at ``staging`` (two renames)."""
-    from facerec.workspace.layout import rename_inside, rmtree_inside
-
-    live, old = ws.root / "gallery", ws.root / "gallery.old"
-    rmtree_inside(ws.root, old)
-    if live.exists():
-        rename_inside(ws.root, live, old)
-    rename_inside(ws.root, staging, live)
-    rmtree_inside(ws.root, old)
 
 
 def ledger(workspace) -> list[dict]:

@@ -12,6 +12,7 @@ import re
 
 from facerec.core.errors import WorkspaceError
 from facerec.models.config import FaceViTConfig
+from facerec.workspace.galleries import gallery_record_problem
 
 _WEIGHTS = re.compile(r"models/[0-9a-f]{16}\.safetensors", re.ASCII)  # content-addressed, inside the workspace
 _VERSION = re.compile(r"[0-9a-f]{16}", re.ASCII)
@@ -105,6 +106,8 @@ def manifest_problem(data, format_version: int) -> str | None:
     threshold = data.get("recognition", {}).get("threshold", 0.0)
     if not _number(threshold, -2.0, 2.0):  # a cosine; a threshold just above 1 accepts no one
         return "recognition.threshold: expected a number between -2 and 2"
+    if "gallery" in data and (problem := gallery_record_problem(data["gallery"])):
+        return problem
     if "erasure" in data:
         return _check_erasure(data["erasure"])
     return None

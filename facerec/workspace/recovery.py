@@ -38,11 +38,12 @@ import time
 import uuid
 from pathlib import Path
 
-from gallery import Gallery, GalleryCorrupt, stored_image_hashes
+from gallery import GalleryCorrupt
 
 from facerec.workspace import journal
 from facerec.workspace.consistency import CROPS, Disagreement, compare, crop_key
 from facerec.workspace.erasure import remove_stale_dirs
+from facerec.workspace.galleries import settle_backend, store
 from facerec.workspace.layout import (is_real_folder, real_files, real_folders, remove_if_empty, rename_inside,
                                       rmtree_inside, unlink_inside)
 from facerec.core.names import name_problem
@@ -60,6 +61,7 @@ def clean_workspace(ws: Workspace, keep_orphans: bool = False) -> dict:
     about to enroll them from there)."""
     root = ws.root
     report = {
+        "gallery_backend": settle_backend(ws),  # first: a folder the manifest no longer uses is no gallery
         "gallery_restored": _undo_interrupted_swap(root),
         "temporary_files": _remove_temporary_files(root),
         "staging_folders": remove_stale_dirs(root),
@@ -79,14 +81,15 @@ def _gallery_rows(root: Path) -> tuple[dict[str, set[str]] | None, Disagreement 
     damaged one. Rows are trusted only from a gallery checked whole: its metadata, and its index
     files against it when something is about to be decided (a row deleted by hand from a
     sound-looking file shows there)."""
-    if not (root / "gallery" / "meta.sqlite").is_file():
+    galleries = store(root)
+    if not galleries.exists():
         return None, None
     try:
-        rows = stored_image_hashes(root / "gallery")  # the metadata alone; also rolls back a hot SQLite journal
+        rows = galleries.hashes()  # the metadata alone; also rolls back a hot SQLite journal
         found = compare(root, rows)
         entries, unreadable = journal.open_entries(root)
         if found or entries or unreadable:
-            Gallery.open(root / "gallery").close()
+            galleries.open().close()
         return rows, found
     except GalleryCorrupt:
         return None, None
@@ -209,7 +212,7 @@ def quarantine_unenrolled(root: Path) -> int:
     """After a rebuild from the crops: move aside the crops it could not enroll (unreadable), so
     the gallery and the crops agree again instead of every reader sending the user back to
     `facerec reindex`."""
-    return _quarantine(root, compare(root, stored_image_hashes(root / "gallery")), keep_orphans=False)
+    return _quarantine(root, compare(root, store(root).hashes()), keep_orphans=False)
 
 
 def quarantined_people(root: Path) -> set[str]:

@@ -64,13 +64,14 @@ def enrolled_people(root: str | os.PathLike) -> dict[str, int]:
     """``{person: enrolled images}`` of the workspace's gallery, read without writing to it; a
     write killed mid-way (a hot SQLite journal) is rolled back by a writer first."""
     from facerec.workspace.consistency import open_live_gallery
+    from facerec.workspace.galleries import store
 
     settle(root)
     path = Path(root) / "gallery"
     if (path / "meta.sqlite-journal").exists():  # only a writer may roll it back
         with writing(root):
             pass
-    if not (path / "meta.sqlite").exists():
+    if not store(root).exists():
         return {}
     with open_live_gallery(root, read_only=True) as g:  # a reader never writes, not even to a damaged file
         return g.people()
