@@ -124,6 +124,8 @@ def run_request(workspace, request: ForgetRequest, *, device: str | None = None,
     """
     t_start = time.perf_counter()
     plan = plan_request(workspace, request)
+    galleries = store(plan.ws.root, plan.manifest)
+    doomed_vectors = galleries.person_vectors(plan.names)  # a database gallery: what to look for afterwards
     pipe = FacePipeline(plan.ws, detector=request.detector, device=device)
     report = {**plan.summary(), "model_version_before": pipe.model_version}
     data, weights = None, None
@@ -139,6 +141,8 @@ def run_request(workspace, request: ForgetRequest, *, device: str | None = None,
         before_commit()
     report["request"] = commit(plan, report, weights, recognition)
     report["removed"] = complete_pending(plan.ws)  # clean up
+    if (database := galleries.erasure_check(plan.names, doomed_vectors)) is not None:
+        report["database"] = database  # reclaimed, then looked for in its files
     report["seconds_total"] = round(time.perf_counter() - t_start, 2)
     return report
 

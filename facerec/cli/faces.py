@@ -133,6 +133,10 @@ def cmd_remove(args) -> None:
     if r["still_in_model"]:
         human += (f"\nnote: the model was trained on {r['name']} and still knows them; to erase them from the "
                   f"weights too, run `facerec forget {r['name']}`")
+    if "database" in r:
+        from facerec.cli.reports import describe_database_erasure
+
+        human += "\n" + describe_database_erasure(r["database"])
     emit(args, r, human)
 
 

@@ -43,6 +43,22 @@ def describe_forget(r: dict) -> str:
         lines.append(f"gallery: {r['gallery']['re_embedded']} vectors re-embedded; the forgotten people's "
                      f"{check['images']} held-out photos: {check['unknown']} unknown to the remaining gallery "
                      f"(as strangers before the forget: {fmt(check['unknown_rate_before_as_stranger'])})")
+    if "database" in r:
+        lines.append(describe_database_erasure(r["database"]))
+    return "\n".join(lines)
+
+
+def describe_database_erasure(d: dict) -> str:
+    """The PostgreSQL part of an erasure (``gallery.pg_erasure``): what was reclaimed, checked, found."""
+    lines = [f"database {d['gallery']}: {len(d['reclaimed'])} table(s) rewritten (VACUUM FULL)"
+             + ("" if d["checkpoint"] else "; CHECKPOINT refused, so the files may lag the server's memory")]
+    for part, what in (("relation_files", "table and index files"), ("wal", "WAL segments")):
+        c = d[part]
+        lines.append(f"  {what}: " + (f"not checked ({c['why']})" if not c["checked"] else
+                                      f"{c.get('files', c.get('segments'))} file(s), {c['bytes'] / 1e6:.1f} MB read: "
+                                      f"name found {c['name_hits']} time(s), vector bytes {c['vector_hits']} time(s)"
+                                      + (f"; {len(c['unreadable'])} unreadable" if c["unreadable"] else "")))
+    lines += [f"  beyond facerec's reach: {note}" for note in d["beyond_reach"]]
     return "\n".join(lines)
 
 

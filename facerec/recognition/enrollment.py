@@ -151,9 +151,10 @@ def remove(pipe: FacePipeline, name: str) -> dict:
     root = pipe.ws.root
     entry = journal.begin(root, journal.Entry("remove", name, {  # what a kill after the commit leaves to go
         path.relative_to(root).as_posix(): journal.file_digest(path) or "" for path in person_files(root, name)}))
-    removed, in_gallery = 0, False
+    removed, in_gallery, galleries = 0, False, pipe.gallery_store
+    doomed_vectors = galleries.person_vectors([name])
     try:
-        if pipe.gallery_store.exists():
+        if galleries.exists():
             gallery = pipe.open_gallery()
             try:
                 in_gallery = name in gallery.people()
@@ -170,8 +171,11 @@ def remove(pipe: FacePipeline, name: str) -> dict:
         raise
     crops = delete_person_crops(root, name)  # if this fails, the entry stays for the next writer
     journal.end(root, entry)
-    return {"name": name, "vectors_removed": removed, "crops_removed": crops,
-            "still_in_model": name in pipe.ws.manifest()["identities"]}
+    report = {"name": name, "vectors_removed": removed, "crops_removed": crops,
+              "still_in_model": name in pipe.ws.manifest()["identities"]}
+    if (database := galleries.erasure_check([name], doomed_vectors)) is not None:
+        report["database"] = database  # reclaimed, then looked for in its files
+    return report
 
 
 def reindex(pipe: FacePipeline, restore_quarantined: bool = False) -> dict:

@@ -98,6 +98,12 @@ class EmbeddedStore:
     def stamp(self) -> tuple:
         return ()  # the gallery's files are part of the workspace layout's stamp
 
+    def person_vectors(self, names) -> None:
+        return None  # the FAISS gallery removes vectors from its index and rewrites its files on save
+
+    def erasure_check(self, names, vectors) -> None:
+        return None
+
 
 class PostgresStore:
     """Galleries as tables of a PostgreSQL database: ``<stem>`` live, ``<stem>_staging`` ... while working."""
@@ -160,6 +166,31 @@ class PostgresStore:
         from gallery.postgres import gallery_state
 
         return (gallery_state(self.url, self.name("gallery")),)
+
+    def person_vectors(self, names):
+        """The live gallery's vectors of ``names`` (taken before they are deleted, to look for afterwards)."""
+        import numpy as np
+
+        if not self.exists():
+            return None
+        with self.open(read_only=True) as gallery:
+            rows, vectors = gallery.records()
+        wanted = set(names)
+        return vectors[[i for i, r in enumerate(rows) if r[0] in wanted]] if len(rows) else np.zeros((0, 1), np.float32)
+
+    def erasure_check(self, names, vectors) -> dict:
+        """After a deletion: rewrite the live gallery's tables, then look for ``names`` and their
+        ``vectors`` in the database's files and WAL (``gallery.pg_erasure``)."""
+        from gallery.pg_erasure import reclaim_and_check
+        from gallery.postgres import connect
+
+        conn = connect(self.url)
+        try:
+            live = self.name("gallery")
+            tables = [f"{live}__people", f"{live}__vectors"] if self.exists() else []
+            return {"gallery": self.describe(), **reclaim_and_check(conn, tables, list(names), vectors)}
+        finally:
+            conn.close()
 
 
 def store(root: str | os.PathLike, manifest: dict | None = None):
