@@ -112,3 +112,30 @@ def test_moving_back_and_a_move_killed_half_way(twins, postgres, capsys, monkeyp
     assert "table and index files" in said and "name found 0 time(s)" in said and "beyond facerec's reach" in said
     assert main(["gallery", "use", "postgresql://someone:secret@localhost/db", "-w", str(ws["pg"])]) == 2
     assert "password" in capsys.readouterr().err
+
+
+def test_bad_databases_are_one_line_and_change_nothing(twins, postgres, capsys):
+    data, ws = twins
+    before = (ws["embedded"] / "workspace.json").read_bytes()
+    dead = postgres.url.rsplit("port=", 1)[0] + "port=1"
+    capsys.readouterr()
+    assert main(["gallery", "use", dead, "-w", str(ws["embedded"])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot connect") and "\n" not in err and "Traceback" not in err
+    assert (ws["embedded"] / "workspace.json").read_bytes() == before and (ws["embedded"] / "gallery").is_dir()
+    with psycopg.connect(postgres.url, autocommit=True) as conn:  # a database written by a newer facerec
+        conn.execute("UPDATE facerec_schema SET version = 99")
+        try:
+            assert main(["people", "-w", str(ws["pg"])]) == 2
+            err = capsys.readouterr().err.strip()
+            assert "newer facerec" in err and "\n" not in err
+        finally:
+            conn.execute("UPDATE facerec_schema SET version = 1")
+    manifest = Workspace(ws["pg"]).manifest()  # the workspace names a database that is gone
+    Workspace(ws["pg"]).update_manifest(lambda m: m["gallery"].__setitem__("url", dead))
+    try:
+        assert main(["recognize", str(sorted((data / "synth-0000").iterdir())[0]), "--aligned", "-q", "-w", str(ws["pg"])]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: cannot connect") and "\n" not in err
+    finally:
+        Workspace(ws["pg"]).update_manifest(lambda m: m.__setitem__("gallery", manifest["gallery"]))

@@ -24,7 +24,10 @@ def cmd_gallery_use(args) -> None:
     from facerec.workspace.galleries import check_url, use_embedded, use_postgresql
 
     if args.where != "embedded":
+        from gallery.postgres import connect
+
         check_url(args.where)  # before the lock: a password in the URL is refused, nothing written
+        connect(args.where).close()  # and an unreachable server, a refused login or no pgvector
     with writing(args, seed=True) as ws:
         r = use_embedded(ws) if args.where == "embedded" else use_postgresql(ws, args.where)
     emit(args, r, f"the gallery is now {r['gallery']} ({r['vectors']} vectors moved, none re-embedded)")
