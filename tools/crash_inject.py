@@ -3,6 +3,7 @@
 Usage::
 
     python tools/crash_inject.py --data DATA_DIR --workspace TRAINED_WS --out SCRATCH [--points N] [--json]
+                                 [--postgresql URL] [--writers enroll,remove,forget,train]
 
 ``DATA_DIR`` is a folder-per-person dataset of aligned crops and ``TRAINED_WS`` a workspace
 trained on it (neither is changed: every run works on a copy). For each writer, one run without a
@@ -22,7 +23,9 @@ would), and checks again:
   entries or quarantined crops (a killed command's crops are settled by its journal, never taken
   for damage).
 
-``--points 0`` kills at every step (the full campaign); CI runs a sample.
+``--points 0`` kills at every step (the full campaign); CI runs a sample. ``--postgresql URL``
+moves each run's workspace gallery into that database first (a gallery of its own per run, dropped
+afterwards); the gallery's commits, swaps and drops there are kill points too.
 """
 
 from __future__ import annotations
@@ -89,6 +92,12 @@ def _install_kill_points(kill_at: int | None, counter_file: Path | None) -> None
     for owner, name in ((os, "replace"), (os, "rename"), (os, "unlink"), (os, "fsync"), (shutil, "rmtree"),
                         (store, "set_setting")):  # Path.rename and Path.unlink call os.rename / os.unlink
         wrap(owner, name)
+    try:
+        import gallery.postgres as pg
+    except ImportError:
+        return
+    for owner, name in ((pg.PostgresGallery, "save"), (pg, "swap"), (pg, "drop")):  # a database gallery's commits
+        wrap(owner, name)
 
 
 def _in_child(check) -> list[str]:
@@ -123,16 +132,33 @@ def _leftovers(ws: Path) -> list[str]:
             found.append("erasure.pending")
     # a killed enroll or remove is settled by its journal entry: nothing is left for quarantine
     found += [str(p.relative_to(ws)) for folder in ("journal", "quarantine") for p in (ws / folder).glob("*")]
+    if manifest and (manifest.get("gallery") or {}).get("backend") == "postgresql":
+        from facerec.workspace.galleries import ROLES, store
+
+        galleries = store(ws, manifest)
+        found += [galleries.describe(role) for role in ROLES if role != "gallery" and galleries.exists(role)]
+        found += ["gallery folder beside a database gallery"] if (ws / "gallery").exists() else []
     return found
 
 
-def _gallery_state(ws: Path) -> dict[str, list[str]]:
-    """``{person: sorted image-hash prefixes}`` from the gallery, opened read-only."""
-    from gallery import Gallery
+def _drop_database_gallery(ws: Path) -> None:
+    manifest = json.loads((ws / "workspace.json").read_text()) if (ws / "workspace.json").is_file() else {}
+    record = manifest.get("gallery") or {}
+    if record.get("backend") == "postgresql":
+        from gallery.postgres import drop
 
-    if not (ws / "gallery" / "meta.sqlite").is_file():
+        for suffix in ("", "_staging", "_rebuild", "_old"):
+            drop(record["url"], record["name"] + suffix)
+
+
+def _gallery_state(ws: Path) -> dict[str, list[str]]:
+    """``{person: sorted image-hash prefixes}`` from the gallery (folder or database), opened read-only."""
+    from facerec.workspace.galleries import store
+
+    galleries = store(ws)
+    if not galleries.exists():
         return {}
-    g = Gallery.open(ws / "gallery", read_only=True)
+    g = galleries.open(read_only=True)
     try:
         return {p: sorted(h[:16] for h in g.image_hashes(p)) for p in g.people()}
     finally:
@@ -199,7 +225,8 @@ def _forgotten(ws: Path, person: str) -> bool:
     return person not in json.loads((ws / "workspace.json").read_text())["identities"]
 
 
-def campaign(data: Path, trained: Path, out: Path, points: int) -> dict:
+def campaign(data: Path, trained: Path, out: Path, points: int, postgresql: str | None = None,
+             only: list[str] | None = None) -> dict:
     person = sorted(p.name for p in data.iterdir() if p.is_dir())[0]
     images = sorted(str(f) for f in (data / person).iterdir())
     enroll_others = ["enroll", "--folder", str(data), "--aligned"]
@@ -219,7 +246,16 @@ def campaign(data: Path, trained: Path, out: Path, points: int) -> dict:
         shutil.copytree(trained, base)
         assert _run_child(enroll_others + ["-w", str(base)], None) == ("exit", 0)
     report = {}
+
+    def fresh_copy(source: Path, dest: Path) -> None:
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(source, dest)
+        if postgresql and (dest / "workspace.json").is_file():  # each copy's gallery is a database gallery of its own
+            assert _run_child(["gallery", "use", postgresql, "-w", str(dest)], None) == ("exit", 0)
+
     for name, (argv, after, check) in writers.items():
+        if only and name not in only:
+            continue
         t0 = time.perf_counter()
         start = out / f"{name}-start"
         shutil.rmtree(start, ignore_errors=True)
@@ -231,17 +267,16 @@ def campaign(data: Path, trained: Path, out: Path, points: int) -> dict:
                 assert _run_child(["remove", person, "-w", str(start)], None) == ("exit", 0)
         counter = out / f"{name}.steps"
         probe = out / f"{name}-probe"
-        shutil.rmtree(probe, ignore_errors=True)
-        shutil.copytree(start, probe)
+        fresh_copy(start, probe)
         assert _run_child(argv + ["-w", str(probe)], None, counter) == ("exit", 0), f"{name} fails without a kill"
         steps = int(counter.read_text())
+        _drop_database_gallery(probe)
         chosen = list(range(1, steps + 1)) if points <= 0 else \
             sorted({max(1, round(1 + i * (steps - 1) / max(points - 1, 1))) for i in range(points)})
         runs = []
         for k in chosen:
             ws = out / f"{name}-{k}"
-            shutil.rmtree(ws, ignore_errors=True)
-            shutil.copytree(start, ws)
+            fresh_copy(start, ws)
             outcome, _ = _run_child(argv + ["-w", str(ws)], k)
             problems = check(ws, False) if (ws / "workspace.json").is_file() or name == "train" else []
             rerun = _run_child((after(ws) if after and (ws / "workspace.json").is_file() else argv) + ["-w", str(ws)], None)
@@ -249,6 +284,7 @@ def campaign(data: Path, trained: Path, out: Path, points: int) -> dict:
             if rerun != ("exit", 0):
                 problems.append(f"the re-run ended {rerun}")
             runs.append({"step": k, "outcome": outcome, "problems": problems})
+            _drop_database_gallery(ws)
             shutil.rmtree(ws, ignore_errors=True)
         report[name] = {"steps": steps, "kills": sum(r["outcome"] == "killed" for r in runs), "runs": runs,
                         "problems": sum(len(r["problems"]) for r in runs), "seconds": round(time.perf_counter() - t0, 1)}
@@ -262,8 +298,12 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="scratch folder")
     parser.add_argument("--points", type=int, default=0, help="kill points per writer (0: every step)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--postgresql", default=None, metavar="URL",
+                        help="run every writer on a workspace whose gallery is in this database")
+    parser.add_argument("--writers", default=None, help="comma-separated subset of enroll,remove,forget,train")
     args = parser.parse_args()
-    report = campaign(Path(args.data), Path(args.workspace), Path(args.out), args.points)
+    report = campaign(Path(args.data), Path(args.workspace), Path(args.out), args.points, args.postgresql,
+                      args.writers.split(",") if args.writers else None)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
