@@ -267,11 +267,12 @@ class PostgresGallery(PeopleSearch):
     def _nearest(self, queries: np.ndarray, k: int, exact: bool, text: str) -> list[list[Match]]:
         queries = normalise(queries, self.dim)
         exact = exact or self.index_kind == "exact" or k > HNSW_MAX_EF
+        plain = not exact and k <= 40  # pgvector's default candidate list (ef_search 40) holds k: one round trip
         out = []
-        with _errors(self.url), self._conn.transaction():  # SET LOCAL lasts for this search only
-            if exact:
+        with _errors(self.url), contextlib.nullcontext() if plain else self._conn.transaction():
+            if exact:  # SET LOCAL lasts for this search only
                 self._conn.execute("SET LOCAL enable_indexscan = off")
-            else:
+            elif not plain:
                 self._conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(int(k), HNSW_MAX_EF))}")
             for q in queries:
                 rows = self._conn.execute(self._sql(text), (q, int(k))).fetchall()

@@ -1,0 +1,233 @@
+"""pgvector HNSW against FAISS on the same galleries: recall@1, queries/s from 1 and 4 clients, the
+enroll rate, and the time to forget one person (delete, then the reclaim an erasure needs).
+
+Usage::
+
+    python tools/bench_gallery_postgres.py --sizes 100000 --dims 256,512 [--queries 1000] [--json OUT]
+
+Each configuration starts a throw-away PostgreSQL server (``facerec.testing.postgres``) and fills
+a facerec gallery (``gallery.postgres``) with synthetic face-like vectors: one unit centre per
+person and 10 images per person around it (cosine ~0.7 to the centre, as same-person embeddings
+are), so nearest neighbours have the structure a face gallery has. The bulk is loaded with COPY
+and the HNSW index built afterwards (as pgvector advises); the enroll rate is then measured through
+facerec's own ``PostgresGallery.add``, one person and one commit at a time, into the indexed gallery.
+Queries are fresh images of enrolled people; recall@1 is against exact search (FAISS ``IndexFlatIP``)
+on the same vectors. FAISS is facerec's embedded gallery (``gallery.Gallery``, IVF at these sizes).
+Forgetting one person: ``remove_person`` + commit, then ``VACUUM FULL`` of both tables (a plain
+VACUUM leaves the deleted rows' bytes in the pages; docs/BENCHMARKS.md), for PostgreSQL; remove +
+save (which rewrites the index files) for FAISS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PER_PERSON = 10
+
+
+def synthetic(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(vectors (n, dim), person of each, queries, person of each query)``."""
+    rng = np.random.default_rng(seed)
+    people = n // PER_PERSON
+    centres = rng.standard_normal((people, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def around(who: np.ndarray) -> np.ndarray:
+        noise = rng.standard_normal((len(who), dim)).astype(np.float32)
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        v = centres[who] + 1.0 * noise  # cosine to the centre ~0.7
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    owner = np.repeat(np.arange(people), PER_PERSON)
+    vectors = np.concatenate([around(owner[i:i + 100_000]) for i in range(0, n, 100_000)])
+    asked = rng.integers(0, people, 1000)
+    return vectors, owner, around(asked), asked
+
+
+def load(url: str, name: str, vectors: np.ndarray, owner: np.ndarray) -> dict:
+    """COPY the people and vectors in, then build the HNSW indexes; returns the timings."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from gallery.postgres import PostgresGallery
+
+    PostgresGallery.create(url, name, vectors.shape[1], "bench", index_kind="exact").close()
+    t0 = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        register_vector(conn)
+        with conn.cursor().copy(f'COPY "{name}__people" (person_id, name) FROM STDIN') as copy:
+            for p in range(int(owner.max()) + 1):
+                copy.write_row((p + 1, f"person{p:07d}"))
+        with conn.cursor().copy(f'COPY "{name}__vectors" (person_id, image_hash, source, model_version, embedding) '
+                                "FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["bigint", "text", "text", "text", "vector"])
+            for i, (v, p) in enumerate(zip(vectors, owner)):
+                copy.write_row((int(p) + 1, f"{i:016x}", "bench", "bench", v))
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('\"{name}__people\"', 'person_id'), {int(owner.max()) + 1})")
+        conn.commit()
+    loaded = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '6GB'")
+        conn.execute("SET max_parallel_maintenance_workers = 1")
+        conn.execute(f'CREATE INDEX ON "{name}__vectors" USING hnsw (embedding vector_ip_ops)')
+        conn.execute(f'CREATE INDEX ON "{name}__people" USING hnsw (template vector_ip_ops)')
+        conn.execute("UPDATE facerec_galleries SET index_kind = 'hnsw' WHERE name = %s", (name,))
+        conn.execute(f'VACUUM ANALYZE "{name}__vectors"')
+    return {"copy_seconds": round(loaded, 1), "hnsw_build_seconds": round(time.perf_counter() - t0, 1)}
+
+
+_OPEN = {}  # the gallery each client process opened once
+
+
+def _open_client(kind: str, where: tuple) -> None:
+    if kind == "postgresql":
+        from gallery.postgres import PostgresGallery
+
+        _OPEN["g"] = PostgresGallery.open(*where, read_only=True)
+    else:
+        import faiss
+
+        from gallery import Gallery
+
+        faiss.omp_set_num_threads(1)  # one query at a time: threads only spin against the other clients
+        _OPEN["g"] = Gallery.open(*where, read_only=True)
+
+
+def _client(queries: np.ndarray) -> int:
+    for q in queries:
+        _OPEN["g"].search(q[None], k=1)
+    return len(queries)
+
+
+def query_rate(kind: str, where: tuple, queries: np.ndarray, clients: int) -> float:
+    """Queries per second, one query at a time, from ``clients`` processes that each opened the
+    gallery once (their own connection, or their own read-only copy of the FAISS gallery)."""
+    parts = np.array_split(queries, clients)
+    with multiprocessing.get_context("spawn").Pool(clients, _open_client, (kind, where)) as pool:
+        pool.map(_client, [p[:5] for p in parts], chunksize=1)  # warm: imports, first pages
+        t0 = time.perf_counter()
+        pool.map(_client, parts, chunksize=1)
+        return len(queries) / (time.perf_counter() - t0)
+
+
+def enroll_rate(gallery, dim: int, people: int = 100) -> float:
+    """Vectors per second through ``gallery.add`` + ``save``, one person (10 images) per commit."""
+    rng = np.random.default_rng(99)
+    t0 = time.perf_counter()
+    for p in range(people):
+        v = rng.standard_normal((PER_PERSON, dim)).astype(np.float32)
+        gallery.add(f"newcomer{p:05d}", v, image_hashes=[f"n{p}-{i}" for i in range(PER_PERSON)],
+                    sources=["bench"] * PER_PERSON, model_version=gallery.model_version)
+        gallery.save()
+    return people * PER_PERSON / (time.perf_counter() - t0)
+
+
+def faiss_side(vectors, owner, queries, truth, dim, folder: Path) -> dict:
+    from gallery import Gallery
+
+    g = Gallery.create(folder / "g", dim, "bench")
+    t0 = time.perf_counter()
+    for start in range(0, len(vectors), 100_000):
+        part = slice(start, start + 100_000)
+        for p in np.unique(owner[part]):
+            idx = np.arange(part.start, min(part.stop, len(vectors)))[owner[part] == p]
+            g.add(f"person{p:07d}", vectors[idx], image_hashes=[f"{i:016x}" for i in idx], sources=["bench"] * len(idx),
+                  model_version="bench")
+    g.save()
+    bulk = time.perf_counter() - t0
+    found = [m[0].vector_id - 1 for m in g.search(queries, k=1)]  # ids count from 1 in insertion order
+    recall = float(np.mean(np.asarray(found) == truth))
+    single = query_rate("faiss", (str(folder / "g"),), queries, 1)
+    four = query_rate("faiss", (str(folder / "g"),), queries, 4)
+    rate = enroll_rate(g, dim)
+    t0 = time.perf_counter()
+    g.remove_person("person0000000")
+    g.save()
+    forget = time.perf_counter() - t0
+    kind = g.index_kind + "/" + type(g._vectors).__name__
+    g.close()
+    return {"index": kind, "bulk_enroll_seconds": round(bulk, 1), "recall_at_1": recall, "qps_1_client": round(single),
+            "qps_4_clients": round(four), "enroll_vectors_per_s": round(rate), "forget_seconds": round(forget, 2)}
+
+
+def postgres_side(url, vectors, owner, queries, truth, dim) -> dict:
+    from gallery.postgres import PostgresGallery
+
+    name = f"bench{dim}"
+    out = load(url, name, vectors, owner)
+    g = PostgresGallery.open(url, name)
+    found = [m[0].vector_id - 1 for m in g.search(queries, k=1)]  # COPY gave ids 1..n in order
+    out["recall_at_1"] = float(np.mean(np.asarray(found) == truth))
+    found = [m[0].vector_id - 1 for m in g.search(queries[:200], k=1, exact=True)]
+    out["recall_at_1_exact_scan"] = float(np.mean(np.asarray(found) == truth[:200]))
+    out["qps_1_client"] = round(query_rate("postgresql", (url, name), queries, 1))
+    out["qps_4_clients"] = round(query_rate("postgresql", (url, name), queries, 4))
+    t0 = time.perf_counter()
+    for q in queries[:100]:
+        g.search(q[None], k=1, exact=True)
+    out["qps_exact_scan"] = round(100 / (time.perf_counter() - t0), 1)
+    out["enroll_vectors_per_s"] = round(enroll_rate(g, dim))
+    t0 = time.perf_counter()
+    g.remove_person("person0000000")
+    g.save()
+    out["forget_delete_seconds"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    for table in (f"{name}__people", f"{name}__vectors"):
+        g._conn.execute(f'VACUUM FULL "{table}"')
+    out["forget_reclaim_seconds"] = round(time.perf_counter() - t0, 1)
+    g.close()
+    return out
+
+
+def run(size: int, dim: int, queries_n: int) -> dict:
+    import faiss
+
+    from facerec.testing.postgres import ThrowawayPostgres
+
+    vectors, owner, queries, _ = synthetic(size, dim, seed=size + dim)
+    queries = queries[:queries_n]
+    exact = faiss.IndexFlatIP(dim)
+    exact.add(vectors)
+    truth = exact.search(queries, 1)[1][:, 0]
+    result = {"size": size, "dim": dim, "queries": len(queries)}
+    with tempfile.TemporaryDirectory() as folder:
+        result["faiss"] = faiss_side(vectors, owner, queries, truth, dim, Path(folder))
+    server = ThrowawayPostgres(settings={"shared_buffers": "4GB", "max_wal_size": "8GB"})
+    server.start()
+    try:
+        result["postgresql"] = postgres_side(server.url, vectors, owner, queries, truth, dim)
+    finally:
+        server.stop()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100000")
+    parser.add_argument("--dims", default="256,512")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--json", default=None, help="append each configuration's result to this JSON-lines file")
+    args = parser.parse_args()
+    for size in map(int, args.sizes.split(",")):
+        for dim in map(int, args.dims.split(",")):
+            result = run(size, dim, args.queries)
+            print(json.dumps(result), flush=True)
+            if args.json:
+                with open(args.json, "a") as f:
+                    f.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
