@@ -5,11 +5,13 @@ HNSW index keeps a copy of every vector) until the pages are rewritten, and in t
 until its segments are recycled; archives, base backups and standbys keep their own copies. So
 after facerec deletes a person from a PostgreSQL gallery it
 
-1. rewrites the gallery's tables and indexes (``VACUUM FULL``: new relation files, the old ones
-   unlinked) and asks for a ``CHECKPOINT`` so that what is in the files is what the server holds;
-2. reads every relation file of those tables (all forks and segments, their TOAST and indexes) and
-   counts the person's name (UTF-8) and the first 16 bytes of each of their vectors (float4, as
-   pgvector stores them) — a found byte string is reported, never hidden;
+1. asks for a ``CHECKPOINT`` so that what is in the files is what the server holds, then reads
+   every relation file of the gallery's tables (all forks and segments, their TOAST and indexes)
+   for the person's name (UTF-8) and the first 16 bytes of each of their vectors (float4, as
+   pgvector stores them);
+2. where anything is found (a remove deletes rows in place; a plain VACUUM measurably leaves some
+   behind), rewrites the tables and indexes (``VACUUM FULL``: new relation files, the old ones
+   unlinked) and reads them again — what is still found is reported, never hidden;
 3. reads the WAL segments in ``pg_wal`` for the same byte strings, and reports the settings that
    decide how long the log, its archive and any standby keep them.
 
@@ -81,39 +83,54 @@ def relation_files(conn, tables: list[str], data_dir: Path) -> list[Path]:
 
 
 def reclaim_and_check(conn, tables: list[str], names: list[str], vectors: np.ndarray | None) -> dict:
-    """Rewrite ``tables`` (autocommit connection), then look for ``names`` and ``vectors`` in their
-    files and in the WAL; the report says what was checked, what was found and what is out of reach."""
-    report: dict = {"reclaimed": [], "checkpoint": False}
-    for table in tables:
-        conn.execute(f'VACUUM FULL "{table}"')
-        report["reclaimed"].append(f"VACUUM FULL {table}")
-    try:
-        conn.execute("CHECKPOINT")
-        report["checkpoint"] = True
-    except Exception as err:  # not a superuser (nor pg_checkpoint): the files may lag the server's buffers
-        report["checkpoint_refused"] = " ".join(str(err).split())[:200]
+    """Look for ``names`` and ``vectors`` in the files of ``tables`` (autocommit connection); where
+    they are found, or the files cannot be read here, rewrite the tables and look again; then the
+    WAL. The report says what was checked, what was found and what is out of reach.
+
+    A forget swaps in tables built without the person (the old ones are dropped, their files
+    unlinked), so its check usually finds nothing and rewrites nothing; a remove deletes rows in
+    place, which leaves their bytes until the rewrite."""
+    report: dict = {"reclaimed": [], "checkpoint": _checkpoint(conn)}
+    if report["checkpoint"] is not True:
+        report["checkpoint_refused"], report["checkpoint"] = report["checkpoint"], False
     settings = dict(conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(SETTINGS),)))
     patterns = needles(names, vectors)
     data_dir = Path(settings.get("data_directory") or "")
-    if not settings.get("data_directory") or not os.access(data_dir, os.R_OK | os.X_OK):
+    readable = bool(settings.get("data_directory")) and os.access(data_dir, os.R_OK | os.X_OK)
+    found = _scan(relation_files(conn, tables, data_dir), patterns) if readable else None
+    report["found_before_reclaim"] = None if found is None else found["name_hits"] + found["vector_hits"]
+    if found is None or report["found_before_reclaim"]:
+        for table in tables:
+            conn.execute(f'VACUUM FULL "{table}"')
+            report["reclaimed"].append(f"VACUUM FULL {table}")
+        _checkpoint(conn)
+        found = _scan(relation_files(conn, tables, data_dir), patterns) if readable else None
+    if not readable:
         why = ("the server does not show its data directory to this user" if not settings.get("data_directory")
                else f"{data_dir} is not readable here (another machine, or another user's files)")
-        report["relation_files"] = {"checked": False, "why": why}
-        report["wal"] = {"checked": False, "why": why}
+        report["relation_files"] = report["wal"] = {"checked": False, "why": why}
     else:
-        files = relation_files(conn, tables, data_dir)
-        hits, size, unreadable = count_in_files(files, patterns)
-        report["relation_files"] = {"checked": True, "files": len(files), "bytes": size, "unreadable": unreadable,
-                                    "name_hits": sum(v for k, v in hits.items() if k.startswith("name:")),
-                                    "vector_hits": sum(v for k, v in hits.items() if k.startswith("vector:"))}
+        report["relation_files"] = {"checked": True, **found}
         wal = sorted(p for p in (data_dir / "pg_wal").glob("*") if p.is_file() and len(p.name) == 24)
-        hits, size, unreadable = count_in_files(wal, patterns)
-        report["wal"] = {"checked": True, "segments": len(wal), "bytes": size, "unreadable": unreadable,
-                         "name_hits": sum(v for k, v in hits.items() if k.startswith("name:")),
-                         "vector_hits": sum(v for k, v in hits.items() if k.startswith("vector:"))}
+        report["wal"] = {"checked": True, **_scan(wal, patterns, "segments")}
     report["patterns"] = {"names": len(names), "vectors": 0 if vectors is None else len(vectors)}
     report["beyond_reach"] = beyond_reach(conn, settings)
     return report
+
+
+def _checkpoint(conn):
+    try:
+        conn.execute("CHECKPOINT")
+        return True
+    except Exception as err:  # not a superuser (nor pg_checkpoint): the files may lag the server's buffers
+        return " ".join(str(err).split())[:200]
+
+
+def _scan(files: list[Path], patterns: dict[str, bytes], what: str = "files") -> dict:
+    hits, size, unreadable = count_in_files(files, patterns)
+    return {what: len(files), "bytes": size, "unreadable": unreadable,
+            "name_hits": sum(v for k, v in hits.items() if k.startswith("name:")),
+            "vector_hits": sum(v for k, v in hits.items() if k.startswith("vector:"))}
 
 
 def beyond_reach(conn, settings: dict) -> list[str]:

@@ -134,6 +134,7 @@ def test_a_removed_person_leaves_no_byte_in_the_gallery_files_after_the_reclaim(
     hits, _, _ = count_in_files(relation_files(g._conn, tables, data_dir), needles(["person5"], vectors))
     assert sum(hits.values()) > 0  # deleted, but still in the pages: what a DELETE alone leaves
     report = reclaim_and_check(g._conn, tables, ["person5"], vectors)
+    assert report["found_before_reclaim"] > 0 and len(report["reclaimed"]) == 2
     files = report["relation_files"]
     assert files["checked"] and files["files"] >= 4 and files["bytes"] > 0 and not files["unreadable"]
     assert files["name_hits"] == 0 and files["vector_hits"] == 0

@@ -50,7 +50,8 @@ def describe_forget(r: dict) -> str:
 
 def describe_database_erasure(d: dict) -> str:
     """The PostgreSQL part of an erasure (``gallery.pg_erasure``): what was reclaimed, checked, found."""
-    lines = [f"database {d['gallery']}: {len(d['reclaimed'])} table(s) rewritten (VACUUM FULL)"
+    lines = [f"database {d['gallery']}: " + (f"{len(d['reclaimed'])} table(s) rewritten (VACUUM FULL)" if d["reclaimed"]
+                                              else "nothing to rewrite (no byte of them in the gallery's files)")
              + ("" if d["checkpoint"] else "; CHECKPOINT refused, so the files may lag the server's memory")]
     for part, what in (("relation_files", "table and index files"), ("wal", "WAL segments")):
         c = d[part]
