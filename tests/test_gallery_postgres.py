@@ -142,3 +142,30 @@ def test_a_removed_person_leaves_no_byte_in_the_gallery_files_after_the_reclaim(
     assert any("WAL" in note for note in report["beyond_reach"])
     assert g.people().get("person4") == 6  # the others are intact
     g.close()
+
+
+def test_a_staging_gallery_is_indexed_when_swapped_in(pg):
+    import psycopg
+
+    from gallery.postgres import swap
+
+    url, name = pg
+    live = PostgresGallery.create(url, name, DIM, "m1")
+    _fill(live, people=3)
+    live.close()
+    staging = PostgresGallery.create(url, name + "_s", DIM, "m2", index_kind="deferred")
+    [staging.add(f"p{p}", _unit(4, 50 + p), image_hashes=[f"x{p}{i}" for i in range(4)],
+                                 sources=["t"] * 4, model_version="m2") for p in range(5)]
+    staging.save()
+    assert staging.search(_unit(1, 51), k=1)[0][0].identity == "p1"  # no index yet: an exact scan
+    staging.close()
+    swap(url, name + "_s", name)
+    with PostgresGallery.open(url, name) as g:
+        assert g.model_version == "m2" and g.index_kind == "hnsw" and set(g.people()) == {f"p{p}" for p in range(5)}
+        assert g.search(_unit(1, 52), k=1)[0][0].identity == "p2"
+    with psycopg.connect(url) as conn:
+        methods = [r[0] for r in conn.execute("SELECT am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                              "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = ANY(%s::regclass[])",
+                                              ([f'"{name}__vectors"', f'"{name}__people"'],))]
+        assert methods.count("hnsw") == 2
+        assert conn.execute("SELECT count(*) FROM facerec_galleries WHERE name = %s", (name + "_s",)).fetchone()[0] == 0

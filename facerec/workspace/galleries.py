@@ -134,8 +134,9 @@ class PostgresStore:
     def create(self, role: str, dim: int, model_version: str):
         from gallery.postgres import PostgresGallery, drop
 
-        if role != "gallery":
+        if role != "gallery":  # a staging gallery: filled in one go, indexed when it is swapped in
             drop(self.url, self.name(role))
+            return PostgresGallery.create(self.url, self.name(role), dim, model_version, index_kind="deferred")
         return PostgresGallery.create(self.url, self.name(role), dim, model_version)
 
     def hashes(self, role: str = "gallery") -> dict[str, set[str]]:
