@@ -57,6 +57,7 @@ class Gallery(PeopleSearch):
 
     def __init__(self, path: Path, db, vectors, templates):
         self.path, self._db, self._vectors, self._templates = path, db, vectors, templates
+        self._stale_templates: set[int] = set()  # people added to since their template was last computed
         self.dim = int(store.get_setting(db, "dim"))
         self.model_version = store.get_setting(db, "model_version")
         self.index_kind = store.get_setting(db, "index_kind", "auto")
@@ -142,6 +143,7 @@ class Gallery(PeopleSearch):
     @_guarded
     def save(self) -> None:
         """Persist the index files as a new generation and commit metadata pointing at them."""
+        self._flush_templates()
         self._maybe_switch_index()
         gen = int(store.get_setting(self._db, "generation")) + 1
         digests = {}
@@ -177,6 +179,7 @@ class Gallery(PeopleSearch):
         gen = int(store.get_setting(self._db, "generation"))
         self._vectors = _read_index(self.path, self._db, "vectors", gen)
         self._templates = _read_index(self.path, self._db, "templates", gen)
+        self._stale_templates.clear()
 
     # -- changes (call save() to persist) ----------------------------------------------------
     def _begin(self) -> None:
@@ -197,7 +200,7 @@ class Gallery(PeopleSearch):
         pid = store.person_id(self._db, person, create=True)
         ids = store.insert_vectors(self._db, pid, image_hashes, sources, model_version)
         self._vectors.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
-        self._refresh_template(pid)
+        self._stale_templates.add(pid)  # recomputed in one pass before the next template search or save
         return ids
 
     @_guarded
@@ -210,15 +213,27 @@ class Gallery(PeopleSearch):
         ids = np.asarray(store.vector_ids_of(self._db, pid), dtype=np.int64)
         removed = fx.remove(self._vectors, ids)
         fx.remove(self._templates, np.asarray([pid], dtype=np.int64))
+        self._stale_templates.discard(pid)
         store.delete_person(self._db, pid)
         return removed
 
-    def _refresh_template(self, pid: int) -> None:
-        ids = np.asarray(store.vector_ids_of(self._db, pid), dtype=np.int64)
-        fx.remove(self._templates, np.asarray([pid], dtype=np.int64))
-        if len(ids):
-            mean = fx.reconstruct(self._vectors, ids).mean(axis=0, keepdims=True)
-            self._templates.add_with_ids(normalise(mean, self.dim), np.asarray([pid], dtype=np.int64))
+    def _flush_templates(self) -> None:
+        """Recompute the stale people's templates: one removal pass over the template index for all
+        of them (removing from a flat index is linear in its size, so one pass per added person made
+        filling a gallery of many people quadratic: 9.5 ms a person at 80k people)."""
+        if not self._stale_templates:
+            return
+        pids = np.asarray(sorted(self._stale_templates), dtype=np.int64)
+        fx.remove(self._templates, pids)
+        means, kept = [], []
+        for pid in pids:
+            ids = np.asarray(store.vector_ids_of(self._db, int(pid)), dtype=np.int64)
+            if len(ids):
+                means.append(fx.reconstruct(self._vectors, ids).mean(axis=0))
+                kept.append(pid)
+        if kept:
+            self._templates.add_with_ids(normalise(np.stack(means), self.dim), np.asarray(kept, dtype=np.int64))
+        self._stale_templates.clear()
 
     def _maybe_switch_index(self) -> None:
         """Under ``auto``, move to IVF once the gallery outgrows exact search (and back)."""
@@ -271,6 +286,7 @@ class Gallery(PeopleSearch):
     @_guarded
     def search_templates(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """Per query, the ``k`` most similar people by their mean template."""
+        self._flush_templates()
         scores, ids = fx.search(self._templates, normalise(queries, self.dim), k)
         return self._matches(scores, ids, store.names_of_people(self._db, np.unique(ids)))
 

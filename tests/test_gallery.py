@@ -184,3 +184,25 @@ def test_a_gallery_is_a_context_manager_that_closes_even_on_an_error(tmp_path):
             raise RuntimeError("the caller fails")
     with pytest.raises(sqlite3.ProgrammingError):
         reopened._db.execute("SELECT 1")
+
+
+def test_templates_follow_adds_before_and_after_a_save_and_a_rollback(tmp_path):
+    """Templates are recomputed in one pass (before a template search or a save), not per add."""
+    g = Gallery.create(tmp_path / "g", DIM, "m1")
+    first = _unit(3, 1)
+    g.add("ann", first, image_hashes=["a", "b", "c"], sources=["t"] * 3, model_version="m1")
+    assert g.search_templates(first.mean(axis=0), k=1)[0][0].identity == "ann"  # unsaved, already searchable
+    more = _unit(2, 2)
+    g.add("ann", more, image_hashes=["d", "e"], sources=["t"] * 2, model_version="m1")
+    g.add("bob", _unit(1, 3), image_hashes=["f"], sources=["t"], model_version="m1")
+    g.save()
+    mean = np.concatenate([first, more]).mean(axis=0)
+    match = g.search_templates(mean, k=1)[0][0]
+    assert match.identity == "ann" and match.score == pytest.approx(1.0, abs=1e-5)
+    g.add("cid", _unit(1, 4), image_hashes=["g"], sources=["t"], model_version="m1")
+    g.rollback()
+    assert [m.identity for m in g.search_templates(_unit(1, 4), k=3)[0]] != [] and "cid" not in g.people()
+    g.close()
+    g = Gallery.open(tmp_path / "g")
+    assert g.search_templates(mean, k=1)[0][0].score == pytest.approx(1.0, abs=1e-5)
+    g.close()
