@@ -190,12 +190,7 @@ class Gallery(PeopleSearch):
     def add(self, person: str, vectors: np.ndarray, *, image_hashes: list[str], sources: list[str],
             model_version: str) -> list[int]:
         """Add a person's per-image vectors ``(n, d)``; returns their stable ids."""
-        if model_version != self.model_version:
-            raise GalleryError(f"vectors from model {model_version} cannot join a gallery of model "
-                               f"{self.model_version}; re-embed the gallery first")
-        vectors = normalise(vectors, self.dim)
-        if not (len(vectors) == len(image_hashes) == len(sources)):
-            raise GalleryError("one image hash and one source are needed per vector")
+        vectors = self.checked_vectors(vectors, image_hashes, sources, model_version)
         self._begin()
         pid = store.person_id(self._db, person, create=True)
         ids = store.insert_vectors(self._db, pid, image_hashes, sources, model_version)

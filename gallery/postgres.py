@@ -207,12 +207,7 @@ class PostgresGallery(PeopleSearch):
     def add(self, person: str, vectors: np.ndarray, *, image_hashes: list[str], sources: list[str],
             model_version: str) -> list[int]:
         """Add a person's per-image vectors ``(n, d)``; returns their ids."""
-        if model_version != self.model_version:
-            raise GalleryError(f"vectors from model {model_version} cannot join a gallery of model "
-                               f"{self.model_version}; re-embed the gallery first")
-        vectors = normalise(vectors, self.dim)
-        if not (len(vectors) == len(image_hashes) == len(sources)):
-            raise GalleryError("one image hash and one source are needed per vector")
+        vectors = self.checked_vectors(vectors, image_hashes, sources, model_version)
         self._begin()
         pid = self._query("INSERT INTO {people} (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name "
                           "RETURNING person_id", (person,)).fetchone()[0]

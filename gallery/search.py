@@ -30,7 +30,20 @@ def normalise(vectors: np.ndarray, dim: int) -> np.ndarray:
 
 
 class PeopleSearch:
-    """``search_people`` for a store that has ``dim``, ``search`` and ``__len__``."""
+    """What every store shares on top of its own ``dim``, ``model_version``, ``search`` and
+    ``__len__``: the check of vectors to add, and ``search_people``."""
+
+    def checked_vectors(self, vectors: np.ndarray, image_hashes: list[str], sources: list[str],
+                        model_version: str) -> np.ndarray:
+        """``vectors`` normalised, once they are of this gallery's model and dimension, with one
+        image hash and one source each; else GalleryError."""
+        if model_version != self.model_version:
+            raise GalleryError(f"vectors from model {model_version} cannot join a gallery of model "
+                               f"{self.model_version}; re-embed the gallery first")
+        vectors = normalise(vectors, self.dim)
+        if not (len(vectors) == len(image_hashes) == len(sources)):
+            raise GalleryError("one image hash and one source are needed per vector")
+        return vectors
 
     def search_people(self, queries: np.ndarray, k: int = 1, exclude=frozenset()) -> list[list[Match]]:
         """Per query, the ``k`` best distinct people, each scored by their best-matching image and
