@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .pg_memory import raise_for_build
+
 CHUNK = 1 << 20
 SETTINGS = ("wal_level", "wal_keep_size", "max_wal_size", "min_wal_size", "archive_mode", "archive_command",
             "checkpoint_timeout", "full_page_writes", "data_directory")
@@ -100,9 +102,15 @@ def reclaim_and_check(conn, tables: list[str], names: list[str], vectors: np.nda
     found = _scan(relation_files(conn, tables, data_dir), patterns) if readable else None
     report["found_before_reclaim"] = None if found is None else found["name_hits"] + found["vector_hits"]
     if found is None or report["found_before_reclaim"]:
-        for table in tables:
-            conn.execute(f'VACUUM FULL "{table}"')
-            report["reclaimed"].append(f"VACUUM FULL {table}")
+        memory = raise_for_build(conn, tables, local=False)  # VACUUM FULL rebuilds the HNSW indexes
+        try:
+            for table in tables:
+                conn.execute(f'VACUUM FULL "{table}"')
+                report["reclaimed"].append(f"VACUUM FULL {table}")
+        finally:
+            if memory is not None:
+                conn.execute("RESET maintenance_work_mem")
+                report["maintenance_work_mem"] = f"{memory >> 20}MB"
         _checkpoint(conn)
         found = _scan(relation_files(conn, tables, data_dir), patterns) if readable else None
     if not readable:

@@ -26,6 +26,7 @@ import re
 import numpy as np
 
 from .errors import GalleryCorrupt, GalleryError, GalleryWriteError
+from .pg_memory import raise_for_build
 from .search import Match, PeopleSearch, normalise
 
 SCHEMA_VERSION = 1
@@ -378,6 +379,7 @@ def swap(url: str, staging: str, live: str) -> None:
             if row is None:  # outside the swap's locks (readers of the live gallery are not held up)
                 raise GalleryError(f"no gallery named {staging!r} to swap in")
             if row[1] == "deferred":
+                raise_for_build(conn, [f"{staging}__vectors", f"{staging}__people"], local=True)
                 _create_indexes(conn, staging)
                 conn.execute("UPDATE facerec_galleries SET index_kind = 'hnsw' WHERE name = %s", (staging,))
         with _errors(url), conn.transaction():

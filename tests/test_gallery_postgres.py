@@ -133,14 +133,44 @@ def test_a_removed_person_leaves_no_byte_in_the_gallery_files_after_the_reclaim(
     data_dir = Path(g._conn.execute("SHOW data_directory").fetchone()[0])
     hits, _, _ = count_in_files(relation_files(g._conn, tables, data_dir), needles(["person5"], vectors))
     assert sum(hits.values()) > 0  # deleted, but still in the pages: what a DELETE alone leaves
+    before = g._conn.execute("SHOW maintenance_work_mem").fetchone()[0]
     report = reclaim_and_check(g._conn, tables, ["person5"], vectors)
     assert report["found_before_reclaim"] > 0 and len(report["reclaimed"]) == 2
+    assert report["maintenance_work_mem"] == "64MB"  # 64 MB + 1.5 x a few kB, then back to the setting before
+    assert g._conn.execute("SHOW maintenance_work_mem").fetchone()[0] == before
     files = report["relation_files"]
     assert files["checked"] and files["files"] >= 4 and files["bytes"] > 0 and not files["unreadable"]
     assert files["name_hits"] == 0 and files["vector_hits"] == 0
     assert report["wal"]["checked"] and report["wal"]["name_hits"] > 0  # honest: the log still has them
     assert any("WAL" in note for note in report["beyond_reach"])
     assert g.people().get("person4") == 6  # the others are intact
+    g.close()
+
+
+def test_index_builds_get_the_memory_their_graph_needs_within_the_cap(pg, monkeypatch):
+    """pgvector builds HNSW graphs in maintenance_work_mem (slowly on disk beyond it): facerec
+    raises it for a build, by the tables' size, never above FACEREC_PG_BUILD_MEMORY, never lower."""
+    from gallery.pg_memory import raise_for_build
+
+    url, name = pg
+    g = PostgresGallery.create(url, name, DIM, "m1")
+    _fill(g)
+    tables = [f"{name}__people", f"{name}__vectors", "no_such_table"]
+    conn = g._conn
+    size = conn.execute("SELECT pg_table_size(%s) + pg_table_size(%s)", tables[:2]).fetchone()[0]
+    conn.execute("SET maintenance_work_mem = '1MB'")
+    with conn.transaction():
+        assert raise_for_build(conn, tables, local=True) == int(size * 1.5) + (64 << 20)
+        setting = "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))"
+        assert conn.execute(setting).fetchone()[0] == (int(size * 1.5) + (64 << 20)) >> 10 << 10
+    assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == "1MB"  # local: the transaction's only
+    monkeypatch.setenv("FACEREC_PG_BUILD_MEMORY", "10MB")
+    assert raise_for_build(conn, tables, local=False) == 10 << 20
+    conn.execute("SET maintenance_work_mem = '1GB'")
+    assert raise_for_build(conn, tables, local=False) is None  # never lowered
+    monkeypatch.setenv("FACEREC_PG_BUILD_MEMORY", "lots")
+    with pytest.raises(GalleryError, match="FACEREC_PG_BUILD_MEMORY must be a size"):
+        raise_for_build(conn, tables, local=False)
     g.close()
 
 

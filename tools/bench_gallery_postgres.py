@@ -14,9 +14,11 @@ facerec's own ``PostgresGallery.add``, one person and one commit at a time, into
 Queries are fresh images of enrolled people; recall@1 is against exact search (FAISS ``IndexFlatIP``)
 on the same vectors: the same image as the exact top-1 (``recall_at_1``) and the same person
 (``identity_recall_at_1``, what recognition answers). FAISS is facerec's embedded gallery (``gallery.Gallery``, IVF at these sizes).
-Forgetting one person: ``remove_person`` + commit, then ``VACUUM FULL`` of both tables (a plain
-VACUUM leaves the deleted rows' bytes in the pages; docs/BENCHMARKS.md), for PostgreSQL; remove +
-save (which rewrites the index files) for FAISS.
+Forgetting one person: ``remove_person`` + commit, then facerec's erasure check
+(``gallery.pg_erasure.reclaim_and_check``: checkpoint, scan of the gallery's files, ``VACUUM FULL``
+of both tables where the person's bytes are found, scan again), for PostgreSQL; remove + save (which
+rewrites the index files) for FAISS. HNSW builds get ``maintenance_work_mem`` as facerec sets it
+(``gallery.pg_memory``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def load(url: str, name: str, vectors: np.ndarray, owner: np.ndarray) -> dict:
     import psycopg
     from pgvector.psycopg import register_vector
 
+    from gallery.pg_memory import raise_for_build
     from gallery.postgres import PostgresGallery
 
     PostgresGallery.create(url, name, vectors.shape[1], "bench", index_kind="exact").close()
@@ -79,8 +82,7 @@ def load(url: str, name: str, vectors: np.ndarray, owner: np.ndarray) -> dict:
     loaded = time.perf_counter() - t0
     t0 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '6GB'")
-        conn.execute("SET max_parallel_maintenance_workers = 1")
+        raise_for_build(conn, [f"{name}__vectors", f"{name}__people"], local=False)  # as a forget's swap does
         conn.execute(f'CREATE INDEX ON "{name}__vectors" USING hnsw (embedding vector_ip_ops)')
         conn.execute(f'CREATE INDEX ON "{name}__people" USING hnsw (template vector_ip_ops)')
         conn.execute("UPDATE facerec_galleries SET index_kind = 'hnsw' WHERE name = %s", (name,))
@@ -122,7 +124,7 @@ def query_rate(kind: str, where: tuple, queries: np.ndarray, clients: int) -> fl
         return len(queries) / (time.perf_counter() - t0)
 
 
-def enroll_rate(gallery, dim: int, people: int = 100) -> float:
+def enroll_rate(gallery, dim: int, people: int) -> float:
     """Vectors per second through ``gallery.add`` + ``save``, one person (10 images) per commit."""
     rng = np.random.default_rng(99)
     t0 = time.perf_counter()
@@ -134,7 +136,7 @@ def enroll_rate(gallery, dim: int, people: int = 100) -> float:
     return people * PER_PERSON / (time.perf_counter() - t0)
 
 
-def faiss_side(vectors, owner, queries, truth, dim, folder: Path) -> dict:
+def faiss_side(vectors, owner, queries, truth, dim, folder: Path, enroll_people: int) -> dict:
     from gallery import Gallery
 
     g = Gallery.create(folder / "g", dim, "bench")
@@ -152,7 +154,7 @@ def faiss_side(vectors, owner, queries, truth, dim, folder: Path) -> dict:
     identity = float(np.mean(owner[found] == owner[truth]))
     single = query_rate("faiss", (str(folder / "g"),), queries, 1)
     four = query_rate("faiss", (str(folder / "g"),), queries, 4)
-    rate = enroll_rate(g, dim)
+    rate = enroll_rate(g, dim, enroll_people)
     t0 = time.perf_counter()
     g.remove_person("person0000000")
     g.save()
@@ -164,7 +166,8 @@ def faiss_side(vectors, owner, queries, truth, dim, folder: Path) -> dict:
             "qps_4_clients": round(four), "enroll_vectors_per_s": round(rate), "forget_seconds": round(forget, 2)}
 
 
-def postgres_side(url, vectors, owner, queries, truth, dim) -> dict:
+def postgres_side(url, vectors, owner, queries, truth, dim, enroll_people: int, exact_queries: int) -> dict:
+    from gallery.pg_erasure import reclaim_and_check
     from gallery.postgres import PostgresGallery
 
     name = f"bench{dim}"
@@ -173,28 +176,30 @@ def postgres_side(url, vectors, owner, queries, truth, dim) -> dict:
     found = np.asarray([m[0].vector_id - 1 for m in g.search(queries, k=1)])  # COPY gave ids 1..n in order
     out["recall_at_1"] = float(np.mean(found == truth))
     out["identity_recall_at_1"] = float(np.mean(owner[found] == owner[truth]))
-    found = [m[0].vector_id - 1 for m in g.search(queries[:200], k=1, exact=True)]
-    out["recall_at_1_exact_scan"] = float(np.mean(np.asarray(found) == truth[:200]))
+    found = [m[0].vector_id - 1 for m in g.search(queries[:exact_queries], k=1, exact=True)]
+    out["recall_at_1_exact_scan"] = float(np.mean(np.asarray(found) == truth[:exact_queries]))
     out["qps_1_client"] = round(query_rate("postgresql", (url, name), queries, 1))
     out["qps_4_clients"] = round(query_rate("postgresql", (url, name), queries, 4))
     t0 = time.perf_counter()
-    for q in queries[:100]:
+    for q in queries[:exact_queries]:
         g.search(q[None], k=1, exact=True)
-    out["qps_exact_scan"] = round(100 / (time.perf_counter() - t0), 1)
-    out["enroll_vectors_per_s"] = round(enroll_rate(g, dim))
+    out["qps_exact_scan"] = round(exact_queries / (time.perf_counter() - t0), 2)
+    out["enroll_vectors_per_s"] = round(enroll_rate(g, dim, enroll_people))
     t0 = time.perf_counter()
     g.remove_person("person0000000")
     g.save()
     out["forget_delete_seconds"] = round(time.perf_counter() - t0, 2)
-    t0 = time.perf_counter()
-    for table in (f"{name}__people", f"{name}__vectors"):
-        g._conn.execute(f'VACUUM FULL "{table}"')
+    t0 = time.perf_counter()  # what facerec's erasure check does after a remove: checkpoint, scan, rewrite, scan
+    report = reclaim_and_check(g._conn, [f"{name}__people", f"{name}__vectors"], ["person0000000"], vectors[owner == 0])
     out["forget_reclaim_seconds"] = round(time.perf_counter() - t0, 1)
+    out["reclaim"] = {"rewritten": report["reclaimed"], "memory": report.get("maintenance_work_mem"),
+                      "found_before": report["found_before_reclaim"],
+                      "found_after": report["relation_files"]["name_hits"] + report["relation_files"]["vector_hits"]}
     g.close()
     return out
 
 
-def run(size: int, dim: int, queries_n: int) -> dict:
+def run(size: int, dim: int, queries_n: int, enroll_people: int, exact_queries: int) -> dict:
     import faiss
 
     from facerec.testing.postgres import ThrowawayPostgres
@@ -206,11 +211,12 @@ def run(size: int, dim: int, queries_n: int) -> dict:
     truth = exact.search(queries, 1)[1][:, 0]
     result = {"size": size, "dim": dim, "queries": len(queries)}
     with tempfile.TemporaryDirectory() as folder:
-        result["faiss"] = faiss_side(vectors, owner, queries, truth, dim, Path(folder))
+        result["faiss"] = faiss_side(vectors, owner, queries, truth, dim, Path(folder), enroll_people)
     server = ThrowawayPostgres(settings={"shared_buffers": "4GB", "max_wal_size": "8GB"})
     server.start()
     try:
-        result["postgresql"] = postgres_side(server.url, vectors, owner, queries, truth, dim)
+        result["postgresql"] = postgres_side(server.url, vectors, owner, queries, truth, dim, enroll_people,
+                                             exact_queries)
     finally:
         server.stop()
     return result
@@ -221,11 +227,14 @@ def main() -> int:
     parser.add_argument("--sizes", default="100000")
     parser.add_argument("--dims", default="256,512")
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--enroll-people", type=int, default=100, help="people (10 images, one commit each) "
+                        "added to measure the enroll rate")
+    parser.add_argument("--exact-queries", type=int, default=100, help="queries answered by an exact scan")
     parser.add_argument("--json", default=None, help="append each configuration's result to this JSON-lines file")
     args = parser.parse_args()
     for size in map(int, args.sizes.split(",")):
         for dim in map(int, args.dims.split(",")):
-            result = run(size, dim, args.queries)
+            result = run(size, dim, args.queries, args.enroll_people, args.exact_queries)
             print(json.dumps(result), flush=True)
             if args.json:
                 with open(args.json, "a") as f:
