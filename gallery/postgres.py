@@ -21,6 +21,8 @@ password file (``~/.pgpass``) or a service file (``PGSERVICE``).
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import re
 
 import numpy as np
@@ -32,10 +34,24 @@ from .search import Match, PeopleSearch, normalise
 SCHEMA_VERSION = 1
 INDEX_KINDS = ("hnsw", "exact", "deferred")  # deferred: a staging gallery whose HNSW indexes swap() builds
 HNSW_MAX_EF = 1000  # pgvector's hnsw.ef_search limit: wider windows scan exactly
-# HNSW's candidate list per search. pgvector's default, 40, found the right person for 94.6 % of
-# queries on 100k face-like 256-d vectors; 100 for 99.8 % (FAISS IVF: 99.1 %) at half the rate
-# (231 against 451 queries/s): docs/BENCHMARKS.md, "The gallery in PostgreSQL".
+# HNSW's candidate list per search, grown with the gallery. pgvector's default, 40, found the right
+# person for 94.6 % of queries on 100k face-like 256-d vectors; 100 for 99.8 % (FAISS IVF: 99.1 %)
+# at half the rate. At 1M vectors 100 found only 65 %, 400 97.7 %, 800 all (HNSW's recall falls
+# as the graph grows): docs/BENCHMARKS.md, "The gallery in PostgreSQL". So ef_search is
+# HNSW_EF up to 100k vectors and HNSW_EF * (n / 100k) ** 0.8 above (631 at 1M), at most
+# HNSW_MAX_EF; FACEREC_PG_EF_SEARCH sets it outright.
 HNSW_EF = 100
+EF_ENV = "FACEREC_PG_EF_SEARCH"
+
+
+def ef_search_for(rows: int) -> int:
+    """The ``hnsw.ef_search`` facerec uses for a gallery of ``rows`` vectors."""
+    raw = os.environ.get(EF_ENV)
+    if raw is not None:
+        if not raw.strip().isdigit() or not 1 <= int(raw) <= HNSW_MAX_EF:
+            raise GalleryError(f"{EF_ENV} must be a whole number from 1 to {HNSW_MAX_EF}, got {raw!r}")
+        return int(raw)
+    return int(min(HNSW_MAX_EF, max(HNSW_EF, math.ceil(HNSW_EF * (max(rows, 1) / 100_000) ** 0.8))))
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -88,6 +104,16 @@ class PostgresGallery(PeopleSearch):
         self.dim, self.model_version, self.index_kind = dim, model_version, index_kind
         self.path = f"{redacted(url)}#{name}"  # how errors name it, as the FAISS gallery names its folder
         self._people, self._vectors = f"{name}__people", f"{name}__vectors"
+        self.ef_search = HNSW_EF
+
+    def _tune(self) -> None:
+        """Size ``hnsw.ef_search`` to the gallery (:func:`ef_search_for`), for this session."""
+        rows = self._conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                                  (f'"{self._vectors}"',)).fetchone()
+        if rows is None or rows[0] < 0:  # never vacuumed or analysed: count
+            rows = self._query("SELECT count(*) FROM {vectors}").fetchone()
+        self.ef_search = ef_search_for(int(rows[0]))
+        self._conn.execute(f"SET hnsw.ef_search = {self.ef_search}")
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -141,6 +167,7 @@ class PostgresGallery(PeopleSearch):
                     raise GalleryCorrupt(f"{redacted(url)}#{name}", "its settings row is invalid")
                 gallery = cls(url, name, conn, dim, model_version, index_kind)
                 gallery._check_tables()
+                gallery._tune()
                 if read_only:
                     conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                 return gallery
@@ -179,6 +206,7 @@ class PostgresGallery(PeopleSearch):
                 self._conn.execute("UPDATE facerec_galleries SET generation = txid_current() WHERE name = %s",
                                    (self.name,))
                 self._conn.execute("COMMIT")
+                self._tune()
 
     def rollback(self) -> None:
         """Drop the pending changes."""
@@ -268,13 +296,13 @@ class PostgresGallery(PeopleSearch):
     def _nearest(self, queries: np.ndarray, k: int, exact: bool, text: str) -> list[list[Match]]:
         queries = normalise(queries, self.dim)
         exact = exact or self.index_kind != "hnsw" or k > HNSW_MAX_EF
-        plain = not exact and k <= HNSW_EF  # the session's candidate list holds k: one round trip
+        plain = not exact and k <= self.ef_search  # the session's candidate list holds k: one round trip
         out = []
         with _errors(self.url), contextlib.nullcontext() if plain else self._conn.transaction():
             if exact:  # SET LOCAL lasts for this search only
                 self._conn.execute("SET LOCAL enable_indexscan = off")
             elif not plain:
-                self._conn.execute(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF, min(int(k), HNSW_MAX_EF))}")
+                self._conn.execute(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, min(int(k), HNSW_MAX_EF))}")
             for q in queries:
                 rows = self._conn.execute(self._sql(text), (q, int(k))).fetchall()
                 out.append([Match(name, -float(d), int(i)) for i, name, d in rows])

@@ -152,27 +152,45 @@ def faiss_side(vectors, owner, queries, truth, dim, folder: Path, enroll_people:
     found = np.asarray([m[0].vector_id - 1 for m in g.search(queries, k=1)])  # ids count from 1 in insertion order
     recall = float(np.mean(found == truth))
     identity = float(np.mean(owner[found] == owner[truth]))
+    kind = g.index_kind + "/" + type(g._vectors).__name__
+    g.close()  # the clients hold their own copies: at 1M x 512-d four of them take ~16 GB
     single = query_rate("faiss", (str(folder / "g"),), queries, 1)
     four = query_rate("faiss", (str(folder / "g"),), queries, 4)
+    g = Gallery.open(folder / "g")
     rate = enroll_rate(g, dim, enroll_people)
     t0 = time.perf_counter()
     g.remove_person("person0000000")
     g.save()
     forget = time.perf_counter() - t0
-    kind = g.index_kind + "/" + type(g._vectors).__name__
     g.close()
     return {"index": kind, "bulk_enroll_seconds": round(bulk, 1), "recall_at_1": recall,
             "identity_recall_at_1": identity, "qps_1_client": round(single),
             "qps_4_clients": round(four), "enroll_vectors_per_s": round(rate), "forget_seconds": round(forget, 2)}
 
 
-def postgres_side(url, vectors, owner, queries, truth, dim, enroll_people: int, exact_queries: int) -> dict:
+def sweep(g, queries, truth, owner) -> list[dict]:
+    """Recall and one-client rate at several ``hnsw.ef_search`` (300 queries each)."""
+    rows = []
+    for ef in (100, 200, 400, 800):
+        g._conn.execute(f"SET hnsw.ef_search = {ef}")
+        g.ef_search = ef
+        t0 = time.perf_counter()
+        found = np.asarray([g.search(q[None], k=1)[0][0].vector_id - 1 for q in queries])
+        rows.append({"ef_search": ef, "recall_at_1": float(np.mean(found == truth)),
+                     "identity_recall_at_1": float(np.mean(owner[found] == owner[truth])),
+                     "qps_1_client": round(len(queries) / (time.perf_counter() - t0), 1)})
+    return rows
+
+
+def postgres_side(url, vectors, owner, queries, truth, dim, enroll_people: int, exact_queries: int,
+                  ef_sweep: bool = False, skip_reclaim: bool = False) -> dict:
     from gallery.pg_erasure import reclaim_and_check
     from gallery.postgres import PostgresGallery
 
     name = f"bench{dim}"
     out = load(url, name, vectors, owner)
     g = PostgresGallery.open(url, name)
+    out["ef_search"] = g.ef_search  # facerec's, for this size (gallery.postgres.ef_search_for)
     found = np.asarray([m[0].vector_id - 1 for m in g.search(queries, k=1)])  # COPY gave ids 1..n in order
     out["recall_at_1"] = float(np.mean(found == truth))
     out["identity_recall_at_1"] = float(np.mean(owner[found] == owner[truth]))
@@ -189,6 +207,11 @@ def postgres_side(url, vectors, owner, queries, truth, dim, enroll_people: int, 
     g.remove_person("person0000000")
     g.save()
     out["forget_delete_seconds"] = round(time.perf_counter() - t0, 2)
+    if ef_sweep:
+        out["ef_sweep"] = sweep(g, queries[:300], truth[:300], owner)
+    if skip_reclaim:
+        g.close()
+        return out
     t0 = time.perf_counter()  # what facerec's erasure check does after a remove: checkpoint, scan, rewrite, scan
     report = reclaim_and_check(g._conn, [f"{name}__people", f"{name}__vectors"], ["person0000000"], vectors[owner == 0])
     out["forget_reclaim_seconds"] = round(time.perf_counter() - t0, 1)
@@ -199,7 +222,8 @@ def postgres_side(url, vectors, owner, queries, truth, dim, enroll_people: int, 
     return out
 
 
-def run(size: int, dim: int, queries_n: int, enroll_people: int, exact_queries: int) -> dict:
+def run(size: int, dim: int, queries_n: int, enroll_people: int, exact_queries: int, ef_sweep: bool = False,
+        skip_reclaim: bool = False) -> dict:
     import faiss
 
     from facerec.testing.postgres import ThrowawayPostgres
@@ -209,6 +233,7 @@ def run(size: int, dim: int, queries_n: int, enroll_people: int, exact_queries: 
     exact = faiss.IndexFlatIP(dim)
     exact.add(vectors)
     truth = exact.search(queries, 1)[1][:, 0]
+    del exact
     result = {"size": size, "dim": dim, "queries": len(queries)}
     with tempfile.TemporaryDirectory() as folder:
         result["faiss"] = faiss_side(vectors, owner, queries, truth, dim, Path(folder), enroll_people)
@@ -216,7 +241,7 @@ def run(size: int, dim: int, queries_n: int, enroll_people: int, exact_queries: 
     server.start()
     try:
         result["postgresql"] = postgres_side(server.url, vectors, owner, queries, truth, dim, enroll_people,
-                                             exact_queries)
+                                             exact_queries, ef_sweep, skip_reclaim)
     finally:
         server.stop()
     return result
@@ -230,11 +255,14 @@ def main() -> int:
     parser.add_argument("--enroll-people", type=int, default=100, help="people (10 images, one commit each) "
                         "added to measure the enroll rate")
     parser.add_argument("--exact-queries", type=int, default=100, help="queries answered by an exact scan")
+    parser.add_argument("--ef-sweep", action="store_true", help="also measure hnsw.ef_search 100, 200, 400, 800")
+    parser.add_argument("--skip-reclaim", action="store_true", help="leave out the VACUUM FULL of the forget")
     parser.add_argument("--json", default=None, help="append each configuration's result to this JSON-lines file")
     args = parser.parse_args()
     for size in map(int, args.sizes.split(",")):
         for dim in map(int, args.dims.split(",")):
-            result = run(size, dim, args.queries, args.enroll_people, args.exact_queries)
+            result = run(size, dim, args.queries, args.enroll_people, args.exact_queries, args.ef_sweep,
+                         args.skip_reclaim)
             print(json.dumps(result), flush=True)
             if args.json:
                 with open(args.json, "a") as f:

@@ -1,4 +1,4 @@
-"""``facerec eval`` (verification, identification, forgetting) and ``bench`` (forgetting, lfw100)."""
+"""``facerec eval`` (verification, identification, forgetting) and ``bench`` (forgetting, lfw100, casia100)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def add_parsers(sub) -> None:
     benches = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
     _bench_forgetting_parser(benches)
     _bench_lfw100_parser(benches)
+    _bench_casia100_parser(benches)
 
 
 def _eval_verification_parser(evals) -> None:
@@ -128,6 +129,20 @@ def _bench_lfw100_parser(benches) -> None:
     add_common(q, workspace=False)
     q.set_defaults(func=cmd_bench_lfw100)
 
+def _bench_casia100_parser(benches) -> None:
+    """``facerec bench casia100``."""
+    q = benches.add_parser("casia100", help="build CASIA-100, the GS-LoRA papers' face split, from CASIA-WebFace's "
+                                            "train.rec")
+    q.add_argument("--rec", required=True, help="insightface's faces_webface_112x112/train.rec (train.idx beside it)")
+    q.add_argument("--out", required=True, help="new folder for the split (people/, strangers/, split.json)")
+    q.add_argument("--people", type=positive_int, default=100, help="identities: the most photographed (default 100)")
+    q.add_argument("--cap", type=positive_int, default=None, help="records per person at most (default: all)")
+    q.add_argument("--strangers", type=int, default=100, help="other people kept as strangers (default 100)")
+    q.add_argument("--seed", type=int, default=0)
+    add_common(q, workspace=False)
+    q.set_defaults(func=cmd_bench_casia100)
+
+
 def cmd_eval_verification(args) -> None:
     from facerec.evaluation.runs import run_verification
     from facerec.core.progress import progress_bar
@@ -221,6 +236,21 @@ def cmd_bench_lfw100(args) -> None:
     emit(args, r, f"{r['name']}: {len(r['people'])} people, {r['photos']} photos in {args.out}/people; "
                    f"{r['strangers']['photos']} photos of {r['strangers']['people']} fold-1 strangers in "
                    f"{args.out}/strangers; {len(r['skipped'])} skipped (no face or unreadable)")
+
+
+def cmd_bench_casia100(args) -> None:
+    from facerec.data.casia100 import build_casia100
+    from facerec.core.progress import progress_bar
+
+    if args.strangers < 0:
+        raise FaceRecError(f"--strangers must be >= 0, got {args.strangers}")
+    with progress_bar(None, "copy", enabled=not args.quiet, unit="img") as bar:
+        r = build_casia100(args.rec, args.out, people=args.people, cap=args.cap, strangers=args.strangers,
+                           seed=args.seed, progress=bar.update)
+    emit(args, r, f"{r['name']}: {len(r['people'])} people, {r['photos']} photos in {args.out}/people; "
+                   f"{r['strangers']['photos']} photos of {r['strangers']['people']} strangers in {args.out}/strangers; "
+                   f"{len(r['skipped'])} skipped (unreadable); then: facerec bench forgetting --data {args.out}/people "
+                   f"--strangers {args.out}/strangers")
 
 
 def _bench_base(args, base):

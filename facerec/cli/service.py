@@ -55,11 +55,14 @@ def add_parsers(sub, add_common, emit) -> None:
 
 
     p = sub.add_parser("import-checkpoint",
-                       help="a workspace from the GS-LoRA authors' Face Transformer checkpoint (ViT_face)")
+                       help="a workspace from a face ViT checkpoint: the GS-LoRA authors' Face Transformer (ViT_face) "
+                            "or an insightface arcface_torch ViT (LVFace, TransFace)")
     p.add_argument("checkpoint", metavar="CKPT", help="their state dict (.pth, read with weights_only; or .safetensors)")
     p.add_argument("--data", required=True, help="the folder-per-person data it was trained on (head rows = sorted folders)")
     p.add_argument("--test-per-identity", type=int, default=2, help="held-out images per person (default 2)")
     p.add_argument("--lora-alpha", type=float, default=1.0, help="loralib's lora_alpha, if the FFN has LoRA factors")
+    p.add_argument("--heads", type=positive_int, default=None,
+                   help="attention heads of an arcface_torch ViT (not in its weights; default 8, as all of theirs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     add_common(p)
@@ -127,12 +130,12 @@ def cmd_export(args, emit) -> None:
 
 
 def cmd_import(args, emit) -> None:
-    from facerec.training.convert import import_vit_face
+    from facerec.training.convert import import_checkpoint
     from facerec.workspace.writer import writing
 
     root = _root(args)
     with writing(root, create=True):
-        r = import_vit_face(args.checkpoint, root, args.data, test_per_identity=args.test_per_identity,
-                            seed=args.seed, lora_alpha=args.lora_alpha, device=args.device)
+        r = import_checkpoint(args.checkpoint, root, args.data, test_per_identity=args.test_per_identity,
+                              seed=args.seed, lora_alpha=args.lora_alpha, heads=args.heads, device=args.device)
     emit(args, r, f"imported {r['model']} ({r['identities']} people) as model {r['model_version']} into "
                   f"{r['workspace']}; held-out top-1 {r['top1']:.3f} over {r['test_images']} images")

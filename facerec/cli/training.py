@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 from facerec.cli.args import positive_int
 from facerec.cli.options import add_common, add_training, emit, train_config, writing
 from facerec.cli.reports import describe_demo, describe_face_demo, describe_training
@@ -24,6 +27,17 @@ def add_parsers(sub) -> None:
                    help="keep K training crops per person in the workspace, so forget works without the data "
                         "(default 4; 0 keeps none)")
     p.add_argument("--restart", action="store_true", help="ignore an unfinished run's checkpoint and start over")
+    p.add_argument("--stream", action="store_true",
+                   help="decode images when training draws them instead of all at once (the default above 50,000 "
+                        "images: memory holds the index, not the images)")
+    p.add_argument("--sharded-head", choices=["auto", "on", "off"], default="auto",
+                   help="under torchrun, split the identity head across the processes (Partial FC); auto: from "
+                        "50,000 people")
+    p.add_argument("--head-sample-rate", type=float, default=1.0, metavar="R",
+                   help="with the sharded head, the share of other people's centres in each step's softmax "
+                        "(Partial FC's sampling; default 1.0: all, the exact loss)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="data loader processes decoding and augmenting images (default 0: in the training process)")
     p.add_argument("--init-from", default=None, metavar="MODEL.safetensors",
                    help="fine-tune this face model file (tools/train_face_model.py's model.safetensors with its "
                         "model.json) instead of the shipped model; forget --method retrain starts from it again")
@@ -58,15 +72,35 @@ def cmd_train(args) -> None:
 
     if args.replay_shots < 0:
         raise FaceRecError(f"--replay-shots must be >= 0, got {args.replay_shots}")
-    config = train_config(args)  # a bad --init-from fails here, before the workspace is created
-    with writing(args, create=True):
+    if not 0 <= args.workers <= 64:
+        raise FaceRecError(f"--workers must be from 0 to 64, got {args.workers}")
+    if not 0 < args.head_sample_rate <= 1:
+        raise FaceRecError(f"--head-sample-rate must be in (0, 1], got {args.head_sample_rate}")
+    if args.head_sample_rate < 1 and args.sharded_head != "on":
+        raise FaceRecError("--head-sample-rate needs --sharded-head on")
+    config = dataclasses.replace(train_config(args), sharded_head=args.sharded_head,  # a bad --init-from fails
+                                 head_sample_rate=args.head_sample_rate)  # here, before the workspace is created
+    rank = _launcher_rank()
+    with writing(args, create=True) if rank == 0 else contextlib.nullcontext():  # torchrun: rank 0 writes
         report = train_workspace(
             args.data_dir, resolve_workspace_path(args.workspace), model_name=args.model, config=config,
             from_scratch=args.from_scratch, init_from=args.init_from,
             min_images=args.min_images, max_images=args.max_images, test_per_identity=args.test_per_identity,
             replay_shots=args.replay_shots, device=args.device, restart=args.restart, show_progress=not args.quiet,
+            workers=args.workers, stream=True if args.stream else None,
         )
-    emit(args, report, describe_training(report))
+    if rank == 0:
+        emit(args, report, describe_training(report))
+
+
+def _launcher_rank() -> int:
+    """This process's rank under torchrun (``RANK``), 0 without a launcher."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        raise FaceRecError("RANK must be a whole number (torchrun sets it)") from None
 
 
 def cmd_demo(args) -> None:

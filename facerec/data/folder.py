@@ -123,8 +123,13 @@ def list_identity_files(root: str | os.PathLike, rejected: list[str] | None = No
     if is_record_file(root):
         records = _records(str(root))
         found: dict[str, list[str]] = {}
-        for key in records.image_keys():
-            person = f"id{records.label(key):05d}"
+        keys = records.image_keys()
+        for key, label in zip(keys, records.labels(keys, unreadable=-1)):
+            if label < 0:
+                if rejected is not None:
+                    rejected.append(f"record {key} (truncated or damaged)")
+                continue
+            person = f"id{label:05d}"
             found.setdefault(person, []).append(f"{person}/{key}")
         if not found:
             raise DataError(f"{root} holds no image records")
@@ -161,6 +166,15 @@ def read_folder_images(root: str | os.PathLike, what: str = "folder") -> list[np
     return photos
 
 
+def check_limits(min_images: int | None, max_images: int | None) -> None:
+    if min_images is not None and min_images < 1:
+        raise DataError(f"--min-images must be >= 1, got {min_images}")
+    if max_images is not None and max_images < 1:
+        raise DataError(f"--max-images must be >= 1, got {max_images}")
+    if min_images and max_images and max_images < min_images:
+        raise DataError(f"--max-images ({max_images}) is smaller than --min-images ({min_images})")
+
+
 def load_face_folder(
     root: str | os.PathLike,
     *,
@@ -179,12 +193,7 @@ def load_face_folder(
         size: side of the square images kept in memory.
         workers: decoding threads (OpenCV releases the GIL while decoding).
     """
-    if min_images is not None and min_images < 1:
-        raise DataError(f"--min-images must be >= 1, got {min_images}")
-    if max_images is not None and max_images < 1:
-        raise DataError(f"--max-images must be >= 1, got {max_images}")
-    if min_images and max_images and max_images < min_images:
-        raise DataError(f"--max-images ({max_images}) is smaller than --min-images ({min_images})")
+    check_limits(min_images, max_images)
     root = Path(root)
     rejected: list[str] = []
     listing = list_identity_files(root, rejected)

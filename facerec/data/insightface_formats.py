@@ -16,8 +16,8 @@ record 0 with ``flag > 0`` is a header whose labels ``[a, b]`` say images are ke
 
 from __future__ import annotations
 
-import io
 import pickle
+from array import array
 import re
 import struct
 from dataclasses import dataclass
@@ -129,7 +129,7 @@ class Record:
 
 
 MAX_RECORD_BYTES = 16 << 20  # one face image with its header; real records are ~10 KB
-MAX_IDX_BYTES = 256 << 20  # CASIA-WebFace's index is ~10 MB
+MAX_IDX_BYTES = 1 << 30  # CASIA-WebFace's index is ~10 MB, Glint360K's (17 M records) ~350 MB
 
 
 def _unpack(path: Path, key: int, data: bytes) -> Record:
@@ -167,40 +167,75 @@ class RecordFile:
         if self.size == 0:
             raise DataError(f"record file {self.path} is empty")
         idx_path = Path(idx_path) if idx_path else self.path.with_suffix(".idx")
-        self.offsets = self._read_idx(idx_path) if idx_path.is_file() else self._scan()
+        self._read_idx(idx_path) if idx_path.is_file() else self._scan()  # sorted keys and their offsets
+        self._check_end()
 
-    def _read_idx(self, path: Path) -> dict[int, int]:
+    def _read_idx(self, path: Path) -> None:
         try:
-            text = read_file_bytes(path, MAX_IDX_BYTES, "a record index").decode("utf-8")
-        except ImageError as err:
-            raise DataError(str(err)) from None
-        except UnicodeDecodeError:
-            raise DataError(f"{path} is not a text index (not UTF-8)") from None
-        offsets = {}
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            match = _IDX_LINE.fullmatch(line.strip())
-            if not match:
-                raise DataError(f"{path}:{number}: expected 'key<TAB>offset' (two whole numbers)")
-            key, offset = int(match[1]), int(match[2])
-            if offset >= self.size:
-                raise DataError(f"{path}:{number}: offset {offset} is past the end of {self.path.name}")
-            offsets[key] = offset
-        if not offsets:
+            size = path.stat().st_size
+        except OSError as err:
+            raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+        if size > MAX_IDX_BYTES:
+            raise DataError(f"{path} is {size >> 20} MiB, over the {MAX_IDX_BYTES >> 20} MiB a record index may have")
+        keys, offsets = array("q"), array("q")
+        with open(path, "rb") as f:  # line by line, each at most 64 bytes: a 17 M-record index in bounded steps
+            number = 0
+            while raw := f.readline(64):
+                number += 1
+                if not raw.endswith(b"\n") and len(raw) == 64:
+                    raise DataError(f"{path}:{number}: a line over 64 bytes (expected 'key<TAB>offset')")
+                try:
+                    line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError:
+                    raise DataError(f"{path} is not a text index (not UTF-8)") from None
+                if not line:
+                    continue
+                match = _IDX_LINE.fullmatch(line)
+                if not match:
+                    raise DataError(f"{path}:{number}: expected 'key<TAB>offset' (two whole numbers)")
+                if int(match[2]) >= self.size:
+                    raise DataError(f"{path}:{number}: offset {match[2]} is past the end of {self.path.name}")
+                keys.append(int(match[1]))
+                offsets.append(int(match[2]))
+        if not keys:
             raise DataError(f"{path} lists no records")
-        return offsets
+        return self._arrays(keys, offsets, path)
 
-    def _scan(self) -> dict[int, int]:
-        offsets, key, position = {}, 0, 0
+    def _check_end(self) -> None:
+        """A file cut short (an interrupted download or copy) is refused whole: its last record
+        must end inside it. (A damaged record in the middle is skipped and counted where read.)"""
+        last = int(self._offsets.max())
+        with open(self.path, "rb") as f:
+            f.seek(last)
+            head = f.read(8)
+        if len(head) < 8:
+            raise DataError(f"{self.path} is truncated: its last record (at byte {last}) is cut off")
+        magic, lrecord = struct.unpack("<II", head)
+        if magic == RECORD_MAGIC and last + 8 + (lrecord & ((1 << 29) - 1)) > self.size:
+            raise DataError(f"{self.path} is truncated: its last record (at byte {last}) runs past the end of the file")
+
+    def _arrays(self, keys, offsets, where) -> None:
+        keys, offsets = np.frombuffer(keys, np.int64), np.frombuffer(offsets, np.int64)
+        order = np.argsort(keys, kind="stable")
+        keys, offsets = keys[order], offsets[order]
+        if len(keys) > 1 and (twice := np.flatnonzero(keys[1:] == keys[:-1])).size:
+            raise DataError(f"{where}: record key {keys[twice[0]]} is listed twice")
+        self._keys, self._offsets = keys, offsets
+
+    def _scan(self) -> None:
+        keys, offsets, key, position = array("q"), array("q"), 0, 0
         with open(self.path, "rb") as f:
             while True:
                 start = position
                 data, position = self._read_from(f, position)
                 if data is None:
-                    return offsets
-                offsets[key] = start
+                    break
+                keys.append(key)
+                offsets.append(start)
                 key += 1
+        if not keys:
+            raise DataError(f"{self.path} holds no records")
+        return self._arrays(keys, offsets, self.path)
 
     def _read_from(self, f, position: int) -> tuple[bytes | None, int]:
         """The record payload starting at ``position`` (joining split parts) and the next position."""
@@ -229,24 +264,46 @@ class RecordFile:
                 return struct.pack("<I", RECORD_MAGIC).join(parts), position
 
     def keys(self) -> list[int]:
-        return sorted(self.offsets)
+        return self._keys.tolist()
+
+    def _offset(self, key: int) -> int:
+        i = int(np.searchsorted(self._keys, key))
+        if i == len(self._keys) or self._keys[i] != key:
+            raise DataError(f"{self.path}: no record {key}")
+        return int(self._offsets[i])
 
     def read(self, key: int) -> Record:
-        if key not in self.offsets:
-            raise DataError(f"{self.path}: no record {key}")
+        offset = self._offset(key)
         with open(self.path, "rb") as f:
-            data, _ = self._read_from(f, self.offsets[key])
+            data, _ = self._read_from(f, offset)
         if data is None:
-            raise DataError(f"{self.path}: record {key} is missing (offset {self.offsets[key]})")
+            raise DataError(f"{self.path}: record {key} is missing (offset {offset})")
         return _unpack(self.path, key, data)
 
     def label(self, key: int) -> int:
         """The label of an image record, reading only its headers (not the image)."""
         with open(self.path, "rb") as f:
-            f.seek(self.offsets[key])
-            head = f.read(8 + _IR_HEADER.size + 4)
-        if len(head) < 8 + _IR_HEADER.size:
-            raise DataError(f"{self.path}: truncated record {key}")
+            return self._label_at(f, key, self._offset(key))
+
+    def labels(self, keys, unreadable: int | None = None) -> list[int]:
+        """The labels of ``keys``, each from its record's headers, through one open file. A record
+        whose headers cannot be read gets ``unreadable`` when given (else the error is raised)."""
+        out = []
+        with open(self.path, "rb") as f:
+            for key in keys:
+                try:
+                    out.append(self._label_at(f, int(key), self._offset(int(key))))
+                except DataError:
+                    if unreadable is None:
+                        raise
+                    out.append(unreadable)
+        return out
+
+    def _label_at(self, f, key: int, offset: int) -> int:
+        f.seek(offset)
+        head = f.read(8 + _IR_HEADER.size + 4)
+        if len(head) < 8 + _IR_HEADER.size or struct.unpack_from("<I", head)[0] != RECORD_MAGIC:
+            raise DataError(f"{self.path}: truncated or damaged record {key}")
         flag, label, _, _ = _IR_HEADER.unpack_from(head, 8)
         if flag > 0:
             if len(head) < 8 + _IR_HEADER.size + 4:
@@ -265,19 +322,30 @@ class RecordFile:
         return keys
 
 
-def write_records(rec_path: str | Path, images: list[bytes], labels: list[int], header: bool = True) -> None:
-    """Write ``.rec`` + ``.idx`` in insightface's layout (a header record, then one record per image)."""
+def write_records(rec_path: str | Path, images, labels, header: bool = True, count: int | None = None) -> None:
+    """Write ``.rec`` + ``.idx`` in insightface's layout (a header record, then one record per image).
+
+    ``images`` and ``labels`` may be iterables (``count`` then gives their length for the header):
+    records go to the file as they come, so a set of any size is written in bounded memory; both
+    files are written beside their targets and renamed into place when complete."""
+    from facerec.core.atomic import atomic_write_with
+
     rec_path = Path(rec_path)
-    records = []
-    if header:
-        records.append((0, _IR_HEADER.pack(2, 0.0, 0, 0) + np.array([len(images) + 1, len(images) + 1],
-                                                                     np.float32).tobytes()))
-    start = 1 if header else 0
-    for i, (image, label) in enumerate(zip(images, labels)):
-        records.append((start + i, _IR_HEADER.pack(0, float(label), start + i, 0) + image))
-    offsets, out = [], io.BytesIO()
-    for key, payload in records:
-        offsets.append((key, out.tell()))
-        out.write(struct.pack("<II", RECORD_MAGIC, len(payload)) + payload + b"\0" * ((4 - len(payload) % 4) % 4))
-    rec_path.write_bytes(out.getvalue())
-    rec_path.with_suffix(".idx").write_text("".join(f"{k}\t{o}\n" for k, o in offsets))
+    count = len(images) if count is None else count
+    offsets: list[tuple[int, int]] = []
+
+    def write(tmp) -> None:
+        with open(tmp, "wb") as out:
+            def put(key: int, payload: bytes) -> None:
+                offsets.append((key, out.tell()))
+                out.write(struct.pack("<II", RECORD_MAGIC, len(payload)) + payload + b"\0" * ((4 - len(payload) % 4) % 4))
+
+            if header:
+                put(0, _IR_HEADER.pack(2, 0.0, 0, 0) + np.array([count + 1, count + 1], np.float32).tobytes())
+            start = 1 if header else 0
+            for i, (image, label) in enumerate(zip(images, labels)):
+                put(start + i, _IR_HEADER.pack(0, float(label), start + i, 0) + bytes(image))
+
+    atomic_write_with(rec_path, write)
+    atomic_write_with(rec_path.with_suffix(".idx"),
+                      lambda tmp: Path(tmp).write_text("".join(f"{k}\t{o}\n" for k, o in offsets)))

@@ -44,17 +44,53 @@ def train_augmentation(seed: int | None = None, flip: bool = True):
     )
 
 
-class AugmentedFaces(torch.utils.data.Dataset):
-    """In-memory crops with labels; ``transform`` (albumentations) runs per item when given."""
+class ArrayFaces:
+    """Crops already in memory: ``(N, H, W, 3)`` uint8 RGB and ``(N,)`` labels, as a sample source."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None):
-        self.images, self.labels, self.transform = images, labels, transform
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels = images, labels
 
     def __len__(self) -> int:
         return len(self.images)
 
+    def __getitem__(self, i: int) -> tuple[np.ndarray | None, int]:
+        return self.images[i], int(self.labels[i])
+
+    def decode(self, rows) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """``(images, labels, unreadable)`` of ``rows``, as ``streaming.StreamedFaces.decode``."""
+        rows = np.asarray(rows, np.int64)
+        return self.images[rows], self.labels[rows], []
+
+
+class AugmentedFaces(torch.utils.data.Dataset):
+    """Training samples as tensors from a sample source (``ArrayFaces``, or a streamed dataset
+    whose ``source[i]`` decodes sample i and gives ``(None, -1)`` when it cannot be read).
+
+    ``per_sample``: ``transform`` (albumentations) is seeded per sample from ``(seed, i)``
+    (:meth:`set_epoch`), so a sample's augmentation does not depend on which loader worker or which
+    process draws it: a run on several processes, or with loader workers, augments exactly as one
+    process does. Otherwise it draws from one stream seeded once per epoch (one process, no
+    workers: the stream training has always used). An unreadable sample becomes a black image
+    with label -1, which the loss leaves out.
+    """
+
+    def __init__(self, source, transform=None, size: int = 112, per_sample: bool = False):
+        self.source, self.transform, self.size, self.seed, self.per_sample = source, transform, size, 0, per_sample
+
+    def set_epoch(self, seed: int) -> None:
+        self.seed = seed
+        if self.transform is not None and not self.per_sample:
+            self.transform.set_random_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
     def __getitem__(self, i: int):
-        image = self.images[i]
+        image, label = self.source[i]
+        if image is None:
+            return torch.zeros(3, self.size, self.size), -1
         if self.transform is not None:
+            if self.per_sample:
+                self.transform.set_random_seed(self.seed * 1_000_003 + i)
             image = self.transform(image=image)["image"]
-        return to_tensor(image)[0], int(self.labels[i])
+        return to_tensor(image)[0], int(label)

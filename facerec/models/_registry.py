@@ -79,3 +79,11 @@ register_config(
     FaceViTConfig(**{**_CONFIGS["vit-face-test"].to_dict(), "stem": "sface", "stem_stages": 3, "pool": "flatten"}),
     "tiny hybrid for tests: SFace's first 3 stages (frozen) to 7x7 tokens, width 32, depth 2",
 )
+for (_width, _depth), _name in {(256, 12): "t", (512, 12): "s", (512, 24): "b", (768, 24): "l"}.items():
+    register_config(  # insightface arcface_torch's backbones/vit.py (models.arcface_vit)
+        f"arcface-vit-{_name}",
+        FaceViTConfig(patch_size=9, width=_width, depth=_depth, num_heads=8, qkv_bias=False, embedding_dim=512,
+                      drop_path=0.1, pool="flatten-bn", class_token=False, mlp_act="relu6", norm_eps=1e-5),
+        f"arcface_torch's vit_{_name} (LVFace / TransFace layout): patch 9 -> 144 tokens, width {_width}, "
+        f"depth {_depth}, ReLU6 FFN, flatten + BN readout",
+    )

@@ -37,8 +37,11 @@ class FaceViTConfig:
     stem_stages: int = 0  # K, the SFace stages in the stem (1..14); only with stem="sface"
     # "token": the class token to the embedding (timm's ViT); "flatten": every patch token in place, one linear
     # (the position-specific readout of face CNNs: SFace's flatten + fc, MobileFaceNet's GDC)
-    pool: str = "token"
+    pool: str = "token"  # or "flatten-bn": every token in place, Linear -> BatchNorm -> Linear -> BatchNorm (the
+    # readout of insightface's arcface_torch ViTs: LVFace, TransFace)
     norm_eps: float = 1e-6  # LayerNorm epsilon: timm's 1e-6; 1e-5 (torch's default) in imported vit_face models
+    class_token: bool = True  # False: patch tokens only (arcface_torch's ViTs); needs a flatten readout
+    mlp_act: str = "gelu"  # the FFN's activation: "gelu" (timm) or "relu6" (arcface_torch's ViTs)
 
     def __post_init__(self):
         if problem := self.problem():
@@ -61,10 +64,14 @@ class FaceViTConfig:
             return f"stem must be 'patch', 'conv' or 'sface', got {self.stem!r}"
         if problem := self._stem_problem():
             return problem
-        if self.pool not in ("token", "flatten"):
-            return f"pool must be 'token' or 'flatten', got {self.pool!r}"
-        if self.img_size % self.patch_size:
-            return f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}"
+        if self.pool not in ("token", "flatten", "flatten-bn"):
+            return f"pool must be 'token', 'flatten' or 'flatten-bn', got {self.pool!r}"
+        if type(self.class_token) is not bool or (not self.class_token and self.pool == "token"):
+            return "without a class token the readout must flatten the patch tokens (pool 'flatten' or 'flatten-bn')"
+        if self.mlp_act not in ("gelu", "relu6"):
+            return f"mlp_act must be 'gelu' or 'relu6', got {self.mlp_act!r}"
+        if self.img_size % self.patch_size and self.stem != "patch":  # a plain patch conv drops the remainder
+            return f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}"  # (112 / 9: 12 x 12)
         if self.width % self.num_heads:
             return f"width {self.width} is not a multiple of num_heads {self.num_heads}"
         if self.norm_eps <= 0:
@@ -74,6 +81,8 @@ class FaceViTConfig:
         params = self.depth * (4 * self.width ** 2 + 2 * self.width * hidden) + tokens * self.width
         if self.pool == "flatten":  # the readout: every token's width to the embedding
             params += tokens * self.width * self.embedding_dim
+        elif self.pool == "flatten-bn":
+            params += tokens * self.width * self.width + self.width * self.embedding_dim
         if params > MAX_PARAMETERS:
             return f"{params / 1e6:.0f} M backbone parameters, over the {MAX_PARAMETERS / 1e6:.0f} M facerec builds"
         return None
@@ -93,8 +102,8 @@ class FaceViTConfig:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        for key, default in (("stem_stages", 0), ("pool", "token")):  # as norm_eps: older configs keep
-            if data[key] == default:  # their fingerprints
+        for key, default in (("stem_stages", 0), ("pool", "token"), ("class_token", True), ("mlp_act", "gelu")):
+            if data[key] == default:  # left out at their defaults: older configs keep their fingerprints
                 del data[key]
         if data["norm_eps"] == 1e-6:  # stored configs (and fingerprints) from before the field stay as they were
             del data["norm_eps"]

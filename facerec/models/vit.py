@@ -103,7 +103,9 @@ class FaceViT(VisionTransformer):
             img_size=config.img_size,
             patch_size=config.patch_size,
             num_classes=0,
-            global_pool="token",
+            global_pool="token" if config.class_token else "",
+            class_token=config.class_token,
+            act_layer=nn.ReLU6 if config.mlp_act == "relu6" else None,
             embed_dim=config.width,
             depth=config.depth,
             num_heads=config.num_heads,
@@ -119,6 +121,13 @@ class FaceViT(VisionTransformer):
         self.num_classes = num_classes
         if config.pool == "flatten":  # every token, in place, to the embedding: SFace's / MobileFaceNet's readout
             self.neck = nn.Linear(self.patch_embed.num_patches * config.width, config.embedding_dim)
+        elif config.pool == "flatten-bn":  # arcface_torch's ViT readout ("feature"), eps as theirs
+            self.neck = nn.Sequential(
+                nn.Linear(self.patch_embed.num_patches * config.width, config.width, bias=False),
+                nn.BatchNorm1d(config.width, eps=2e-5),
+                nn.Linear(config.width, config.embedding_dim, bias=False),
+                nn.BatchNorm1d(config.embedding_dim, eps=2e-5),
+            )
         elif config.embedding_dim == config.width:
             self.neck = nn.Identity()
         else:
@@ -148,7 +157,7 @@ class FaceViT(VisionTransformer):
         return self.config.embedding_dim
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.config.pool == "flatten":  # (N, T, width) -> (N, patches * width)
+        if self.config.pool != "token":  # (N, T, width) -> (N, patches * width)
             x = x[:, self.num_prefix_tokens:].flatten(1)
         else:
             x = self.pool(x)  # (N, T, width) -> (N, width): the class token

@@ -51,7 +51,7 @@ def convert_vit_face(state: dict[str, torch.Tensor], lora_alpha: float = 1.0,
                      dtype: torch.dtype = torch.float32) -> FaceViT:
     """A FaceViT (``face-transformer``) holding the weights of a ``ViT_face`` state dict, converted
     (q scaling, LoRA merge) and stored in ``dtype``."""
-    state = _unwrap(state)
+    state = unwrap(state)
     try:
         width = state["pos_embedding"].shape[-1]
         patch = math.isqrt(state["patch_to_embedding.weight"].shape[1] // 3)
@@ -77,12 +77,12 @@ def convert_vit_face(state: dict[str, torch.Tensor], lora_alpha: float = 1.0,
     return model.eval()
 
 
-def _unwrap(state: dict) -> dict[str, torch.Tensor]:
+def unwrap(state: dict, check: bool = True) -> dict[str, torch.Tensor]:
     """The tensors of a state dict saved bare, under ``state_dict``/``model``, or by DataParallel."""
     for key in ("state_dict", "model", "backbone"):
         if isinstance(state.get(key), dict):
             state = state[key]
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if check and not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FaceRecError("the checkpoint holds something other than tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
 

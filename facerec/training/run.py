@@ -11,16 +11,18 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from facerec import pretrained
 from facerec.core.device import resolve_device
 from facerec.core.errors import FaceRecError
-from facerec.data.folder import load_face_folder
 from facerec.data.split import make_split
 from facerec.models import DEFAULT_MODEL, FaceViT, create_model, get_config
 from facerec.training.recipe import FINE_TUNE_EPOCHS, FINE_TUNE_LR, TrainConfig
-from facerec.training.trainer import top1_accuracy, train_model
+from facerec.training.distributed import barrier, device_for, from_environment
+from facerec.training.datasets import load_training_data
+from facerec.training.trainer import predict, train_model
 from facerec.workspace.replay import DEFAULT_SHOTS, write_replay
 from facerec.workspace.workspace import Workspace
 
@@ -44,6 +46,8 @@ def train_workspace(
     restart: bool = False,
     replay_shots: int = DEFAULT_SHOTS,
     show_progress: bool = True,
+    workers: int = 0,
+    stream: bool | None = None,
 ) -> dict:
     """Load a folder dataset, split it, train a model, measure held-out top-1, save the workspace.
 
@@ -57,6 +61,9 @@ def train_workspace(
     An unfinished run of the same model, data and config in ``workspace`` is resumed from its
     last completed epoch unless ``restart`` is set. ``replay_shots`` training crops per person
     are kept in the workspace's replay buffer (``facerec.workspace.replay``; 0 keeps none).
+    ``stream``: decode samples when drawn instead of all at once (``training.datasets``; None:
+    above ``data.streaming.STREAM_FROM`` images). ``workers``: DataLoader processes. Under
+    ``torchrun`` the processes train together (``training.distributed``) and rank 0 writes.
 
     Returns:
         A report: ``top1`` (held-out, 0..1), ``seconds`` (training), ``identities``, ``images``,
@@ -67,40 +74,48 @@ def train_workspace(
     init_file = str(Path(init_from).resolve()) if init_from is not None else None
     get_config(model_name)  # an unknown model name fails before any data is read
     dev = resolve_device(device)
+    world = from_environment(dev)  # torchrun's processes, or one
+    dev = device_for(world, dev)
     backbone = pretrained.load_model(dev, init_file, init) if init else None  # checked whole before data is read
     ws = Workspace(workspace)
     if ws.exists():
         ws.manifest()  # refuses a workspace from a newer facerec before anything is overwritten
-    folder = load_face_folder(data_dir, min_images=min_images, max_images=max_images)
-    split, (train_x, train_y), (test_x, test_y) = split_folder(folder, test_per_identity, config.seed)
+    data = load_training_data(data_dir, min_images=min_images, max_images=max_images,
+                              test_per_identity=test_per_identity, seed=config.seed, stream=stream)
 
     torch.manual_seed(config.seed)
-    model = _initial_model(model_name, backbone, len(folder.identities), train_x, train_y, dev)
-    fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), folder.identities, split.to_dict(),
-                               init)
-    if restart:
+    model = _initial_model(model_name, backbone, data, config.seed, dev)
+    fingerprint = _fingerprint(model_name, model.config.to_dict(), config.to_dict(), data.identities,
+                               data.split.to_dict(), init)
+    if restart and world.main:
         ws.train_state_path.unlink(missing_ok=True)
-    result = train_model(model, train_x, train_y, config, device=dev, state_path=ws.train_state_path,
-                         fingerprint=fingerprint, show_progress=show_progress)
-    top1 = top1_accuracy(model, test_x, test_y, dev)
-    train_top1 = top1_accuracy(model, train_x, train_y, dev)
+    barrier(world)  # no rank reads the checkpoint a restart removes
+    result = train_model(model, data.train, None, config, device=dev, state_path=ws.train_state_path,
+                         fingerprint=fingerprint, show_progress=show_progress, world=world, workers=workers)
+    if not world.main:  # rank 0 alone measures and writes the workspace
+        return {"rank": world.rank, "world_size": world.size, "seconds": round(result.seconds, 2)}
+    top1 = data.top1(lambda x: predict(model, x, dev), "test")
+    train_top1 = data.top1(lambda x: predict(model, x, dev), "train", seed=config.seed)
 
-    data_info = data_record(data_dir, folder, min_images, max_images)
-    training = {"config": config.to_dict(), "device": str(dev), "initialised_from": init or "scratch",
-                **({"initialised_from_file": init_file} if init_file else {}),
-                "seconds": round(result.seconds, 2),
-                "top1": top1, "train_top1": train_top1, "final_loss": result.final_loss,
-                "resumed_from_epoch": result.resumed_from}
-    version = ws.save(model.cpu(), model_name=model_name, identities=folder.identities, split=split,
-                      data=data_info, training=training)
-    replay = save_replay(ws, train_x, train_y, folder.identities, shots=replay_shots, seed=config.seed)
+    training = {"config": config.to_dict(), "device": str(dev), **world.to_dict(), "streamed": data.streamed,
+                "initialised_from": init or "scratch", **({"initialised_from_file": init_file} if init_file else {}),
+                "seconds": round(result.seconds, 2), "top1": top1, "train_top1": train_top1,
+                "final_loss": result.final_loss, "resumed_from_epoch": result.resumed_from,
+                "unreadable_draws": result.unreadable}
+    replay_images, replay_labels = data.decode("train", data.rows("train", replay_shots, config.seed)) \
+        if replay_shots > 0 else (np.zeros((0, 112, 112, 3), np.uint8), np.zeros(0, np.int64))
+    version = ws.save(model.cpu(), model_name=model_name, identities=data.identities, split=data.split,
+                      data=data_record(data_dir, data.folder, min_images, max_images, data.skipped()),
+                      training=training)
+    replay = save_replay(ws, replay_images, replay_labels, data.identities, shots=replay_shots, seed=config.seed)
     ws.train_state_path.unlink(missing_ok=True)
     return {
         "top1": top1,
         "train_top1": train_top1,
         "seconds": round(result.seconds, 2),
         "total_seconds": round(time.perf_counter() - t_start, 2),
-        **_data_counts(folder, train_x, test_x),
+        **_data_counts(data),
+        "streamed": data.streamed,
         "model": model_name,
         "model_version": version,
         "initialised_from": init or "scratch",
@@ -109,26 +124,27 @@ def train_workspace(
         "resumed_from_epoch": result.resumed_from,
         "replay_images": replay["images"],
         "device": str(dev),
+        **world.to_dict(),
         "workspace": str(ws.root),
     }
 
 
-def _initial_model(model_name: str, backbone, classes: int, train_x, train_y, dev):
+def _initial_model(model_name: str, backbone, data, seed: int, dev):
     """The model training starts from: the pretrained backbone with an imprinted head, or random
     weights (a hybrid's frozen stem is SFace's, never random)."""
     if backbone is not None:
-        model = FaceViT(backbone.config, classes)
-        start_from_pretrained(model, backbone, train_x, train_y, dev)
+        model = FaceViT(backbone.config, len(data.identities))
+        start_from_pretrained(model, backbone, *data.imprint_sample(seed), dev)
         return model
-    model = create_model(model_name, classes)
+    model = create_model(model_name, len(data.identities))
     pretrained.fill_sface_stem(model)
     return model
 
 
-def _data_counts(folder, train_x, test_x) -> dict:
-    return {"identities": len(folder.identities), "images": int(len(folder.paths)), "train_images": int(len(train_x)),
-            "test_images": int(len(test_x)), "skipped_unreadable": len(folder.skipped),
-            "dropped_identities": len(folder.dropped_identities)}
+def _data_counts(data) -> dict:
+    return {"identities": len(data.identities), "images": int(len(data.folder.paths)), "train_images": len(data.train),
+            "test_images": len(data.test), "skipped_unreadable": len(data.skipped()),
+            "dropped_identities": len(data.folder.dropped_identities)}
 
 
 def split_folder(folder, test_per_identity: int, seed: int):
@@ -137,10 +153,11 @@ def split_folder(folder, test_per_identity: int, seed: int):
     return split, folder.select(split.paths("train")), folder.select(split.paths("test"))
 
 
-def data_record(data_dir, folder, min_images: int | None = None, max_images: int | None = None) -> dict:
+def data_record(data_dir, folder, min_images: int | None = None, max_images: int | None = None,
+                skipped: list[str] | None = None) -> dict:
     """The manifest's ``data`` record of a workspace trained (or imported) over ``folder``."""
     return {"root": str(Path(data_dir).resolve()), "identities": len(folder.identities),
-            "images": int(len(folder.paths)), "skipped_unreadable": folder.skipped,
+            "images": int(len(folder.paths)), "skipped_unreadable": folder.skipped if skipped is None else skipped,
             "dropped_identities": len(folder.dropped_identities), "min_images": min_images, "max_images": max_images}
 
 

@@ -33,7 +33,9 @@ DEFAULT_SHOTS = 4
 def choose_shots(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
     """Indices of up to ``shots`` images per label (seeded, sorted)."""
     rng = np.random.default_rng([seed, 7])
-    picked = [rng.permutation(np.flatnonzero(labels == c))[:shots] for c in np.unique(labels)]
+    order = np.argsort(labels, kind="stable")  # each label's indices in increasing order, labels in order
+    cuts = np.flatnonzero(np.diff(labels[order])) + 1
+    picked = [rng.permutation(rows)[:shots] for rows in np.split(order, cuts)] if len(labels) else []
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
 
 

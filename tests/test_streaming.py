@@ -1,0 +1,97 @@
+"""Streamed training data: a `.rec` is trained from its index with samples decoded when drawn, so
+the peak memory of `facerec train` does not grow with the record count; damaged records are
+skipped and counted; broken indexes are one line and exit 2."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from facerec.data.insightface_formats import write_records
+from facerec.data.streaming import list_face_folder
+from facerec.data.synthetic import render_image
+
+PEOPLE = 40
+
+
+def _jpegs(count: int):
+    """``count`` distinct JPEG crops of PEOPLE synthetic people (a few base renders, each record
+    with its own noise: distinct bytes, cheap to make)."""
+    rng = np.random.default_rng(0)
+    base = {p: [render_image(7, p, j) for j in range(3)] for p in range(PEOPLE)}
+    for i in range(count):
+        person = i % PEOPLE
+        image = base[person][i // PEOPLE % 3].astype(np.int16) + rng.integers(-6, 7, (112, 112, 3))
+        yield cv2.imencode(".jpg", np.clip(image, 0, 255).astype(np.uint8))[1].tobytes()
+
+
+def _write(path, count: int):
+    write_records(path, _jpegs(count), (i % PEOPLE for i in range(count)), count=count)
+    return path
+
+
+def _train(rec, workspace, *extra) -> tuple[dict, int]:
+    """``facerec train`` in a fresh process; returns its JSON report and its peak RSS (KiB)."""
+    code = ("import runpy, sys\n"  # VmHWM: this process's own peak (ru_maxrss keeps the parent's across exec)
+            "try:\n    runpy.run_module('facerec', run_name='__main__')\n"
+            "finally:\n    print('PEAK', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0], "
+            "file=sys.stderr)\n")
+    run = subprocess.run([sys.executable, "-c", code, "train", str(rec), "--workspace", str(workspace), "--json",
+                          "--quiet", "--model", "vit-face-test", "--from-scratch", "--epochs", "1", "--batch-size", "64",
+                          "--replay-shots", "1", *extra], capture_output=True, text=True, timeout=600)
+    peak = int(run.stderr.rsplit("PEAK", 1)[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout), peak
+
+
+def test_peak_memory_does_not_grow_with_the_record_count(tmp_path):
+    small, large = 600, 6000  # decoded in memory, the large set alone would take 6000 x 37.6 KB = 226 MB
+    r_small, peak_small = _train(_write(tmp_path / "small.rec", small), tmp_path / "ws-small", "--stream")
+    r_large, peak_large = _train(_write(tmp_path / "large.rec", large), tmp_path / "ws-large", "--stream")
+    assert r_small["streamed"] and r_large["streamed"]
+    assert r_large["images"] == large and r_large["identities"] == PEOPLE and r_large["train_images"] == large - 2 * PEOPLE
+    grown = (peak_large - peak_small) / 1024
+    assert grown < 60, f"peak RSS grew {grown:.0f} MiB from {small} to {large} records"  # measured: a few MiB
+    _, peak_memory = _train(tmp_path / "large.rec", tmp_path / "ws-memory")  # not streamed: all decoded
+    assert (peak_memory - peak_small) / 1024 > 150  # the measurement sees decoded images when they are there
+
+
+def test_a_damaged_record_is_skipped_and_counted_when_streamed(tmp_path):
+    rec = _write(tmp_path / "set.rec", 200)
+    data = bytearray(rec.read_bytes())
+    offsets = [int(line.split("\t")[1]) for line in (tmp_path / "set.idx").read_text().splitlines()]
+    data[offsets[7] + 8 + 24:offsets[8]] = b"\xff" * (offsets[8] - offsets[7] - 32)  # record 7's JPEG overwritten
+    rec.write_bytes(bytes(data))
+    report, _ = _train(rec, tmp_path / "ws", "--stream", "--epochs", "2", "--replay-shots", "0")
+    assert report["streamed"] and report["images"] == 200
+    manifest = json.loads((tmp_path / "ws" / "workspace.json").read_text())
+    drawn = manifest["training"]["unreadable_draws"]
+    skipped = manifest["data"]["skipped_unreadable"]
+    assert skipped == ["id00006/7"]  # found by training, the held-out top-1 or the training top-1, whichever drew it
+    assert 0 <= drawn <= 2  # one step of 64 of the 120 training crops per epoch: drawn at most once an epoch
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda rec, idx: idx.write_text(idx.read_text() + "99\t999999999\n"), "past the end"),
+    (lambda rec, idx: rec.write_bytes(rec.read_bytes()[:-100]), "is truncated"),
+    (lambda rec, idx: idx.write_text("1\tfour\n"), "two whole numbers"),
+])
+def test_broken_record_files_are_one_line_and_exit_2(tmp_path, damage, message):
+    rec = _write(tmp_path / "set.rec", 120)
+    damage(rec, tmp_path / "set.idx")
+    run = subprocess.run([sys.executable, "-m", "facerec", "train", str(rec), "--workspace", str(tmp_path / "ws"),
+                          "--stream", "--model", "vit-face-test", "--from-scratch", "--epochs", "1", "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert not (tmp_path / "ws" / "workspace.json").exists()
+
+
+def test_a_listing_holds_the_index_only(tmp_path):
+    listing = list_face_folder(_write(tmp_path / "set.rec", 120), min_images=3)
+    source = listing.source(listing.paths[:5])
+    image, label = source[3]  # listed person by person: 3 records of id00000, then id00001's
+    assert len(listing.identities) == PEOPLE and image.shape == (112, 112, 3) and label == 1
+    assert not hasattr(listing, "images")
