@@ -95,3 +95,21 @@ def test_a_listing_holds_the_index_only(tmp_path):
     image, label = source[3]  # listed person by person: 3 records of id00000, then id00001's
     assert len(listing.identities) == PEOPLE and image.shape == (112, 112, 3) and label == 1
     assert not hasattr(listing, "images")
+
+
+def test_records_of_another_size_are_refused_or_skipped(tmp_path):
+    """A set whose crops are not 112x112 is not insightface's aligned layout: one line, exit 2. One
+    odd record among aligned ones is skipped and counted."""
+    odd = cv2.imencode(".jpg", np.full((96, 96, 3), 120, np.uint8))[1].tobytes()
+    write_records(tmp_path / "wrong.rec", [odd] * 12, [i % 3 for i in range(12)])
+    run = subprocess.run([sys.executable, "-m", "facerec", "train", str(tmp_path / "wrong.rec"), "-w",
+                          str(tmp_path / "ws"), "--stream", "--model", "vit-face-test", "--from-scratch", "-q"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "96x96, not a 112x112 aligned crop" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    images = list(_jpegs(120))
+    images[50] = odd  # key 51, person 50 % 40 = 10
+    write_records(tmp_path / "one.rec", images, [i % PEOPLE for i in range(120)])
+    report, _ = _train(tmp_path / "one.rec", tmp_path / "ws-one", "--stream", "--replay-shots", "0")
+    skipped = json.loads((tmp_path / "ws-one" / "workspace.json").read_text())["data"]["skipped_unreadable"]
+    assert report["images"] == 120 and skipped == ["id00010/51"]

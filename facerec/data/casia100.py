@@ -58,7 +58,7 @@ def _copy(records: RecordFile, rels: list[str], dest: Path, progress) -> tuple[i
         person, key = rel.split("/")
         try:
             payload = records.read(int(key)).payload
-            decode_rgb(payload, name=f"record {key}")  # checked once; copied as it is
+            decode_rgb(payload, name=f"record {key}", exact=True)  # checked once; copied as it is
         except DataError:
             skipped.append(rel)
             continue

@@ -105,7 +105,8 @@ def read_dataset_image(root: str | os.PathLike, rel: str, size: int | None = 112
         from .insightface_formats import decode_rgb
 
         key = int(rel.rsplit("/", 1)[1])
-        return decode_rgb(_records(str(root)).read(key).payload, size or 112, f"{root}, record {key}")
+        image = decode_rgb(_records(str(root)).read(key).payload, 112, f"{root}, record {key}", exact=True)
+        return image if size in (None, 112) else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return read_image(Path(root) / rel, size)
 
 
@@ -124,6 +125,7 @@ def list_identity_files(root: str | os.PathLike, rejected: list[str] | None = No
         records = _records(str(root))
         found: dict[str, list[str]] = {}
         keys = records.image_keys()
+        _check_crop_size(root, records, keys)
         for key, label in zip(keys, records.labels(keys, unreadable=-1)):
             if label < 0:
                 if rejected is not None:
@@ -155,6 +157,20 @@ def list_identity_files(root: str | os.PathLike, rejected: list[str] | None = No
     if not found:
         raise DataError(f"{root} holds no images: expected one subfolder per person with image files in it")
     return found
+
+
+def _check_crop_size(root, records, keys) -> None:
+    """A record file of crops other than 112x112 (not insightface's aligned layout) is refused
+    whole, from its first readable image records; one odd record later is skipped where read."""
+    from .insightface_formats import decode_rgb
+
+    for key in keys[:3]:
+        try:
+            payload = records.read(key).payload
+            decode_rgb(payload, 112, "x")
+        except DataError:
+            continue  # damaged: skipped where read
+        decode_rgb(payload, 112, f"{root}: record {key}", exact=True)
 
 
 def read_folder_images(root: str | os.PathLike, what: str = "folder") -> list[np.ndarray]:

@@ -38,9 +38,12 @@ MAX_BIN_BYTES = 384 << 20  # cfp_fp.bin, the largest common set, is ~90 MB
 MAX_BIN_PAIRS = 100_000  # lfw.bin has 6,000
 
 
-def decode_rgb(data: bytes, size: int = 112, name: str = "an image in the set") -> np.ndarray:
-    """An encoded face crop as RGB uint8 ``(size, size, 3)`` (crops are small: 4 MP at most)."""
+def decode_rgb(data: bytes, size: int = 112, name: str = "an image in the set", exact: bool = False) -> np.ndarray:
+    """An encoded face crop as RGB uint8 ``(size, size, 3)`` (crops are small: 4 MP at most);
+    ``exact``: a crop of another size is an error (an aligned set's crops all have one size)."""
     image = decode_image(bytes(data), name, max_pixels=MAX_CROP_PIXELS, max_side=None)
+    if exact and image.shape[:2] != (size, size):
+        raise DataError(f"{name} is {image.shape[1]}x{image.shape[0]}, not a {size}x{size} aligned crop")
     if image.shape[:2] != (size, size):
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

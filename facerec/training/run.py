@@ -102,31 +102,26 @@ def train_workspace(
                 "seconds": round(result.seconds, 2), "top1": top1, "train_top1": train_top1,
                 "final_loss": result.final_loss, "resumed_from_epoch": result.resumed_from,
                 "unreadable_draws": result.unreadable}
-    replay_images, replay_labels = data.decode("train", data.rows("train", replay_shots, config.seed)) \
-        if replay_shots > 0 else (np.zeros((0, 112, 112, 3), np.uint8), np.zeros(0, np.int64))
-    version = ws.save(model.cpu(), model_name=model_name, identities=data.identities, split=data.split,
-                      data=data_record(data_dir, data.folder, min_images, max_images, data.skipped()),
-                      training=training)
-    replay = save_replay(ws, replay_images, replay_labels, data.identities, shots=replay_shots, seed=config.seed)
+    version, replay = _write(ws, model, model_name, data, training, data_dir, (min_images, max_images),
+                             replay_shots, config.seed)
     ws.train_state_path.unlink(missing_ok=True)
-    return {
-        "top1": top1,
-        "train_top1": train_top1,
-        "seconds": round(result.seconds, 2),
-        "total_seconds": round(time.perf_counter() - t_start, 2),
-        **_data_counts(data),
-        "streamed": data.streamed,
-        "model": model_name,
-        "model_version": version,
-        "initialised_from": init or "scratch",
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "epochs": config.epochs,
-        "resumed_from_epoch": result.resumed_from,
-        "replay_images": replay["images"],
-        "device": str(dev),
-        **world.to_dict(),
-        "workspace": str(ws.root),
-    }
+    return {"top1": top1, "train_top1": train_top1, "seconds": round(result.seconds, 2),
+            "total_seconds": round(time.perf_counter() - t_start, 2), **_data_counts(data), "streamed": data.streamed,
+            "model": model_name, "model_version": version, "initialised_from": init or "scratch",
+            "parameters": sum(p.numel() for p in model.parameters()), "epochs": config.epochs,
+            "resumed_from_epoch": result.resumed_from, "replay_images": replay["images"], "device": str(dev),
+            **world.to_dict(), "workspace": str(ws.root)}
+
+
+def _write(ws: Workspace, model, model_name: str, data, training: dict, data_dir, limits, replay_shots: int,
+           seed: int) -> tuple[str, dict]:
+    """Save the trained model with its data record, then fill the replay buffer (a few crops per
+    person, decoded for it when the data is streamed); returns ``(model version, replay record)``."""
+    images, labels = data.decode("train", data.rows("train", replay_shots, seed)) if replay_shots > 0 \
+        else (np.zeros((0, 112, 112, 3), np.uint8), np.zeros(0, np.int64))
+    version = ws.save(model.cpu(), model_name=model_name, identities=data.identities, split=data.split,
+                      data=data_record(data_dir, data.folder, *limits, data.skipped()), training=training)
+    return version, save_replay(ws, images, labels, data.identities, shots=replay_shots, seed=seed)
 
 
 def _initial_model(model_name: str, backbone, data, seed: int, dev):
