@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pg_memory import raise_for_build
+from .pg_tuning import raise_for_build
 
 CHUNK = 1 << 20
 SETTINGS = ("wal_level", "wal_keep_size", "max_wal_size", "min_wal_size", "archive_mode", "archive_command",

@@ -21,37 +21,16 @@ password file (``~/.pgpass``) or a service file (``PGSERVICE``).
 from __future__ import annotations
 
 import contextlib
-import math
-import os
 import re
 
 import numpy as np
 
 from .errors import GalleryCorrupt, GalleryError, GalleryWriteError
-from .pg_memory import raise_for_build
+from .pg_tuning import HNSW_EF, HNSW_MAX_EF, ef_search_for, raise_for_build
 from .search import Match, PeopleSearch, normalise
 
 SCHEMA_VERSION = 1
 INDEX_KINDS = ("hnsw", "exact", "deferred")  # deferred: a staging gallery whose HNSW indexes swap() builds
-HNSW_MAX_EF = 1000  # pgvector's hnsw.ef_search limit: wider windows scan exactly
-# HNSW's candidate list per search, grown with the gallery. pgvector's default, 40, found the right
-# person for 94.6 % of queries on 100k face-like 256-d vectors; 100 for 99.8 % (FAISS IVF: 99.1 %)
-# at half the rate. At 1M vectors 100 found only 65 %, 400 97.7 %, 800 all (HNSW's recall falls
-# as the graph grows): docs/BENCHMARKS.md, "The gallery in PostgreSQL". So ef_search is
-# HNSW_EF up to 100k vectors and HNSW_EF * (n / 100k) ** 0.8 above (631 at 1M), at most
-# HNSW_MAX_EF; FACEREC_PG_EF_SEARCH sets it outright.
-HNSW_EF = 100
-EF_ENV = "FACEREC_PG_EF_SEARCH"
-
-
-def ef_search_for(rows: int) -> int:
-    """The ``hnsw.ef_search`` facerec uses for a gallery of ``rows`` vectors."""
-    raw = os.environ.get(EF_ENV)
-    if raw is not None:
-        if not raw.strip().isdigit() or not 1 <= int(raw) <= HNSW_MAX_EF:
-            raise GalleryError(f"{EF_ENV} must be a whole number from 1 to {HNSW_MAX_EF}, got {raw!r}")
-        return int(raw)
-    return int(min(HNSW_MAX_EF, max(HNSW_EF, math.ceil(HNSW_EF * (max(rows, 1) / 100_000) ** 0.8))))
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 

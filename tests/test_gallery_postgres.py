@@ -150,7 +150,7 @@ def test_a_removed_person_leaves_no_byte_in_the_gallery_files_after_the_reclaim(
 def test_index_builds_get_the_memory_their_graph_needs_within_the_cap(pg, monkeypatch):
     """pgvector builds HNSW graphs in maintenance_work_mem (slowly on disk beyond it): facerec
     raises it for a build, by the tables' size, never above FACEREC_PG_BUILD_MEMORY, never lower."""
-    from gallery.pg_memory import raise_for_build
+    from gallery.pg_tuning import raise_for_build
 
     url, name = pg
     g = PostgresGallery.create(url, name, DIM, "m1")

@@ -18,7 +18,7 @@ Forgetting one person: ``remove_person`` + commit, then facerec's erasure check
 (``gallery.pg_erasure.reclaim_and_check``: checkpoint, scan of the gallery's files, ``VACUUM FULL``
 of both tables where the person's bytes are found, scan again), for PostgreSQL; remove + save (which
 rewrites the index files) for FAISS. HNSW builds get ``maintenance_work_mem`` as facerec sets it
-(``gallery.pg_memory``).
+(``gallery.pg_tuning``).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def load(url: str, name: str, vectors: np.ndarray, owner: np.ndarray) -> dict:
     import psycopg
     from pgvector.psycopg import register_vector
 
-    from gallery.pg_memory import raise_for_build
+    from gallery.pg_tuning import raise_for_build
     from gallery.postgres import PostgresGallery
 
     PostgresGallery.create(url, name, vectors.shape[1], "bench", index_kind="exact").close()
@@ -190,7 +190,7 @@ def postgres_side(url, vectors, owner, queries, truth, dim, enroll_people: int, 
     name = f"bench{dim}"
     out = load(url, name, vectors, owner)
     g = PostgresGallery.open(url, name)
-    out["ef_search"] = g.ef_search  # facerec's, for this size (gallery.postgres.ef_search_for)
+    out["ef_search"] = g.ef_search  # facerec's, for this size (gallery.pg_tuning.ef_search_for)
     found = np.asarray([m[0].vector_id - 1 for m in g.search(queries, k=1)])  # COPY gave ids 1..n in order
     out["recall_at_1"] = float(np.mean(found == truth))
     out["identity_recall_at_1"] = float(np.mean(owner[found] == owner[truth]))

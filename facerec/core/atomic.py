@@ -5,9 +5,11 @@ A reader (or a crash) sees the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -55,3 +57,17 @@ def strict_json(value):
         return [strict_json(v) for v in value]
     return value
 
+
+@contextlib.contextmanager
+def built_folder(out: str | os.PathLike):
+    """Yield a temporary folder beside ``out`` to fill; renamed to ``out`` when the block ends
+    without an error, removed when it raises: a half-built folder never exists at ``out``."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

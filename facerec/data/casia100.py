@@ -23,15 +23,13 @@ on it as on LFW-100. The folder is built beside ``OUT`` and renamed into place.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from facerec.core.atomic import atomic_write_bytes, atomic_write_json
+from facerec.core.atomic import atomic_write_bytes, atomic_write_json, built_folder
 from facerec.core.errors import DataError
-from .folder import is_record_file, list_identity_files
+from .folder import is_record_file, list_identity_files, record_file
 from .insightface_formats import RecordFile, decode_rgb
 from .pairs import most_photographed
 
@@ -84,10 +82,8 @@ def build_casia100(rec: str | Path, out: str | Path, *, people: int = 100, cap: 
         raise DataError(f"{rec} holds {len(listing)} people; CASIA-{people} needs {people}")
     chosen, strangers_chosen = choose(listing, people=people, cap=cap, strangers=strangers,
                                       strangers_per_person=strangers_per_person, seed=seed)
-    records = RecordFile(rec)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    records = record_file(str(rec))  # parsed once: the listing's
+    with built_folder(out) as tmp:
         n_people, skipped = _copy(records, [f for files in chosen.values() for f in files], tmp / "people", progress)
         n_strangers, skipped_strangers = _copy(records, [f for files in strangers_chosen.values() for f in files],
                                                tmp / "strangers", progress)
@@ -103,8 +99,4 @@ def build_casia100(rec: str | Path, out: str | Path, *, people: int = 100, cap: 
             "skipped": rejected + skipped + skipped_strangers,
         }
         atomic_write_json(tmp / "split.json", record)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return record

@@ -92,7 +92,8 @@ def is_record_file(root: str | os.PathLike) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _records(path: str):
+def record_file(path: str):
+    """The ``RecordFile`` of ``path``, parsed once per process (the listing and the reads share it)."""
     from .insightface_formats import RecordFile
 
     return RecordFile(path)
@@ -105,7 +106,7 @@ def read_dataset_image(root: str | os.PathLike, rel: str, size: int | None = 112
         from .insightface_formats import decode_rgb
 
         key = int(rel.rsplit("/", 1)[1])
-        image = decode_rgb(_records(str(root)).read(key).payload, 112, f"{root}, record {key}", exact=True)
+        image = decode_rgb(record_file(str(root)).read(key).payload, 112, f"{root}, record {key}", exact=True)
         return image if size in (None, 112) else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return read_image(Path(root) / rel, size)
 
@@ -122,7 +123,7 @@ def list_identity_files(root: str | os.PathLike, rejected: list[str] | None = No
         DataError: ``root`` is missing, not a directory, or holds no image in any subfolder.
     """
     if is_record_file(root):
-        records = _records(str(root))
+        records = record_file(str(root))
         found: dict[str, list[str]] = {}
         keys = records.image_keys()
         _check_crop_size(root, records, keys)
@@ -162,15 +163,16 @@ def list_identity_files(root: str | os.PathLike, rejected: list[str] | None = No
 def _check_crop_size(root, records, keys) -> None:
     """A record file of crops other than 112x112 (not insightface's aligned layout) is refused
     whole, from its first readable image records; one odd record later is skipped where read."""
-    from .insightface_formats import decode_rgb
+    from .images import decode_image
+    from .insightface_formats import MAX_CROP_PIXELS
 
     for key in keys[:3]:
         try:
-            payload = records.read(key).payload
-            decode_rgb(payload, 112, "x")
+            image = decode_image(records.read(key).payload, f"record {key}", MAX_CROP_PIXELS, None)
         except DataError:
             continue  # damaged: skipped where read
-        decode_rgb(payload, 112, f"{root}: record {key}", exact=True)
+        if image.shape[:2] != (112, 112):
+            raise DataError(f"{root}: record {key} is {image.shape[1]}x{image.shape[0]}, not a 112x112 aligned crop")
 
 
 def read_folder_images(root: str | os.PathLike, what: str = "folder") -> list[np.ndarray]:

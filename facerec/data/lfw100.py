@@ -19,8 +19,6 @@ The folder is built beside ``OUT`` and renamed into place, so a half-built split
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,7 @@ import numpy as np
 from ..detect import make_detector
 from .aligned import align_files
 from facerec.core.errors import DataError
-from facerec.core.atomic import atomic_write_bytes, atomic_write_json
+from facerec.core.atomic import atomic_write_bytes, atomic_write_json, built_folder
 from .folder import list_identity_files, png_bytes
 from .pairs import fold_people, most_photographed, read_pairs
 
@@ -79,9 +77,7 @@ def build_lfw100(lfw_images: str | Path, pairs_file: str | Path, out: str | Path
                                       replace=False).tolist())
                  for p in sorted(unseen) if p in listing}
     detect = make_detector(detector)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with built_folder(out) as tmp:
         n_people, skipped = _write_crops(lfw_images, [f for files in chosen.values() for f in files],
                                          tmp / "people", detect, progress)
         n_strangers, skipped_strangers = _write_crops(lfw_images, [f for files in strangers.values() for f in files],
@@ -97,10 +93,6 @@ def build_lfw100(lfw_images: str | Path, pairs_file: str | Path, out: str | Path
             "skipped": skipped + skipped_strangers,
         }
         atomic_write_json(tmp / "split.json", record)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return record
 
 

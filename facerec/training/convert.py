@@ -76,16 +76,15 @@ def _convert(state: dict, lora_alpha: float, heads: int | None):
 
 
 def imprint_head(model, classes: int, images, labels, device) -> None:
-    """A new identity head for ``classes`` people, row k the normalised mean embedding of person
-    k's ``images`` (weight imprinting, Qi et al., CVPR 2018)."""
+    """A new identity head for ``classes`` people, imprinted from ``images``
+    (:func:`facerec.training.run.imprinted_rows`)."""
     import torch
 
     from facerec.models.heads import CosineHead
-    from facerec.recognition.pipeline import embed_images
+    from facerec.training.run import imprinted_rows
 
-    emb = torch.from_numpy(embed_images(model, images, device))
-    centres = torch.zeros(classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels).long(), emb)
-    model.head = CosineHead(emb.shape[1], classes).to(device)
+    rows = imprinted_rows(model, classes, images, labels, device)
+    model.head = CosineHead(rows.shape[1], classes).to(device)
     model.num_classes = classes
     with torch.no_grad():
-        model.head.weight.copy_(torch.nn.functional.normalize(centres, dim=1))
+        model.head.weight.copy_(rows)

@@ -9,8 +9,9 @@ The recipe's batch size is the *global* batch: each of W ranks takes ``batch / W
 so a run means the same thing (the same learning rate for the same batch) whatever the world size.
 :class:`EpochSampler` cuts one seeded permutation per epoch into global batches and deals each rank
 every W-th sample of them: the union of the ranks' batches at step s is exactly the single
-process's batch s, and DDP's averaged gradient is the single process's gradient (no batch norm in
-the trunk; dropout and augmentation are seeded per sample, not per process).
+process's batch s, and DDP's averaged gradient is the single process's gradient when the trunk has
+no batch norm and no dropout (augmentation is seeded per sample, so it is the same in any process;
+dropout masks are not).
 """
 
 from __future__ import annotations
@@ -116,17 +117,6 @@ def _sum_hook(state, bucket):
     import torch.distributed as dist
 
     return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda fut: fut.value()[0])
-
-
-def broadcast_flag(value: bool, world: World) -> bool:
-    """Rank 0's ``value`` on every rank (e.g. whether its checkpoint matched)."""
-    if world.backend is None:
-        return value
-    import torch.distributed as dist
-
-    flag = torch.tensor([int(value)], device="cuda" if world.backend == "nccl" else "cpu")
-    dist.broadcast(flag, 0)
-    return bool(flag.item())
 
 
 def barrier(world: World) -> None:

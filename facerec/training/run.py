@@ -206,12 +206,19 @@ def training_config(*, model_name: str | None = None, from_scratch: bool = False
 def start_from_pretrained(model, shipped, images, labels, device) -> None:
     """Load the backbone of ``shipped`` (``pretrained.load_model``) into ``model`` and imprint its head:
     row k = the normalised mean embedding of person k's training crops."""
-    from facerec.recognition.pipeline import embed_images
-
     backbone = {k: v for k, v in shipped.state_dict().items() if not k.startswith("head.")}
     missing, unexpected = model.load_state_dict(backbone, strict=False)
     if unexpected or any(not k.startswith("head.") for k in missing):
         raise ValueError(f"the model to start from does not fit {model.config}")
-    emb = torch.from_numpy(embed_images(shipped, images, device))
-    centres = torch.zeros(model.num_classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels).long(), emb)
-    model.head.weight.copy_(torch.nn.functional.normalize(centres, dim=1))
+    model.head.weight.copy_(imprinted_rows(shipped, model.num_classes, images, labels, device))
+
+
+@torch.no_grad()
+def imprinted_rows(embedder, classes: int, images, labels, device) -> torch.Tensor:
+    """``(classes, d)`` head rows, row k the normalised mean embedding under ``embedder`` of
+    person k's ``images`` (weight imprinting, Qi et al., CVPR 2018; zero for a person without any)."""
+    from facerec.recognition.pipeline import embed_images
+
+    emb = torch.from_numpy(embed_images(embedder, images, device))
+    centres = torch.zeros(classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels).long(), emb)
+    return torch.nn.functional.normalize(centres, dim=1)
