@@ -83,6 +83,50 @@ def test_crop_store_round_trip_and_checksum(tmp_path):
         load_crop_store(tmp_path / "store")
 
 
+def _patterns(n: int, bases: int, seed: int = 0) -> np.ndarray:
+    """``n`` noisy copies of ``bases`` smooth random 112x112 patterns."""
+    rng = np.random.default_rng(seed)
+    base = np.stack([cv2_resize(b) for b in rng.integers(0, 255, (bases, 14, 14, 3)).astype(np.float32)])
+    return np.clip(base[np.arange(n) % bases] + rng.normal(0, 8, (n, 112, 112, 3)), 0, 255).astype(np.uint8)
+
+
+def test_a_streamed_store_distils_exactly_as_a_decoded_one(tmp_path):
+    """A store loaded streamed holds keys, not pixels; its crops, subsets and batches are the
+    decoded store's, and a distillation on it follows the same losses step for step."""
+    import cv2
+
+    from facerec.distill.crops import StoredCrops, write_crop_store
+    from facerec.models import create_model
+
+    n, bases = 48, 6
+    images = _patterns(n, bases)
+    paths = [f"p{i % bases}/{i}.jpg" for i in range(n)]
+    encoded = (cv2.imencode(".jpg", im[:, :, ::-1])[1].tobytes() for im in images)  # a generator: written as it comes
+    write_crop_store(tmp_path / "store", paths, encoded, [True] * n, {"detector": "aligned"})
+    decoded, streamed = load_crop_store(tmp_path / "store"), load_crop_store(tmp_path / "store", stream=True)
+    assert isinstance(decoded.images, np.ndarray) and isinstance(streamed.images, StoredCrops)
+    assert streamed.images.shape == decoded.images.shape and len(streamed.images.keys) == n
+    assert np.array_equal(streamed.images[5], decoded.images[5])
+    assert np.array_equal(streamed.images[10:20], decoded.images[10:20])
+    subset = streamed.images[[3, 1, 40]]
+    assert isinstance(subset, StoredCrops) and np.array_equal(np.asarray(subset), decoded.images[[3, 1, 40]])
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=(n, 8))
+    target = (target / np.linalg.norm(target, axis=1, keepdims=True)).astype(np.float32)
+    teachers = {"sface": target, "sface_flip": target}
+    cfg = DistillConfig(model="vit-face-test", epochs=2, batch_size=8, lr=3e-3, warmup_epochs=0.5, teachers="sface",
+                        same_view=False, exclude_folds=())
+    histories = []
+    for store in (decoded, streamed):
+        data = select_data(store.paths, store.images, np.ones(n, bool), teachers, {"p5"}, cfg)
+        torch.manual_seed(0)
+        model = create_model("vit-face-test", num_classes=len(data.identities), embedding_dim=8)
+        result = distill(model, data, cfg, device=torch.device("cpu"), show_progress=False)
+        histories.append([(e["cosine"], e["relational"], e["margin"]) for e in result["history"]])
+    assert isinstance(data.images, StoredCrops) and len(data.images) < n  # p5 left out, test photos held out
+    assert np.allclose(histories[0], histories[1], rtol=1e-5, atol=1e-6), histories
+
+
 def test_a_short_distillation_follows_the_teacher():
     """The teacher gives each of 12 base images' noisy copies that base's random direction (plus
     a little per-image spread); a few epochs of distillation must bring the student's mean cosine

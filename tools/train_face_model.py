@@ -54,6 +54,8 @@ def parse_args(argv=None):
                    help="how the exported weights are stored (the model is measured rounded to it; float16 keeps a "
                         "hybrid with its SFace stem under the 25 MB the repository holds)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+    p.add_argument("--stream", action="store_true",
+                   help="decode crops when drawn instead of holding them in memory (the default above 50,000 crops)")
     p.add_argument("--install", action="store_true", help=f"copy the result into {PRETRAINED_DIR.relative_to(ROOT)}")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
                         exclude_names=tuple(args.exclude))
     show = not args.quiet
     images = args.data / "images"
-    store = build.ensure_crops(images, args.cache, args.detector, show)
+    store = build.ensure_crops(images, args.cache, args.detector, show, stream=args.stream or None)
     sface = args.teacher_dir / "models" / "face_recognition_sface_2021dec_int8bq.onnx"
     device = resolve_device(args.device)
     targets = build.ensure_targets(store, args.cache, args.teacher_dir / "lfw-dlib.npz", sface, show, device=device)

@@ -328,13 +328,14 @@ class RecordFile:
 def write_records(rec_path: str | Path, images, labels, header: bool = True, count: int | None = None) -> None:
     """Write ``.rec`` + ``.idx`` in insightface's layout (a header record, then one record per image).
 
-    ``images`` and ``labels`` may be iterables (``count`` then gives their length for the header):
+    ``images`` and ``labels`` may be iterables (``count`` then gives their length for the header;
+    none is needed without one):
     records go to the file as they come, so a set of any size is written in bounded memory; both
     files are written beside their targets and renamed into place when complete."""
     from facerec.core.atomic import atomic_write_with
 
     rec_path = Path(rec_path)
-    count = len(images) if count is None else count
+    count = len(images) if count is None and header else count
     offsets: list[tuple[int, int]] = []
 
     def write(tmp) -> None:

@@ -27,13 +27,14 @@ from .recipe import DistillConfig, DistillData, distill, fingerprint, select_dat
 
 
 def ensure_crops(data_root: Path, cache: Path, detector: str, show_progress: bool = True,
-                 name: str = "crops") -> CropStore:
+                 name: str = "crops", stream: bool | None = None) -> CropStore:
+    """The crop store of ``data_root`` (built once under ``cache``); ``stream``: see ``load_crop_store``."""
     store = cache / name
     if not (store / "crops.json").is_file():
         total = sum(len(f) for f in list_identity_files(data_root).values())
         with progress_bar(total, "align", enabled=show_progress, unit="img") as bar:
             build_crop_store(data_root, store, detector, progress=bar.update)
-    return load_crop_store(store)
+    return load_crop_store(store, stream)
 
 
 def ensure_targets(store: CropStore, cache: Path, dlib_npz: Path, sface_onnx: Path,

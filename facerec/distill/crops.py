@@ -10,11 +10,17 @@ A sidecar JSON (``crops.json``) records the format version, the detector, and pe
 image's relative path and whether a face was found; images without a detected face are stored
 as the whole image resized (as ``facerec eval verification`` embeds them) and flagged, so
 training can leave them out.
+
+A store of more than ``STREAM_FROM`` crops (or any, when asked) loads *streamed*: its
+``images`` are a :class:`StoredCrops`, the record keys only, each crop decoded when it is read
+(by a DataLoader worker, or a batch at a time for the teachers and evaluation), so distilling on
+CASIA-WebFace's 0.49 M crops holds ~4 MB of keys instead of 18 GB of pixels.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,17 +33,51 @@ from facerec.data.aligned import align_files
 from ..detect import make_detector
 from facerec.core.errors import DataError
 from facerec.core.atomic import atomic_write_json
+from facerec.data.insightface_formats import RecordFile, decode_rgb, write_records
+from facerec.data.streaming import STREAM_FROM
 
 FORMAT_VERSION = 1
 JPEG_QUALITY = 95
 
 
+class StoredCrops:
+    """A store's crops decoded on read, indexed like the ``(N, 112, 112, 3)`` array they stand for:
+    ``[i]`` is one crop, ``[a:b]`` a decoded batch (an array), ``[rows]`` (indices or a mask) the
+    subset, still not decoded. Holds the parsed index and the keys; reads open the file each time,
+    so DataLoader workers share nothing."""
+
+    def __init__(self, records: RecordFile, keys: np.ndarray):
+        self.records, self.keys = records, np.asarray(keys, np.int64)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.keys), 112, 112, 3)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _decode(self, key: int) -> np.ndarray:
+        return decode_rgb(self.records.read(int(key)).payload, name=f"{self.records.path} record {key}")
+
+    def __getitem__(self, item):
+        if isinstance(item, (int, np.integer)):
+            return self._decode(self.keys[item])
+        if isinstance(item, slice):
+            rows = self.keys[item]
+            return np.stack([self._decode(k) for k in rows]) if len(rows) else np.zeros((0, 112, 112, 3), np.uint8)
+        return StoredCrops(self.records, self.keys[np.asarray(item)])
+
+    def __array__(self, dtype=None, copy=None):  # np.asarray(crops): decode them all, as the old store did
+        images = self[:]
+        return images if dtype is None else images.astype(dtype)
+
+
 @dataclass
 class CropStore:
-    """Decoded crops of a store: ``images[i]`` is the aligned RGB crop of ``paths[i]``."""
+    """A store: ``images[i]`` is the aligned RGB crop of ``paths[i]`` (decoded, or :class:`StoredCrops`)."""
 
     paths: list[str]  # "person/file", relative to the dataset root
-    images: np.ndarray  # (N, 112, 112, 3) uint8 RGB
+    images: np.ndarray | StoredCrops  # (N, 112, 112, 3) uint8 RGB
     face: np.ndarray  # (N,) bool: a face was detected (else the whole image, resized)
     meta: dict
 
@@ -59,36 +99,44 @@ def build_crop_store(root: str | Path, out: str | Path, detector: str, progress=
     detect = make_detector(detector)
     rejected: list[str] = []
     listing = list_identity_files(root, rejected)
-    paths, encoded, face, skipped = [], [], [], list(rejected)
-    for rel, crop, found in align_files(root, [f for files in listing.values() for f in files], detect, skipped):
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        paths.append(rel)
-        encoded.append(jpeg.tobytes())
-        face.append(found)
-        if progress:
-            progress(1)
-    return write_crop_store(out, paths, encoded, face, {"root": str(root), "detector": detector,
-                                                         "jpeg_quality": JPEG_QUALITY, "skipped": skipped})
+    paths, face, skipped = [], [], list(rejected)
+
+    def encoded():  # written as they are aligned: no dataset-sized list of JPEGs in memory
+        for rel, crop, found in align_files(root, [f for files in listing.values() for f in files], detect, skipped):
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            paths.append(rel)
+            face.append(found)
+            if progress:
+                progress(1)
+            yield jpeg.tobytes()
+
+    info = {"root": str(root), "detector": detector, "jpeg_quality": JPEG_QUALITY, "skipped": skipped}
+    return write_crop_store(out, paths, encoded(), face, info)
 
 
-def write_crop_store(out: Path, paths: list[str], encoded: list[bytes], face: list[bool], info: dict) -> dict:
-    """Write JPEG-encoded crops as a store (``crops.rec``/``.idx`` and the sidecar with ``info``)."""
-    from ..data.insightface_formats import write_records
-
+def write_crop_store(out: Path, paths: list[str], encoded, face: list[bool], info: dict) -> dict:
+    """Write JPEG-encoded crops (any iterable; ``paths`` and ``face`` complete once it is consumed)
+    as a store: ``crops.rec``/``.idx`` (no header record: the count is not known until the end)
+    and the sidecar with ``info``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_records(out / "crops.rec", encoded, list(range(len(encoded))))
+    write_records(out / "crops.rec", encoded, itertools.count(), header=False)
     meta = {"format_version": FORMAT_VERSION, **info, "count": len(paths), "faces_detected": int(sum(face)),
-            "rec_sha256": hashlib.sha256((out / "crops.rec").read_bytes()).hexdigest(),
+            "rec_sha256": _sha256(out / "crops.rec"),
             "paths": list(paths), "face": [bool(f) for f in face]}
     atomic_write_json(out / "crops.json", meta)
     return meta
 
 
-def load_crop_store(path: str | Path) -> CropStore:
-    """Decode a store written by :func:`build_crop_store` (checks its version and the ``.rec`` hash)."""
-    from ..data.insightface_formats import RecordFile, decode_rgb
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
+
+def load_crop_store(path: str | Path, stream: bool | None = None) -> CropStore:
+    """Open a store written by :func:`build_crop_store` (checks its version and the ``.rec`` hash);
+    its crops are decoded in memory, or left on disk (:class:`StoredCrops`) with ``stream`` or,
+    by default, above ``STREAM_FROM`` crops."""
     path = Path(path)
     try:
         meta = json.loads((path / "crops.json").read_text())
@@ -96,13 +144,14 @@ def load_crop_store(path: str | Path) -> CropStore:
         raise DataError(f"{path}: not a crop store ({err})") from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{path}: crop store format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
-    data = (path / "crops.rec").read_bytes()
-    if hashlib.sha256(data).hexdigest() != meta["rec_sha256"]:
+    if _sha256(path / "crops.rec") != meta["rec_sha256"]:
         raise DataError(f"{path}/crops.rec does not match its checksum in crops.json; rebuild the store")
     records = RecordFile(path / "crops.rec")
     keys = records.image_keys()
     if len(keys) != meta["count"]:
         raise DataError(f"{path}: {len(keys)} records, crops.json lists {meta['count']}")
-    images = np.stack([decode_rgb(records.read(k).payload, name=f"record {k}") for k in keys])
+    crops = StoredCrops(records, np.array(keys, np.int64))
+    stream = len(keys) > STREAM_FROM if stream is None else stream
+    images = crops if stream else crops[:]
     return CropStore(list(meta["paths"]), images, np.array(meta["face"], bool), meta)
 

@@ -67,7 +67,7 @@ class DistillConfig:
 class DistillData:
     """Everything the training loop reads, selected from a crop store and teacher targets."""
 
-    images: np.ndarray  # (N, 112, 112, 3) uint8 RGB training crops
+    images: np.ndarray  # (N, 112, 112, 3) uint8 RGB training crops (or crops.StoredCrops, decoded when drawn)
     targets: np.ndarray  # (N, D) unit teacher targets of the crops
     targets_flip: np.ndarray  # (N, D) targets of the mirrored crops
     labels: np.ndarray  # (N,) head row, -1 for people with one training photo
