@@ -46,6 +46,7 @@ PROTOCOLS = ("single", "continual", "few-shot")
 SINGLE_SHARES = (0.05, 0.1, 0.5, 0.9)
 FEW_SHOTS = 4
 BEYOND_HEAD = ("tar_forgotten", "mia_auc", "relearned_acc_f", "relearned_acc_f_with_shots")
+EQUIVALENCE = ("unknown_forgotten", "tar_forgotten_at_threshold", "mia_auc", "relearned_acc_f")  # issue 29's bar
 BEYOND_FAR = 1e-2  # verification's FAR, set on the retained people's impostor pairs (as eval forgetting)
 RELEARN_STEPS, RELEARN_SHOTS = 30, 2
 TASK_KEYS = ("acc_f_before", "acc_f", "acc_r_before", "acc_r", "acc_o", "h_mean", "h_ceiling", "trainable_ratio",
@@ -131,16 +132,19 @@ def _request(copy: Path, names: list[str], earlier: list[str], method: str, shot
 
 def beyond_head(copy: Path, source: tuple, names: list[str], earlier: list[str], device: str | None) -> dict:
     """One request's numbers beyond the head, on held-out and training images read from the base's
-    data root: TAR among the forgotten people at FAR 1e-2, the loss attack's AUC, and Acc_f after
+    data root: TAR among the forgotten people at FAR 1e-2 and at the workspace's threshold, the loss
+    attack's AUC, and Acc_f after
     relearning on retained data (and with 2 images of each forgotten person)."""
     from facerec.core.device import resolve_device
 
     root, split, rows = source
     sets = task_sets(root, split, rows, names, _retained(rows, names, earlier))
     dev = resolve_device(device)
-    model = Workspace(copy).load_model(dev)
+    ws = Workspace(copy)
+    model = ws.load_model(dev)
     relearned = relearning(copy, sets, RELEARN_STEPS, RELEARN_SHOTS, dev, False)
-    return {"tar_forgotten": verification_forgetting(model, sets, BEYOND_FAR, dev)["tar_forgotten"],
+    verified = verification_forgetting(model, sets, BEYOND_FAR, dev, ws.manifest().get("recognition", {}).get("threshold"))
+    return {"tar_forgotten": verified["tar_forgotten"], "tar_forgotten_at_threshold": verified.get("tar_forgotten_at"),
             "mia_auc": loss_attack(model, sets, dev)["auc"], "relearned_acc_f": relearned["retained_only"],
             "relearned_acc_f_with_shots": relearned["with_forget_shots"]}
 
@@ -162,6 +166,39 @@ def _hide_data_root(copy: Path) -> None:
     Workspace(copy).update_manifest(lambda m: m["data"].update(root=str(copy / "data-root-is-gone")))
 
 
+def data_source(manifest: dict, base: str | Path) -> tuple:
+    """Where the bench reads images itself: ``(data root, split, head rows)`` of the base."""
+    return (Path(manifest["data"]["root"]), Workspace(base).split(),
+            {n: i for i, n in enumerate(manifest["identities"]) if n is not None})
+
+
+def run_tasks(base: str | Path, copy: Path, method: str, tasks: list[list[str]], shots: int | None, *,
+              strangers: list[np.ndarray] | None = None, without_data: bool = False, beyond: bool = False,
+              config=None, device: str | None = None, on_task=None) -> list[dict]:
+    """One method through one setting's requests (``tasks``, in order) on a fresh ``copy`` of
+    ``base`` (removed at the end): a row per request, as :func:`run_bench` reports them."""
+    manifest = Workspace(base).manifest()
+    people = [p for p in manifest["identities"] if p is not None]
+    source = data_source(manifest, base) if without_data or beyond else None
+    scratch_copy(base, copy)
+    try:
+        if without_data:
+            _hide_data_root(copy)
+        rows = []
+        for t, names in enumerate(tasks):
+            earlier = [p for task in tasks[:t] for p in task]
+            row = _request(copy, names, earlier, method, shots, device, source if without_data else None, config)
+            if beyond:
+                row.update(beyond_head(copy, source, names, earlier, device))
+            rows.append({"task": t + 1, "known_before": len(people) - len(earlier), "forgotten": len(names),
+                         **row, "unknown_strangers": strangers_unknown_rate(copy, strangers or [], device)})
+            if on_task:
+                on_task(t + 1)
+        return rows
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
 def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int = 0, draws: int = 1,
               per_task: int | None = None, shares: tuple[float, ...] = SINGLE_SHARES, shots: int | None = None,
               strangers: list[np.ndarray] | None = None, without_data: bool = False, beyond: bool = False,
@@ -179,11 +216,6 @@ def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int 
     people = [p for p in manifest["identities"] if p is not None]
     if without_data and not manifest.get("replay", {}).get("images"):
         raise ValueError("--without-data needs a workspace with a replay buffer (train keeps one)")
-    source = None  # where the bench reads images itself: (data root, split, head rows)
-    if without_data or beyond:
-        source = (Path(manifest["data"]["root"]), Workspace(base).split(),
-                  {n: i for i, n in enumerate(manifest["identities"]) if n is not None})
-    hidden = source if without_data else None
     settings = [(draw, *s) for draw in range(draws)
                 for s in plan(people, protocol, seed + draw, per_task, shares, shots)]
     total = sum(len(tasks) for _, _, tasks, _ in settings) * len(methods)
@@ -192,23 +224,15 @@ def run_bench(base: str | Path, protocol: str, methods: list[str], *, seed: int 
             progress_bar(total, f"bench {protocol}", enabled=show_progress, unit="request") as bar:
         for draw, setting, tasks, k_shots in settings:
             for method in methods:
-                copy = Path(tmp) / f"{method}-{len(results)}"
-                scratch_copy(base, copy)
-                if without_data:
-                    _hide_data_root(copy)
-                rows = []
-                for t, names in enumerate(tasks):
-                    earlier = [p for task in tasks[:t] for p in task]
-                    row = _request(copy, names, earlier, method, k_shots, device, hidden, config)
-                    if beyond:
-                        row.update(beyond_head(copy, source, names, earlier, device))
-                    rows.append({"task": t + 1, "known_before": len(people) - len(earlier), "forgotten": len(names),
-                                 **row, "unknown_strangers": strangers_unknown_rate(copy, strangers or [], device)})
-                    bar.set_postfix(method=method, task=t + 1, refresh=False)
+                def done(task: int) -> None:
+                    bar.set_postfix(method=method, task=task, refresh=False)
                     bar.update(1)
+
+                rows = run_tasks(base, Path(tmp) / f"{method}-{len(results)}", method, tasks, k_shots,
+                                 strangers=strangers, without_data=without_data, beyond=beyond, config=config,
+                                 device=device, on_task=done)
                 results.append({"setting": setting, "method": method, "shots": k_shots, "draw": draw,
                                 "seed": seed + draw, "tasks": rows})
-                shutil.rmtree(copy, ignore_errors=True)
     if beyond:
         gaps_to_retrain(results)
     return {"protocol": protocol, "seed": seed, "draws": draws, "people": len(people), "without_data": without_data,

@@ -64,15 +64,17 @@ def task_sets(root: Path, split, rows: dict[str, int], names: list[str], retaine
             for who, people in (("forget", names), ("retain", retained)) for part in ("train", "test")}
 
 
-def verification_forgetting(model, sets: dict[str, Data], far: float, device) -> dict:
-    """TAR of forgotten and of retained people's genuine pairs at a FAR set on retained impostors."""
+def verification_forgetting(model, sets: dict[str, Data], far: float, device, at: float | None = None) -> dict:
+    """TAR of forgotten and of retained people's genuine pairs at a FAR set on retained impostors
+    (and, with ``at``, the forgotten people's TAR at that threshold: the workspace's, as deployed)."""
     forget = join([sets["forget_train"], sets["forget_test"]])
     retain = join([sets["retain_train"], sets["retain_test"]])
     f_genuine, _ = cross_person_scores(embed_images(model, forget.images, device), forget.labels)
     r_genuine, r_impostor = cross_person_scores(embed_images(model, retain.images, device), retain.labels)
     threshold = threshold_at_far(r_impostor, far)
     return {"far": far, "threshold": threshold, "tar_forgotten": accept_rate(f_genuine, threshold),
-            "tar_retained": accept_rate(r_genuine, threshold), "forgotten_pairs": int(len(f_genuine))}
+            "tar_retained": accept_rate(r_genuine, threshold), "forgotten_pairs": int(len(f_genuine)),
+            **({"tar_forgotten_at": accept_rate(f_genuine, at), "at": at} if at is not None else {})}
 
 
 @torch.no_grad()

@@ -1,9 +1,11 @@
-"""``facerec eval`` (verification, identification, forgetting) and ``bench`` (forgetting, lfw100, casia100)."""
+"""``facerec eval`` (verification, identification, forgetting) and ``bench`` (forgetting, lfw100, casia100;
+campaign in ``campaign.py``)."""
 
 from __future__ import annotations
 
 import argparse
 
+from facerec.cli import campaign
 from facerec.cli.args import fold_list, positive_int
 from facerec.cli.options import add_common, add_face_options, command_pipeline, command_workspace, emit, writing
 from facerec.cli.reports import describe_forgetting_eval
@@ -24,6 +26,7 @@ def add_parsers(sub) -> None:
     _bench_forgetting_parser(benches)
     _bench_lfw100_parser(benches)
     _bench_casia100_parser(benches)
+    campaign.add_parser(benches)
 
 
 def _eval_verification_parser(evals) -> None:
