@@ -106,13 +106,13 @@ class GSLoRAConfig:
     def replay_batch(self) -> int:
         """Replay images per step: ``replay_batch_size`` in the stranger objective; the calibrated
         and the paper's objectives keep the paper's equal batches (``batch_size``)."""
-        return (self.replay_batch_size or self.batch_size) if self.objective == "stranger" else self.batch_size
+        return (self.replay_batch_size or self.batch_size) if self.objective in ("stranger", "reference") else self.batch_size
 
     @property
     def retention_weight(self) -> float:
         """Weight of the retained-embedding term: ``keep_weight`` in the stranger objective; the
         calibrated objective keeps 1 (4 did worse there, docs/BENCHMARKS.md)."""
-        return self.keep_weight if self.objective == "stranger" else 1.0
+        return self.keep_weight if self.objective in ("stranger", "reference") else 1.0
 
     def with_options(self, options: list[str]) -> "GSLoRAConfig":
         """This configuration with ``KEY=VALUE`` settings applied (``facerec forget --set``), each value
@@ -229,12 +229,13 @@ def _prox_group_lasso(groups, threshold: float) -> None:
 
 
 def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: torch.device,
-            show_progress: bool = True) -> dict:
+            show_progress: bool = True, reference=None) -> dict:
     """Run one GS-LoRA task on ``model`` in place and merge it; returns the task's statistics.
 
     ``forget``: images of the people to forget, labelled with their head rows; ``retain``: the
     replay buffer of everyone else. The model comes back with plain ``nn.Linear`` layers whose
-    weights include the merged update.
+    weights include the merged update. ``reference``: the model the workspace was fine-tuned from
+    (the ``reference`` objective's targets; the forgotten people's head rows are then zeroed).
     """
     if len(forget) == 0:
         raise ValueError("nothing to forget: the forget set is empty")
@@ -243,7 +244,8 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     model.to(device).eval()
     torch.manual_seed(cfg.seed)
     prototypes = _prototypes(model, forget, retain, device) if cfg.prototype else None
-    term = ForgetTerm(model, forget.images, forget.labels, retain.labels, cfg, device)
+    term = ForgetTerm(model, forget.images, forget.labels, retain.labels, cfg, device, reference)
+    people = torch.from_numpy(np.unique(forget.labels)).to(device)
     forget = Data(forget.images[term.train_index], forget.labels[term.train_index])
     inputs = TaskInputs(model, forget.images, device), TaskInputs(model, retain.images, device)  # before LoRA
     term.bind(*inputs)
@@ -282,6 +284,9 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     deltas = delta_norms(groups).cpu()
     merge_lora(model)
     model.reset_requires_grad()
+    if cfg.objective == "reference":  # as a retrained model's: imprinted from no images
+        with torch.no_grad():
+            model.head.weight[people] = 0
     return {"method": cfg.method, "seconds": round(seconds, 2), "steps": steps, **_lora_report(norms, deltas),
             "trainable_parameters": trainable, "trainable_ratio": trainable / total_params,
             "final_ce_forget": history[-1]["ce_forget"], "final_forget_term": history[-1]["forget_term"],

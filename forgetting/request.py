@@ -243,7 +243,9 @@ def unlearn_stage(plan: Plan, pipe: FacePipeline, data: RequestData, show_progre
         stats = run_baseline(plan.method, model, data.forget, data.replay, plan.baseline_cfg, device=dev,
                              show_progress=show_progress)
     else:
-        stats = unlearn(model, data.forget, data.replay, plan.cfg, device=dev, show_progress=show_progress)
+        reference = starting_model(plan, dev) if plan.cfg.objective == "reference" else None
+        stats = unlearn(model, data.forget, data.replay, plan.cfg, device=dev, show_progress=show_progress,
+                        reference=reference)
     model.eval()
     acc_f, acc_r = _accuracy(model, data.forget_test, dev), _accuracy(model, data.retain_test, dev)
     return {**before, "acc_f": acc_f, "acc_r": acc_r, "acc_o": _accuracy(model, data.old_test, dev),
@@ -257,6 +259,17 @@ def unlearn_stage(plan: Plan, pipe: FacePipeline, data: RequestData, show_progre
                        "forget_test": len(data.forget_test), "retain_test": len(data.retain_test),
                        "earlier_forgotten_test": len(data.old_test)},
             "config": stats["config"]}
+
+
+def starting_model(plan: Plan, device):
+    """The model the workspace was fine-tuned from (it never saw the workspace's people): the
+    ``reference`` objective's targets, as a retrain's starting point."""
+    from facerec import pretrained
+
+    if not plan.baseline_cfg.retrain_from:
+        raise FaceRecError("the reference objective needs a workspace fine-tuned from a model (this one was trained "
+                           "from scratch); use --set objective=stranger")
+    return pretrained.load_model(device, plan.baseline_cfg.retrain_from_file, plan.baseline_cfg.retrain_from).eval()
 
 
 def stage_weights(plan: Plan, pipe: FacePipeline) -> tuple[str, Path]:

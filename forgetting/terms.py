@@ -4,7 +4,8 @@ The three objectives (``GSLoRAConfig.objective``, see ``objectives``) differ in 
 besides the batch: ``paper`` only the logits (bounded CE ascent, Zhao et al. CVPR 2024);
 ``stranger`` the pre-task embeddings and a direction no class uses per forgotten person;
 ``calibrated`` also one linear identity edit for every face and the levels of held-back probes
-of each forgotten person (``probes``). :class:`ForgetTerm` gathers that state so the training
+of each forgotten person (``probes``); ``reference`` the starting model's embeddings of the
+forget images, rotated into the task model's space. :class:`ForgetTerm` gathers that state so the training
 loop in ``gslora.unlearn`` stays the paper's loop.
 """
 
@@ -16,8 +17,8 @@ import torch.nn.functional as F
 
 from .inputs import TaskInputs
 from .lora import adapters_disabled
-from .objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, rank_hinge, stranger_targets,
-                         target_loss, unused_directions)
+from .objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, procrustes, rank_hinge,
+                         stranger_targets, target_loss, unused_directions)
 from .probes import hold_back, probe_levels
 
 
@@ -55,8 +56,10 @@ class ForgetTerm:
     """
 
     def __init__(self, model, forget_images: np.ndarray, forget_labels: np.ndarray, retain_labels: np.ndarray, cfg,
-                 device: torch.device):
-        self.cfg, self.model, self.device = cfg, model, device
+                 device: torch.device, reference=None):
+        if cfg.objective == "reference" and reference is None:
+            raise ValueError("the reference objective needs the model the workspace was fine-tuned from")
+        self.cfg, self.model, self.device, self.reference = cfg, model, device, reference
         self.rows = model.head.weight  # frozen during the task
         self.retained_rows = torch.from_numpy(np.unique(retain_labels)).to(device)
         people = np.unique(forget_labels).tolist()
@@ -68,13 +71,30 @@ class ForgetTerm:
         if cfg.objective == "calibrated":
             self.train_index, probe_index = hold_back(forget_labels, cfg.probe_share, cfg.seed)
             self.probe = (forget_images[probe_index], forget_labels[probe_index])
-        self.cache = self.forget_inputs = self.retain_inputs = None
+        self.cache = self.forget_inputs = self.retain_inputs = self.targets = None
 
     def bind(self, forget_inputs: TaskInputs, retain_inputs: TaskInputs) -> None:
         """The task's training images (forget, replay): their pre-task embeddings are cached."""
         self.forget_inputs, self.retain_inputs = forget_inputs, retain_inputs
         if self.cfg.objective != "paper":
             self.cache = BeforeCache(self.model, (len(forget_inputs), len(retain_inputs)), self.device)
+        if self.cfg.objective == "reference":
+            self.targets = self._reference_targets()
+
+    def _reference_targets(self) -> torch.Tensor:
+        """The forget images' embeddings under the starting model, rotated by the map that carries
+        its embeddings of the replayed faces onto the task model's (``objectives.procrustes``)."""
+        from facerec.recognition.pipeline import embed_images
+
+        def embed(images: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(embed_images(self.reference, images, self.device)).to(self.device)
+
+        forget = embed(self.forget_inputs.images)
+        if not len(self.retain_inputs):
+            return forget
+        everyone = np.arange(len(self.retain_inputs))
+        rotation = procrustes(embed(self.retain_inputs.images), self.cache.get(1, everyone, self.retain_inputs))
+        return F.normalize(forget @ rotation, dim=1)
 
     def _before(self, f_idx: np.ndarray, r_idx: np.ndarray | None) -> torch.Tensor:
         before = self.cache.get(0, f_idx, self.forget_inputs)
@@ -93,7 +113,10 @@ class ForgetTerm:
         with torch.no_grad():
             ce_f = F.cross_entropy(logits[:nf], y[:nf])
         before = self._before(f_idx, r_idx)
-        if cfg.objective == "calibrated":
+        if cfg.objective == "reference":
+            target_r = before
+            term = target_loss(embeddings[:nf], self.targets[torch.from_numpy(f_idx).to(self.targets.device)])
+        elif cfg.objective == "calibrated":
             target_f = target_r = identity_edit(before, *self.basis, cfg.rho)
             if step % cfg.probe_every == 0:
                 self.level = probe_levels(self.model, *self.probe, self.rows, self.retained_rows, self.device)

@@ -1,6 +1,8 @@
 """One GS-LoRA task: its step budget grows with the people named; pre-task embeddings are computed once;
 the retained faces' targets."""
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -89,3 +91,45 @@ def test_edit_retained_asks_the_replayed_faces_for_the_same_identity_edit_as_the
     assert float(keeps[False]) < 1e-4
     assert float(keeps[True]) > 1e-3
     assert torch.allclose(keeps[True], expected, atol=1e-5)
+
+
+def test_the_reference_objective_brings_forgotten_faces_to_the_starting_model_and_zeroes_their_rows(tiny_trained):
+    """The ``reference`` objective (issue 29): a forget image's target is its embedding under the
+    model the workspace started from, rotated into the task model's space; after the task the
+    faces are nearer those targets, the retained faces where they were, the people's rows zero."""
+    import copy
+
+    import pytest
+
+    from facerec.workspace.workspace import Workspace
+    from forgetting.evaluate import task_sets
+    from forgetting.objectives import procrustes
+
+    ws = Workspace(tiny_trained[1])
+    manifest = ws.manifest()
+    rows = {n: i for i, n in enumerate(manifest["identities"])}
+    names = list(rows)
+    sets = task_sets(Path(manifest["data"]["root"]), ws.split(), rows, names[:2], names[2:])
+    forget, retain = sets["forget_train"], sets["retain_train"]
+    model = ws.load_model(torch.device("cpu")).eval()
+    torch.manual_seed(0)
+    start = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in start.parameters():
+            p.add_(0.3 * p.std() * torch.randn_like(p))  # the fine-tune's starting point: near, not the same
+
+    def embed(m, data):
+        with torch.no_grad():
+            return torch.nn.functional.normalize(m.forward_head(m.forward_features(to_tensor(data.images)), pre_logits=True), dim=1)
+
+    target = torch.nn.functional.normalize(embed(start, forget) @ procrustes(embed(start, retain), embed(model, retain)), dim=1)
+    kept_before, near_before = embed(model, retain), (embed(model, forget) * target).sum(1).mean()
+    cfg = GSLoRAConfig(objective="reference", steps=80, steps_per_person=0, batch_size=8, replay_batch_size=16,
+                       stranger_weight=10.0)  # the tiny model's retained CE is large: weigh the target up
+    with pytest.raises(ValueError, match="reference"):
+        unlearn(copy.deepcopy(model), forget, retain, cfg, device=torch.device("cpu"), show_progress=False)
+    unlearn(model, forget, retain, cfg, device=torch.device("cpu"), show_progress=False, reference=start)
+    near_after = (embed(model, forget) * target).sum(1).mean()
+    assert near_after > near_before + 0.5 * (1 - near_before), (near_before, near_after)
+    assert (embed(model, retain) * kept_before).sum(1).mean() > 0.9
+    assert model.head.weight[:2].abs().max() == 0 and model.head.weight[2:].abs().min() > 0

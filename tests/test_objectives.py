@@ -103,3 +103,14 @@ def test_the_rank_hinge_takes_one_margin_per_face():
     gap = row_gap(z, labels, rows, retained)
     per_face = rank_hinge(z, labels, rows, retained, margin=torch.stack([-gap[0] + 0.1, -gap[1] - 0.1]))
     assert abs(float(per_face) - 64 * 0.1 / 2) < 1e-3  # the first face 0.1 short of its level, the second past it
+
+
+def test_procrustes_finds_the_rotation_between_two_embedding_spaces():
+    from forgetting.objectives import procrustes
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(200, 16, generator=g), dim=1)
+    q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g))
+    w = procrustes(a, a @ q + 0.01 * torch.randn(200, 16, generator=g))
+    assert torch.allclose(w @ w.t(), torch.eye(16), atol=1e-5)  # a rotation: cosines between faces kept
+    assert (w - q).abs().max() < 0.05
