@@ -179,7 +179,16 @@ def current_lines(cells: list[Cell], lines: list[dict]) -> dict[str, dict]:
     such line of a cell); lines of an older default stay in the file as history."""
     settings = {c.key: c.settings() for c in cells}
     return {line["cell"]: line for line in lines
-            if line["cell"] in settings and line.get("settings") == settings[line["cell"]]}
+            if line["cell"] in settings and same_settings(line.get("settings"), settings[line["cell"]], line["spec"])}
+
+
+def same_settings(recorded: dict | None, present: dict, spec: dict) -> bool:
+    """Whether a line was measured under ``present``: a setting the line does not record (added to
+    the code after it ran) counts as its default, which is what the code did before it existed."""
+    if not isinstance(recorded, dict):
+        return False
+    defaults = Cell.from_dict({**spec, "options": []}).settings()
+    return all(recorded.get(k, defaults[k]) == v for k, v in present.items())
 
 
 def read_results(folder) -> list[dict]:

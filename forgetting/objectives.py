@@ -181,3 +181,24 @@ def procrustes(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     a, b = F.normalize(source.float(), dim=1), F.normalize(target.float(), dim=1)
     u, _, vh = torch.linalg.svd(a.t() @ b)
     return u @ vh
+
+
+def linear_map(source: torch.Tensor, target: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
+    """The linear map ``W`` (``D x D``) minimising ``‖normalise(source) W − normalise(target)‖² +
+    ridge·n‖W‖²`` over paired rows: besides a rotation, it carries how the fine-tune drew faces
+    together (towards the trained people's rows), which a rotation cannot."""
+    a, b = F.normalize(source.float(), dim=1), F.normalize(target.float(), dim=1)
+    gram = a.t() @ a + ridge * len(a) * torch.eye(a.shape[1], device=a.device)
+    return torch.linalg.solve(gram, a.t() @ b)
+
+
+def local_map(source: torch.Tensor, target: torch.Tensor, queries: torch.Tensor, neighbours: int = 16,
+              ridge: float = 1e-3) -> torch.Tensor:
+    """``queries`` (source space) carried into the target space: the :func:`linear_map`, plus the mean
+    residual of their ``neighbours`` nearest paired rows (by source cosine) — a kernel estimate of
+    what the fine-tune did around each query, of which the linear map keeps only the global part."""
+    a, b, q = (F.normalize(t.float(), dim=1) for t in (source, target, queries))
+    w = linear_map(a, b, ridge)
+    residual = b - a @ w
+    near = (q @ a.t()).topk(min(neighbours, len(a)), dim=1).indices
+    return F.normalize(q @ w + residual[near].mean(1), dim=1)

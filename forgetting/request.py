@@ -262,14 +262,17 @@ def unlearn_stage(plan: Plan, pipe: FacePipeline, data: RequestData, show_progre
 
 
 def starting_model(plan: Plan, device):
-    """The model the workspace was fine-tuned from (it never saw the workspace's people): the
-    ``reference`` objective's targets, as a retrain's starting point."""
+    """The model the workspace was fine-tuned from (it never saw the workspace's people), or None
+    when it was trained from scratch or that model is no longer there as it was: the ``reference``
+    objective's targets (``gslora.unlearn`` takes the stranger objective without them)."""
     from facerec import pretrained
 
     if not plan.baseline_cfg.retrain_from:
-        raise FaceRecError("the reference objective needs a workspace fine-tuned from a model (this one was trained "
-                           "from scratch); use --set objective=stranger")
-    return pretrained.load_model(device, plan.baseline_cfg.retrain_from_file, plan.baseline_cfg.retrain_from).eval()
+        return None
+    try:
+        return pretrained.load_model(device, plan.baseline_cfg.retrain_from_file, plan.baseline_cfg.retrain_from).eval()
+    except (FaceRecError, OSError):
+        return None
 
 
 def stage_weights(plan: Plan, pipe: FacePipeline) -> tuple[str, Path]:

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from .inputs import TaskInputs
 from .lora import adapters_disabled
-from .objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, procrustes, rank_hinge,
-                         stranger_targets, target_loss, unused_directions)
+from .objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, linear_map, local_map,
+                         procrustes, rank_hinge, stranger_targets, target_loss, unused_directions)
 from .probes import hold_back, probe_levels
 
 
@@ -93,8 +93,12 @@ class ForgetTerm:
         if not len(self.retain_inputs):
             return forget
         everyone = np.arange(len(self.retain_inputs))
-        rotation = procrustes(embed(self.retain_inputs.images), self.cache.get(1, everyone, self.retain_inputs))
-        return F.normalize(forget @ rotation, dim=1)
+        source, target = embed(self.retain_inputs.images), self.cache.get(1, everyone, self.retain_inputs)
+        if self.cfg.reference_map == "local":
+            return local_map(source, target, forget, ridge=self.cfg.reference_ridge)
+        carry = (procrustes(source, target) if self.cfg.reference_map == "rotation"
+                 else linear_map(source, target, self.cfg.reference_ridge))
+        return F.normalize(forget @ carry, dim=1)
 
     def _before(self, f_idx: np.ndarray, r_idx: np.ndarray | None) -> torch.Tensor:
         before = self.cache.get(0, f_idx, self.forget_inputs)

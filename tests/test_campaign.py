@@ -180,3 +180,15 @@ def test_real_cells_measure_equivalence_and_survive_kill_9(base, tmp_path, capsy
     assert all(v is not None for v in equivalence_gaps(gs, retrain)[0].values())
     assert main(["bench", "campaign", str(folder), "--report", "-q"]) == 0
     assert "3 of 3 cells finished" in capsys.readouterr().out
+
+
+def test_a_setting_added_later_counts_as_its_default_in_older_lines():
+    from forgetting.campaign import same_settings
+
+    cell = Cell("single", 0.1, None, "gs-lora", 0)
+    present = cell.settings()
+    older = {k: v for k, v in present.items() if k != "rank"}  # the line ran before "rank" existed
+    assert same_settings(older, present, cell.to_dict())
+    variant = Cell("single", 0.1, None, "gs-lora", 0, ("rank=4",))
+    assert not same_settings(older, variant.settings(), variant.to_dict())
+    assert not same_settings({**present, "keep_weight": 4.0}, present, cell.to_dict()) and not same_settings(None, present, {})
