@@ -2,7 +2,10 @@
 
 All accuracies are top-1 of the identity head over *all* its rows (forgotten rows stay in the
 head), argmax of plain cosines without a margin: a forgotten person counts as forgotten only if
-the model itself stops picking them, not because their row was hidden.
+the model itself stops picking them, not because their row was hidden. The ``reference`` objective
+(the default since issue 29) zeroes the forgotten rows, as a retrained model has them, so its
+Acc_f is 0 by construction; what tells whether the *faces* were forgotten is then measured beyond
+the head, against the retrained model (``evaluate.py``, ``bench.EQUIVALENCE``).
 """
 
 from __future__ import annotations

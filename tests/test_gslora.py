@@ -82,7 +82,8 @@ def test_edit_retained_asks_the_replayed_faces_for_the_same_identity_edit_as_the
     y = torch.from_numpy(np.concatenate([forget.labels, retain.labels]))
     keeps = {}
     for edit in (False, True):
-        term = ForgetTerm(model, forget.images, forget.labels, retain.labels, GSLoRAConfig(edit_retained=edit),
+        term = ForgetTerm(model, forget.images, forget.labels, retain.labels,
+                          GSLoRAConfig(objective="stranger", edit_retained=edit),
                           torch.device("cpu"))
         term.bind(TaskInputs(model, forget.images, torch.device("cpu")), TaskInputs(model, retain.images, torch.device("cpu")))
         _, keeps[edit], _ = term(0, f_idx, r_idx, y, z, model.head(z))
