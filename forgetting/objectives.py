@@ -1,4 +1,4 @@
-"""What a forgetting task asks of the forgotten people's faces: two objectives, small pure functions.
+"""What a forgetting task asks of the forgotten people's faces: the objectives, small pure functions.
 
 **paper** (GS-LoRA, Zhao et al. CVPR 2024, Eq. 3): ``β · ReLU(BND − CE(forget))``, a bounded
 ascent of the margin cross-entropy on the forget images. Raising a softmax cross-entropy with a
