@@ -44,8 +44,10 @@ unseen photos of the person end — neither further nor less far.
 never learnt them. A workspace fine-tuned from a model (the shipped one, or a backbone that left
 the people out) has that model at hand: it never saw the workspace's people. The target of a
 forget image is its embedding under that *starting model*, carried into the workspace model's
-space by the rotation that best maps the starting model's embeddings of the replayed faces onto
-the workspace model's (:func:`procrustes`: the fine-tune's shared drift, not any person's); the
+space by a map fitted on the replayed faces, which both models embed (``reference_map``: the
+rotation of :func:`procrustes`, the :func:`linear_map`, or by default the :func:`local_map`, which
+adds what the fine-tune did to the nearest replayed faces: a retrained model is the starting model
+fine-tuned on those people, and an unseen face moves with the faces it resembles); the
 people's head rows are set to zero at the end, as a retrained model's are (their rows imprint
 from no images). No hinge, no unused direction: the faces are asked to look as a stranger's do to
 a retrained model — still like each other, unknown as often as a stranger — instead of being

@@ -19,7 +19,7 @@ from facerec.cli.main import main
 from facerec.core.errors import FaceRecError
 from forgetting.campaign import Cell, default_cells, init_campaign, read_results
 from forgetting.campaign_report import bars, equivalence_gaps, report, write_report
-from forgetting.campaign_run import run_campaign, run_cell
+from forgetting.campaign_run import run_campaign
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def _fake_line(matrix, cell, *, acc_f=0.0, unknown=0.5, seconds=1.0) -> dict:
 
 def test_a_campaign_interrupted_mid_cell_resumes_without_redoing_or_losing_cells(base, tmp_path, capsys):
     cells = [Cell("single", 0.1, None, m, d) for d in range(2) for m in ("gs-lora", "retrain")]
-    matrix = init_campaign(tmp_path / "c", base, None, cells=cells)
+    init_campaign(tmp_path / "c", base, None, cells=cells)
     calls = []
 
     def crashing(matrix, cell, **_):

@@ -3,9 +3,6 @@ forgetting benchmark campaign (``forgetting.campaign``)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from facerec.cli.args import duration, positive_int
 from facerec.cli.options import add_common, emit
 from facerec.core.errors import FaceRecError
