@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -214,6 +214,9 @@ def _retrain(model, retain: Data, cfg: BaselineConfig, device, show_progress: bo
     known = TrainConfig.__dataclass_fields__
     recipe = TrainConfig(**{k: v for k, v in cfg.retrain_config.items() if k in known}) if cfg.retrain_config else TrainConfig(epochs=cfg.retrain_epochs,
                                                                                         margin=cfg.margin)
+    # the request's seed shifts the recipe's (0: the workspace's own run): two retrains that differ
+    # only in their draw of batches and augmentations measure how far apart equivalent models are
+    recipe = replace(recipe, seed=recipe.seed + cfg.seed)
     train_model(fresh, retain.images, retain.labels, recipe, device=device, show_progress=show_progress)
     model.load_state_dict(fresh.state_dict())
     model.eval()

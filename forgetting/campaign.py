@@ -80,7 +80,8 @@ class Cell:
         from .baselines import BaselineConfig
         from .request import GS_LORA_METHODS, request_config
 
-        return request_config(list(self.options)).to_dict() if self.method in GS_LORA_METHODS else asdict(BaselineConfig())
+        config = request_config(list(self.options))  # a baseline takes its seed from the options too
+        return config.to_dict() if self.method in GS_LORA_METHODS else asdict(BaselineConfig(seed=config.seed))
 
     @classmethod
     def from_dict(cls, d: dict) -> "Cell":

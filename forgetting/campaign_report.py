@@ -19,7 +19,7 @@ from .campaign import SETTINGS, Cell, current_lines, read_matrix, read_results
 
 EQUIVALENCE_BAR = 0.05  # within 5 points of the retrained model
 NAMES = {"unknown_forgotten": "unknown", "tar_forgotten_at_threshold": "TAR@thr", "mia_auc": "AUC",
-         "relearned_acc_f": "relearn"}
+         "relearned_acc_f": "relearn", "unknown_forgotten_train": "unknown (trained photos)"}
 
 
 def equivalence_gaps(line: dict, reference: dict | None) -> list[dict]:
@@ -78,14 +78,14 @@ def references(cells: list[Cell], lines: dict[str, dict]) -> dict[int, dict]:
 
 
 def _setting_table(cells: list[Cell], lines: dict[str, dict], label: str) -> list[str]:
-    out = [f"**{label}**", "", "| method | draws | Acc_f % | Acc_f worst | Acc_r drop (pts) | H ÷ ceiling "
-           "| Δunknown | ΔTAR@thr | ΔAUC | Δrelearn | s / request |", "|" + "---|" * 11]
+    out = [f"**{label}**", "", "| method | draws | Acc_f % | Acc_f worst | Acc_r drop (pts) | H ÷ ceiling | "
+           + " | ".join(f"Δ{NAMES[k]}" for k in EQUIVALENCE) + " | s / request |", "|" + "---|" * (7 + len(EQUIVALENCE))]
     refs = references(cells, lines)
     for name in dict.fromkeys(variant(c) for c in cells):
         mine = [c for c in cells if variant(c) == name]
         found = [lines[c.key] for c in mine if c.key in lines]
         if not found:
-            out.append(f"| {name} | **missing** 0 of {len(mine)} |" + " – |" * 9)
+            out.append(f"| {name} | **missing** 0 of {len(mine)} |" + " – |" * (5 + len(EQUIVALENCE)))
             continue
         rows = [summarise(line, refs.get(line["spec"]["draw"])) for line in found]
         draws = f"{len(found)} of {len(mine)}" + (" **missing**" if len(found) < len(mine) else "")

@@ -50,3 +50,21 @@ def test_unknown_baseline_is_refused(setup):
     model, forget, retain = setup
     with pytest.raises(ValueError, match="unknown baseline"):
         run_baseline("nope", model, forget, retain, BaselineConfig(), device=torch.device("cpu"))
+
+
+def test_retrain_seed_shifts_the_recipe_seed(setup):
+    """Two retrains with one seed are the same model; another seed draws other batches (the
+    campaign's measure of how far apart two equivalent retrained models are)."""
+    model, forget, retain = setup
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def retrained(seed):
+        model.load_state_dict(start)
+        torch.manual_seed(0)  # the fresh model's initial weights
+        run_baseline("retrain", model, forget, retain, BaselineConfig(retrain_epochs=1, batch_size=4, seed=seed),
+                     device=torch.device("cpu"), show_progress=False)
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    first, again, other = retrained(0), retrained(0), retrained(1)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)

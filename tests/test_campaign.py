@@ -174,7 +174,7 @@ def test_real_cells_measure_equivalence_and_survive_kill_9(base, tmp_path, capsy
     for line in lines:
         for task in line["tasks"]:
             assert all(0 <= task[k] <= 1 for k in ("unknown_forgotten", "tar_forgotten_at_threshold", "mia_auc",
-                                                   "relearned_acc_f"))
+                                                   "relearned_acc_f", "unknown_forgotten_train"))
         assert line["machine"]["cores"] >= 1 and line["settings"] and line["seconds"] > 0
     assert gs["settings"]["steps"] == 30 and len(lines[2]["tasks"]) == 4
     assert all(v is not None for v in equivalence_gaps(gs, retrain)[0].values())
