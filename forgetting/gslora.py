@@ -86,6 +86,8 @@ class GSLoRAConfig:
     # model's space: "rotation", "linear" or "local" (linear + the neighbours' residual; LFW-100 100-10 draw 0: the
     # forgotten photos unknown 40 / 20 / 20 % against a retrain's 10, loss-attack AUC 0.46 / 0.49 / 0.45 against 0.44)
     reference_ridge: float = 1e-3  # reference, linear: the map's ridge (per replayed face)
+    reference_neighbours: int = 16  # reference, local: replayed faces whose residual a forget image takes
+    reference_residual: float = 1.0  # reference, local: how much of that residual (objectives.local_map)
     rho: float = 0.75  # calibrated: how much of the identity part is kept, on unused directions (identity_edit)
     probe_share: float = 0.25  # calibrated: each forgotten person's images held back as probes (probes.hold_back)
     probe_every: int = 4  # calibrated: steps between two measurements of the probes
@@ -136,9 +138,10 @@ class GSLoRAConfig:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first setting outside its range."""
-        positive = ("rank", "steps", "batch_size", "probe_every", "lr", "lora_alpha", "init_gain")
+        positive = ("rank", "steps", "batch_size", "probe_every", "lr", "lora_alpha", "init_gain", "reference_neighbours")
         non_negative = ("steps_per_person", "replay_batch_size", "min_lr", "weight_decay", "bnd", "beta",
-                        "stranger_weight", "rank_margin", "keep_weight", "reference_ridge", "alpha", "prototype_weight",
+                        "stranger_weight", "rank_margin", "keep_weight", "reference_ridge", "reference_residual", "alpha",
+                        "prototype_weight",
                         "prototype_bnd")
         choices = {"objective": OBJECTIVES, "ascent": ("all", "own"), "margin": tuple(MARGINS),
                    "reference_map": ("rotation", "linear", "local")}

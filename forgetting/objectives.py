@@ -195,12 +195,13 @@ def linear_map(source: torch.Tensor, target: torch.Tensor, ridge: float = 1e-3) 
 
 
 def local_map(source: torch.Tensor, target: torch.Tensor, queries: torch.Tensor, neighbours: int = 16,
-              ridge: float = 1e-3) -> torch.Tensor:
+              ridge: float = 1e-3, residual_scale: float = 1.0) -> torch.Tensor:
     """``queries`` (source space) carried into the target space: the :func:`linear_map`, plus the mean
-    residual of their ``neighbours`` nearest paired rows (by source cosine) — a kernel estimate of
-    what the fine-tune did around each query, of which the linear map keeps only the global part."""
+    residual of their ``neighbours`` nearest paired rows (by source cosine), times ``residual_scale`` —
+    a kernel estimate of what the fine-tune did around each query, of which the linear map keeps only
+    the global part."""
     a, b, q = (F.normalize(t.float(), dim=1) for t in (source, target, queries))
     w = linear_map(a, b, ridge)
     residual = b - a @ w
     near = (q @ a.t()).topk(min(neighbours, len(a)), dim=1).indices
-    return F.normalize(q @ w + residual[near].mean(1), dim=1)
+    return F.normalize(q @ w + residual_scale * residual[near].mean(1), dim=1)

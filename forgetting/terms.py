@@ -95,7 +95,8 @@ class ForgetTerm:
         everyone = np.arange(len(self.retain_inputs))
         source, target = embed(self.retain_inputs.images), self.cache.get(1, everyone, self.retain_inputs)
         if self.cfg.reference_map == "local":
-            return local_map(source, target, forget, ridge=self.cfg.reference_ridge)
+            return local_map(source, target, forget, self.cfg.reference_neighbours, self.cfg.reference_ridge,
+                             self.cfg.reference_residual)
         carry = (procrustes(source, target) if self.cfg.reference_map == "rotation"
                  else linear_map(source, target, self.cfg.reference_ridge))
         return F.normalize(forget @ carry, dim=1)
