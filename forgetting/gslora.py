@@ -88,6 +88,8 @@ class GSLoRAConfig:
     reference_ridge: float = 1e-3  # reference, linear: the map's ridge (per replayed face)
     reference_neighbours: int = 16  # reference, local: replayed faces whose residual a forget image takes
     reference_residual: float = 1.0  # reference, local: how much of that residual (objectives.local_map)
+    reference_reach: float = 1.0  # reference: targets at this multiple of the way from the pre-task embedding
+    # (> 1 overshoots: the LoRA, held by the retained faces, stops short of what it is asked)
     rho: float = 0.75  # calibrated: how much of the identity part is kept, on unused directions (identity_edit)
     probe_share: float = 0.25  # calibrated: each forgotten person's images held back as probes (probes.hold_back)
     probe_every: int = 4  # calibrated: steps between two measurements of the probes
@@ -140,7 +142,8 @@ class GSLoRAConfig:
         """Raise ``ValueError`` naming the first setting outside its range."""
         positive = ("rank", "steps", "batch_size", "probe_every", "lr", "lora_alpha", "init_gain", "reference_neighbours")
         non_negative = ("steps_per_person", "replay_batch_size", "min_lr", "weight_decay", "bnd", "beta",
-                        "stranger_weight", "rank_margin", "keep_weight", "reference_ridge", "reference_residual", "alpha",
+                        "stranger_weight", "rank_margin", "keep_weight", "reference_ridge", "reference_residual",
+                        "reference_reach", "alpha",
                         "prototype_weight",
                         "prototype_bnd")
         choices = {"objective": OBJECTIVES, "ascent": ("all", "own"), "margin": tuple(MARGINS),

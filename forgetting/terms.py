@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .inputs import TaskInputs
 from .lora import adapters_disabled
 from .objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, linear_map, local_map,
-                         procrustes, rank_hinge, stranger_targets, target_loss, unused_directions)
+                         procrustes, rank_hinge, reach, stranger_targets, target_loss, unused_directions)
 from .probes import hold_back, probe_levels
 
 
@@ -80,6 +80,9 @@ class ForgetTerm:
             self.cache = BeforeCache(self.model, (len(forget_inputs), len(retain_inputs)), self.device)
         if self.cfg.objective == "reference":
             self.targets = self._reference_targets()
+            if self.cfg.reference_reach != 1.0:
+                before = self.cache.get(0, np.arange(len(forget_inputs)), forget_inputs)
+                self.targets = reach(before, self.targets, self.cfg.reference_reach)
 
     def _reference_targets(self) -> torch.Tensor:
         """The forget images' embeddings under the starting model, rotated by the map that carries

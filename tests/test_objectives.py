@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from forgetting.objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, rank_hinge,
-                                   row_gap, stranger_targets, target_loss, unused_directions)
+                                   reach, row_gap, stranger_targets, target_loss, unused_directions)
 
 
 def _rows(c=10, d=32, seed=0):
@@ -114,3 +114,13 @@ def test_procrustes_finds_the_rotation_between_two_embedding_spaces():
     w = procrustes(a, a @ q + 0.01 * torch.randn(200, 16, generator=g))
     assert torch.allclose(w @ w.t(), torch.eye(16), atol=1e-5)  # a rotation: cosines between faces kept
     assert (w - q).abs().max() < 0.05
+
+
+def test_reach_extrapolates_from_the_start_along_the_chord():
+    torch.manual_seed(0)
+    start, target = F.normalize(torch.randn(5, 16), dim=1), F.normalize(torch.randn(5, 16), dim=1)
+    assert torch.allclose(reach(start, target, 1.0), target, atol=1e-6)
+    assert torch.allclose(reach(start, target, 0.0), start, atol=1e-6)
+    further = reach(start, target, 1.5)
+    assert torch.allclose(further.norm(dim=1), torch.ones(5))
+    assert ((further * start).sum(1) < (target * start).sum(1)).all()  # further from the start than asked
