@@ -76,12 +76,17 @@ def plan(people: list[str], protocol: str, seed: int, per_task: int | None = Non
     return [(f"continual{suffix}", [order[t * k:(t + 1) * k] for t in range(4)], shots)]
 
 
+def _threshold(ws: Workspace) -> float | None:
+    """The workspace's calibrated recognition threshold (None before ``facerec calibrate``)."""
+    return ws.manifest().get("recognition", {}).get("threshold")
+
+
 def strangers_unknown_rate(workspace: Path, photos: list[np.ndarray], device: str | None) -> float | None:
     """Share of stranger photos the workspace's gallery answers ``unknown`` at its threshold."""
     if not photos:
         return None
     ws = Workspace(workspace)
-    threshold = ws.manifest().get("recognition", {}).get("threshold")
+    threshold = _threshold(ws)
     if threshold is None:
         return None
     check = gallery_check(FacePipeline(ws, detector="aligned", device=device), "gallery", photos, [],
@@ -107,7 +112,7 @@ def measure(workspace: Path, root: Path, split, rows: dict[str, int], people: li
     sets = {k: people_images(root, split.test, rows, names)
             for k, names in (("acc_f", people), ("acc_r", _retained(rows, people, earlier)), ("acc_o", earlier))}
     out = {k: top1_accuracy(pipe.model, d.images, d.labels, pipe.device) for k, d in sets.items()}
-    threshold = ws.manifest().get("recognition", {}).get("threshold")
+    threshold = _threshold(ws)
     if threshold is not None:
         out["unknown_forgotten"] = gallery_check(pipe, "gallery", list(sets["acc_f"].images), people,
                                                  threshold).get("unknown_rate")
@@ -138,18 +143,16 @@ def beyond_head(copy: Path, source: tuple, names: list[str], earlier: list[str],
     data root: TAR among the forgotten people at FAR 1e-2 and at the workspace's threshold, the
     share of their training photos the gallery answers ``unknown``, the loss attack's AUC, and
     Acc_f after relearning on retained data (and with 2 images of each forgotten person)."""
-    from facerec.core.device import resolve_device
-
     root, split, rows = source
     sets = task_sets(root, split, rows, names, _retained(rows, names, earlier))
-    dev = resolve_device(device)
     ws = Workspace(copy)
-    model = ws.load_model(dev)
+    pipe = FacePipeline(ws, detector="aligned", device=device)  # the model, and the gallery's search
+    model, dev = pipe.model, pipe.device
     relearned = relearning(copy, sets, RELEARN_STEPS, RELEARN_SHOTS, dev, False)
-    threshold = ws.manifest().get("recognition", {}).get("threshold")
+    threshold = _threshold(ws)
     verified = verification_forgetting(model, sets, BEYOND_FAR, dev, threshold)
-    trained_on = (gallery_check(FacePipeline(ws, detector="aligned", device=device), "gallery",
-                                list(sets["forget_train"].images), names, threshold) if threshold is not None else {})
+    trained_on = (gallery_check(pipe, "gallery", list(sets["forget_train"].images), names, threshold)
+                  if threshold is not None else {})
     return {"tar_forgotten": verified["tar_forgotten"], "tar_forgotten_at_threshold": verified.get("tar_forgotten_at"),
             "unknown_forgotten_train": trained_on.get("unknown_rate"),
             "mia_auc": loss_attack(model, sets, dev)["auc"], "relearned_acc_f": relearned["retained_only"],

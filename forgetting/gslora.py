@@ -144,9 +144,7 @@ class GSLoRAConfig:
         positive = ("rank", "steps", "batch_size", "probe_every", "lr", "lora_alpha", "init_gain", "reference_neighbours")
         non_negative = ("steps_per_person", "replay_batch_size", "min_lr", "weight_decay", "bnd", "beta",
                         "stranger_weight", "rank_margin", "keep_weight", "reference_ridge", "reference_residual",
-                        "reference_reach", "alpha",
-                        "prototype_weight",
-                        "prototype_bnd")
+                        "reference_reach", "alpha", "prototype_weight", "prototype_bnd")
         choices = {"objective": OBJECTIVES, "ascent": ("all", "own"), "margin": tuple(MARGINS),
                    "reference_map": ("rotation", "linear", "local")}
         unit = {"rho": (0.0, 1.0), "alpha_warmup": (0.0, 1.0), "probe_share": (0.0, 0.9)}

@@ -5,8 +5,8 @@ besides the batch: ``paper`` only the logits (bounded CE ascent, Zhao et al. CVP
 ``stranger`` the pre-task embeddings and a direction no class uses per forgotten person;
 ``calibrated`` also one linear identity edit for every face and the levels of held-back probes
 of each forgotten person (``probes``); ``reference`` the starting model's embeddings of the
-forget images, rotated into the task model's space. :class:`ForgetTerm` gathers that state so the training
-loop in ``gslora.unlearn`` stays the paper's loop.
+forget images, carried into the task model's space by a map fitted on the replayed faces.
+:class:`ForgetTerm` gathers that state so the training loop in ``gslora.unlearn`` stays the paper's loop.
 """
 
 from __future__ import annotations
@@ -85,8 +85,9 @@ class ForgetTerm:
                 self.targets = reach(before, self.targets, self.cfg.reference_reach)
 
     def _reference_targets(self) -> torch.Tensor:
-        """The forget images' embeddings under the starting model, rotated by the map that carries
-        its embeddings of the replayed faces onto the task model's (``objectives.procrustes``)."""
+        """The forget images' embeddings under the starting model, carried by the map that takes its
+        embeddings of the replayed faces onto the task model's (``reference_map``: ``objectives.procrustes``,
+        ``linear_map`` or ``local_map``)."""
         from facerec.recognition.pipeline import embed_images
 
         def embed(images: np.ndarray) -> torch.Tensor:
