@@ -88,6 +88,8 @@ class GSLoRAConfig:
     reference_ridge: float = 1e-3  # reference, linear: the map's ridge (per replayed face)
     reference_neighbours: int = 16  # reference, local: replayed faces whose residual a forget image takes
     reference_residual: float = 1.0  # reference, local: how much of that residual (objectives.local_map)
+    forget_views: float = 0.0  # reference: share of the forget images a step reads as an augmented view (the
+    # training augmentation) with the view's own target, so the LoRA learns a function of the face, not of the photos
     reference_reach: float = 1.0  # reference: targets at this multiple of the way from the pre-task embedding
     # (> 1 overshoots: the LoRA, held by the retained faces, stops short of what it is asked; LFW-100 100-10, 3 draws:
     # 2 brings the unknown rate within 5 points of the retrain but the loss attack 13.5 off, docs/BENCHMARKS.md)
@@ -147,7 +149,7 @@ class GSLoRAConfig:
                         "reference_reach", "alpha", "prototype_weight", "prototype_bnd")
         choices = {"objective": OBJECTIVES, "ascent": ("all", "own"), "margin": tuple(MARGINS),
                    "reference_map": ("rotation", "linear", "local")}
-        unit = {"rho": (0.0, 1.0), "alpha_warmup": (0.0, 1.0), "probe_share": (0.0, 0.9)}
+        unit = {"rho": (0.0, 1.0), "alpha_warmup": (0.0, 1.0), "probe_share": (0.0, 0.9), "forget_views": (0.0, 1.0)}
         for key in positive:
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
@@ -275,6 +277,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     generator = torch.Generator().manual_seed(cfg.seed)
     forget_batches = batches(len(forget), cfg.batch_size, generator)
     retain_batches = batches(len(retain), cfg.replay_batch, generator) if len(retain) else None
+    views = _ForgetViews(term, inputs[0], cfg) if cfg.forget_views > 0 and cfg.objective == "reference" else None
     history = []
     t0 = time.perf_counter()
     with progress_bar(steps, cfg.method, enabled=show_progress, unit="step") as bar:
@@ -285,6 +288,8 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
             f_idx = next(forget_batches).numpy()
             r_idx = next(retain_batches).numpy() if retain_batches is not None else None
             batch = _batch(inputs, forget, retain, f_idx, r_idx, device)
+            if views is not None:
+                batch = views(batch, f_idx)
             loss, ce_r, forget_term, ce_f = _task_loss(model, margin, term, prototypes, cfg, step, batch, f_idx, r_idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -318,23 +323,50 @@ def _prototypes(model, forget: Data, retain: Data, device) -> torch.Tensor:
     return prototypes
 
 
-def _batch(inputs, forget: Data, retain: Data, f_idx, r_idx, device) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """One step's images and labels: the forget batch first, then the replay batch; and the forget count."""
+def _batch(inputs, forget: Data, retain: Data, f_idx, r_idx, device) -> tuple:
+    """One step's images and labels: the forget batch first, then the replay batch; the forget count,
+    and the forget rows' targets where they differ from the term's own (augmented views; else None)."""
     parts_x, parts_y = [inputs[0](f_idx)], [forget.labels[f_idx]]
     if r_idx is not None:
         parts_x.append(inputs[1](r_idx))
         parts_y.append(retain.labels[r_idx])
-    return torch.cat(parts_x), torch.from_numpy(np.concatenate(parts_y)).to(device), len(f_idx)
+    return torch.cat(parts_x), torch.from_numpy(np.concatenate(parts_y)).to(device), len(f_idx), None
+
+
+class _ForgetViews:
+    """Replaces a share (``forget_views``) of each forget batch by augmented views of the same photos
+    (``facerec.data.transforms.train_augmentation``, what a retrain's fine-tune reads), each with its own
+    reference target: a photo's target alone is a point, the LoRA fits the ~10 photos of a person and
+    their unseen photos follow only part of the way (docs/BENCHMARKS.md, issue 29)."""
+
+    def __init__(self, term: ForgetTerm, inputs: TaskInputs, cfg: GSLoRAConfig):
+        from facerec.data.transforms import train_augmentation
+
+        self.term, self.inputs, self.share = term, inputs, cfg.forget_views
+        self.augment = train_augmentation(seed=cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+
+    def __call__(self, batch, f_idx: np.ndarray):
+        x, y, nf, _ = batch
+        targets = self.term.forget_targets(f_idx).clone()
+        rows = np.flatnonzero(self.rng.random(nf) < self.share)
+        if len(rows):
+            views = np.stack([self.augment(image=self.inputs.images[f_idx[i]])["image"] for i in rows])
+            x_views = self.inputs.fresh(views)
+            x = x.clone()
+            x[torch.from_numpy(rows).to(x.device)] = x_views.to(x.dtype)
+            targets[torch.from_numpy(rows).to(targets.device)] = self.term.view_targets(views, x_views)
+        return x, y, nf, targets
 
 
 def _task_loss(model, margin, term, prototypes, cfg: GSLoRAConfig, step: int, batch, f_idx, r_idx):
     """``(loss, ce_retain, forget term, ce_forget)`` of one step: the margin CE on the replayed
     faces, the forget term with its keep term, and GS-LoRA++'s prototype term when asked."""
-    x, y, nf = batch
+    x, y, nf, targets = batch
     embeddings = model.forward_head(model.forward_features(x), pre_logits=True)  # (N, D)
     logits = margin(model.head(embeddings).float(), y)
     ce_r = F.cross_entropy(logits[nf:], y[nf:]) if len(y) > nf else logits.new_zeros(())
-    forget_term, keep, ce_f = term(step, f_idx, r_idx, y, embeddings, logits)
+    forget_term, keep, ce_f = term(step, f_idx, r_idx, y, embeddings, logits, targets)
     loss = ce_r + keep + forget_term
     if prototypes is not None:
         kl_f = prototype_kl(prototypes[y[:nf]], embeddings[:nf].float())

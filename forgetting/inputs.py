@@ -40,6 +40,11 @@ class TaskInputs:
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.stem(x).contiguous()
 
+    def fresh(self, images: np.ndarray) -> torch.Tensor:
+        """The model input for images not among ``self.images`` (augmented views): computed, not kept."""
+        x = to_tensor(images).to(self.device)
+        return x if self.stem is None else self._stem(x)
+
     def __call__(self, index: np.ndarray) -> torch.Tensor:
         if self.stem is None:
             return to_tensor(self.images[index]).to(self.device)

@@ -200,9 +200,23 @@ def local_map(source: torch.Tensor, target: torch.Tensor, queries: torch.Tensor,
     residual of their ``neighbours`` nearest paired rows (by source cosine), times ``residual_scale`` —
     a kernel estimate of what the fine-tune did around each query, of which the linear map keeps only
     the global part."""
-    a, b, q = (F.normalize(t.float(), dim=1) for t in (source, target, queries))
+    return carry_local(fit_local_map(source, target, ridge), queries, neighbours, residual_scale)
+
+
+def fit_local_map(source: torch.Tensor, target: torch.Tensor, ridge: float = 1e-3) -> tuple[torch.Tensor, ...]:
+    """What :func:`local_map` needs of the paired rows, fitted once: ``(source rows normalised, the
+    linear map, each row's residual)``, so that new queries (a task's augmented views) are carried
+    by :func:`carry_local` without solving again."""
+    a, b = F.normalize(source.float(), dim=1), F.normalize(target.float(), dim=1)
     w = linear_map(a, b, ridge)
-    residual = b - a @ w
+    return a, w, b - a @ w
+
+
+def carry_local(fit: tuple[torch.Tensor, ...], queries: torch.Tensor, neighbours: int = 16,
+                residual_scale: float = 1.0) -> torch.Tensor:
+    """``queries`` carried by a :func:`fit_local_map` fit (see :func:`local_map`)."""
+    a, w, residual = fit
+    q = F.normalize(queries.float(), dim=1)
     near = (q @ a.t()).topk(min(neighbours, len(a)), dim=1).indices
     return F.normalize(q @ w + residual_scale * residual[near].mean(1), dim=1)
 

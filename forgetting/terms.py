@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from .inputs import TaskInputs
 from .lora import adapters_disabled
-from .objectives import (bounded_ce, embedding_retention, identity_basis, identity_edit, linear_map, local_map,
-                         procrustes, rank_hinge, reach, stranger_targets, target_loss, unused_directions)
+from .objectives import (bounded_ce, carry_local, embedding_retention, fit_local_map, identity_basis, identity_edit,
+                         linear_map, procrustes, rank_hinge, reach, stranger_targets, target_loss, unused_directions)
 from .probes import hold_back, probe_levels
 
 
@@ -71,7 +71,7 @@ class ForgetTerm:
         if cfg.objective == "calibrated":
             self.train_index, probe_index = hold_back(forget_labels, cfg.probe_share, cfg.seed)
             self.probe = (forget_images[probe_index], forget_labels[probe_index])
-        self.cache = self.forget_inputs = self.retain_inputs = self.targets = None
+        self.cache = self.forget_inputs = self.retain_inputs = self.targets = self.carry = None
 
     def bind(self, forget_inputs: TaskInputs, retain_inputs: TaskInputs) -> None:
         """The task's training images (forget, replay): their pre-task embeddings are cached."""
@@ -79,31 +79,47 @@ class ForgetTerm:
         if self.cfg.objective != "paper":
             self.cache = BeforeCache(self.model, (len(forget_inputs), len(retain_inputs)), self.device)
         if self.cfg.objective == "reference":
-            self.targets = self._reference_targets()
-            if self.cfg.reference_reach != 1.0:
-                before = self.cache.get(0, np.arange(len(forget_inputs)), forget_inputs)
-                self.targets = reach(before, self.targets, self.cfg.reference_reach)
+            self.carry = self._reference_map()
+            self.targets = self._reach(lambda: self.cache.get(0, np.arange(len(forget_inputs)), forget_inputs),
+                                       self.carry(self._start_embed(forget_inputs.images)))
 
-    def _reference_targets(self) -> torch.Tensor:
-        """The forget images' embeddings under the starting model, carried by the map that takes its
-        embeddings of the replayed faces onto the task model's (``reference_map``: ``objectives.procrustes``,
-        ``linear_map`` or ``local_map``)."""
+    def _start_embed(self, images: np.ndarray) -> torch.Tensor:
         from facerec.recognition.pipeline import embed_images
 
-        def embed(images: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(embed_images(self.reference, images, self.device)).to(self.device)
+        return torch.from_numpy(embed_images(self.reference, images, self.device)).to(self.device)
 
-        forget = embed(self.forget_inputs.images)
+    def _reach(self, before, targets: torch.Tensor) -> torch.Tensor:
+        """``targets`` at ``reference_reach`` from the pre-task embeddings (``before()``, read only then)."""
+        return targets if self.cfg.reference_reach == 1.0 else reach(before(), targets, self.cfg.reference_reach)
+
+    def _reference_map(self):
+        """The map that takes the starting model's embeddings of the replayed faces onto the task
+        model's (``reference_map``: ``objectives.procrustes``, ``linear_map`` or the default
+        ``local_map``), as a function of starting-model embeddings; the identity with no replay."""
         if not len(self.retain_inputs):
-            return forget
+            return lambda z: F.normalize(z.float(), dim=1)
         everyone = np.arange(len(self.retain_inputs))
-        source, target = embed(self.retain_inputs.images), self.cache.get(1, everyone, self.retain_inputs)
-        if self.cfg.reference_map == "local":
-            return local_map(source, target, forget, self.cfg.reference_neighbours, self.cfg.reference_ridge,
-                             self.cfg.reference_residual)
-        carry = (procrustes(source, target) if self.cfg.reference_map == "rotation"
-                 else linear_map(source, target, self.cfg.reference_ridge))
-        return F.normalize(forget @ carry, dim=1)
+        source, target = self._start_embed(self.retain_inputs.images), self.cache.get(1, everyone, self.retain_inputs)
+        cfg = self.cfg
+        if cfg.reference_map == "local":
+            fit = fit_local_map(source, target, cfg.reference_ridge)
+            return lambda z: carry_local(fit, z, cfg.reference_neighbours, cfg.reference_residual)
+        carry = procrustes(source, target) if cfg.reference_map == "rotation" else linear_map(source, target, cfg.reference_ridge)
+        return lambda z: F.normalize(z.float() @ carry, dim=1)
+
+    def forget_targets(self, f_idx: np.ndarray) -> torch.Tensor | None:
+        """The reference objective's targets of a forget batch (None in the other objectives)."""
+        return None if self.targets is None else self.targets[torch.from_numpy(f_idx).to(self.targets.device)]
+
+    @torch.no_grad()
+    def view_targets(self, views: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        """Reference targets of augmented views ``(N, H, W, 3)`` uint8 of forget images, ``x`` their
+        model input: each view's own starting-model embedding, carried by the same map (``forget_views``)."""
+        def before() -> torch.Tensor:
+            with adapters_disabled(self.model):
+                return self.model.forward_head(self.model.forward_features(x), pre_logits=True).float()
+
+        return self._reach(before, self.carry(self._start_embed(views)))
 
     def _before(self, f_idx: np.ndarray, r_idx: np.ndarray | None) -> torch.Tensor:
         before = self.cache.get(0, f_idx, self.forget_inputs)
@@ -112,9 +128,10 @@ class ForgetTerm:
         return before
 
     def __call__(self, step: int, f_idx: np.ndarray, r_idx: np.ndarray | None, y: torch.Tensor,
-                 embeddings: torch.Tensor, logits: torch.Tensor):
+                 embeddings: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor | None = None):
         """``(forget term incl. its weight, retained-embedding term, CE on the forget images)`` for
-        a batch whose first ``len(f_idx)`` rows are forget images, the rest replay."""
+        a batch whose first ``len(f_idx)`` rows are forget images, the rest replay; ``targets``: the
+        reference objective's targets of the forget rows when some are augmented views."""
         cfg, nf = self.cfg, len(f_idx)
         if cfg.objective == "paper":
             term, ce_f = bounded_ce(logits[:nf], y[:nf], cfg.bnd, cfg.ascent)
@@ -124,7 +141,7 @@ class ForgetTerm:
         before = self._before(f_idx, r_idx)
         if cfg.objective == "reference":
             target_r = before
-            term = target_loss(embeddings[:nf], self.targets[torch.from_numpy(f_idx).to(self.targets.device)])
+            term = target_loss(embeddings[:nf], self.forget_targets(f_idx) if targets is None else targets)
         elif cfg.objective == "calibrated":
             target_f = target_r = identity_edit(before, *self.basis, cfg.rho)
             if step % cfg.probe_every == 0:

@@ -133,3 +133,56 @@ def test_the_reference_objective_brings_forgotten_faces_to_the_starting_model_an
     assert near_after > near_before + 0.5 * (1 - near_before), (near_before, near_after)
     assert (embed(model, retain) * kept_before).sum(1).mean() > 0.9
     assert model.head.weight[:2].abs().max() == 0 and model.head.weight[2:].abs().min() > 0
+
+
+def test_augmented_forget_views_carry_their_own_reference_targets(tiny_trained):
+    """``forget_views`` (issue 29): a forget batch's rows become augmented views of the same photos,
+    each with its own target (the view under the starting model, carried by the task's map), so the
+    LoRA fits a function of the face rather than ~10 photos per person; a task with views still
+    brings the forgotten faces to their targets."""
+    import copy
+
+    from facerec.workspace.workspace import Workspace
+    from forgetting.evaluate import task_sets
+    from forgetting.gslora import _batch, _ForgetViews
+
+    ws = Workspace(tiny_trained[1])
+    manifest = ws.manifest()
+    rows = {n: i for i, n in enumerate(manifest["identities"])}
+    names = list(rows)
+    sets = task_sets(Path(manifest["data"]["root"]), ws.split(), rows, names[:2], names[2:])
+    forget, retain = sets["forget_train"], sets["retain_train"]
+    model = ws.load_model(torch.device("cpu")).eval()
+    torch.manual_seed(0)
+    start = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in start.parameters():
+            p.add_(0.3 * p.std() * torch.randn_like(p))
+    cpu = torch.device("cpu")
+    for share, reach in ((1.0, 1.0), (0.5, 2.0)):
+        cfg = GSLoRAConfig(objective="reference", forget_views=share, reference_reach=reach)
+        term = ForgetTerm(model, forget.images, forget.labels, retain.labels, cfg, cpu, start)
+        inputs = TaskInputs(model, forget.images, cpu), TaskInputs(model, retain.images, cpu)
+        term.bind(*inputs)
+        f_idx = np.arange(len(forget))
+        views = _ForgetViews(term, inputs[0], cfg)
+        x, _, nf, targets = views(_batch(inputs, forget, retain, f_idx, np.arange(4), cpu), f_idx)
+        changed = (x[:nf] - inputs[0](f_idx)).flatten(1).abs().amax(1) > 0
+        moved = (targets - term.forget_targets(f_idx)).abs().amax(1) > 1e-4
+        assert torch.equal(changed, moved) and torch.allclose(targets.norm(dim=1), torch.ones(nf))
+        assert 0 < int(changed.sum()) <= nf and (share < 1 or int(changed.sum()) >= 3 * nf // 4)  # a view may come out as the photo
+        assert torch.equal(x[nf:], inputs[1](np.arange(4)))  # replay rows as they were
+    cfg = GSLoRAConfig(objective="reference", steps=80, steps_per_person=0, batch_size=8, replay_batch_size=16,
+                       stranger_weight=10.0, forget_views=0.5)
+    term = ForgetTerm(model, forget.images, forget.labels, retain.labels, cfg, cpu, start)
+    term.bind(TaskInputs(model, forget.images, cpu), TaskInputs(model, retain.images, cpu))
+    target = term.forget_targets(np.arange(len(forget)))
+
+    def near(m):
+        with torch.no_grad():
+            z = m.forward_head(m.forward_features(to_tensor(forget.images)), pre_logits=True)
+        return float((torch.nn.functional.normalize(z, dim=1) * target).sum(1).mean())
+
+    before = near(model)
+    unlearn(model, forget, retain, cfg, device=cpu, show_progress=False, reference=start)
+    assert near(model) > before + 0.5 * (1 - before), (before, near(model))

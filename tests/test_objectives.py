@@ -124,3 +124,24 @@ def test_reach_extrapolates_from_the_start_along_the_chord():
     further = reach(start, target, 1.5)
     assert torch.allclose(further.norm(dim=1), torch.ones(5))
     assert ((further * start).sum(1) < (target * start).sum(1)).all()  # further from the start than asked
+
+
+def test_the_local_map_adds_what_the_fine_tune_did_around_a_face_and_carries_new_faces_the_same_way():
+    from forgetting.objectives import carry_local, fit_local_map, linear_map, local_map
+
+    g = torch.Generator().manual_seed(0)
+    a = F.normalize(torch.randn(300, 16, generator=g), dim=1)
+    q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g))
+    centre = a[0]
+    bump = torch.zeros(16)
+    bump[3] = 0.5
+    near = (a @ centre) > 0.5  # a neighbourhood the fine-tune moved on its own
+    b = F.normalize(a @ q + near[:, None].float() * bump, dim=1)
+    queries = F.normalize(centre + 0.05 * torch.randn(4, 16, generator=g), dim=1)
+    fit = fit_local_map(a, b)
+    assert torch.allclose(carry_local(fit, queries, 8), local_map(a, b, queries, 8), atol=1e-6)
+    expected = F.normalize(queries @ q + bump, dim=1)
+    linear = F.normalize(queries @ linear_map(a, b), dim=1)
+    local = carry_local(fit, queries, 8)
+    assert ((local * expected).sum(1) > (linear * expected).sum(1)).all()
+    assert ((local * expected).sum(1) > 0.97).all()
