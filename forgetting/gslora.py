@@ -20,7 +20,7 @@ back probes of each forgotten person, so that the forgotten people's training ph
 their unseen photos end (retrain-equivalence beyond the head, see ``objectives``). The "before"
 embeddings they need come from the same model with its adapters bypassed (no copy of the model),
 once per image (``terms.BeforeCache``); a hybrid model's frozen stem runs once per image too
-(``inputs.TaskInputs``). A task runs
+(``inputs.TaskInputs``); only ``forget_views``' augmented views bypass both caches. A task runs
 ``max(steps, steps_per_person × people)`` steps (:func:`task_steps`), so a request naming more
 people still sees each person's images as often. The group lasso is applied as its proximal step
 (group soft-thresholding after each optimiser step), which gives the exact zero groups the paper
@@ -162,6 +162,9 @@ class GSLoRAConfig:
         for key, (low, high) in unit.items():
             if not low <= getattr(self, key) <= high:
                 raise ValueError(f"{key} must be in [{low}, {high}], got {getattr(self, key)}")
+        if self.forget_views > 0 and self.objective != "reference":
+            raise ValueError(f"forget_views needs objective=reference (views take their targets from the starting "
+                             f"model), got objective={self.objective}")
 
 
 def _parse_value(kind: str, text: str, key: str):
@@ -256,7 +259,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
         raise ValueError("nothing to forget: the forget set is empty")
     cfg.check()
     if cfg.objective == "reference" and reference is None:
-        cfg = replace(cfg, objective="stranger")
+        cfg = replace(cfg, objective="stranger", forget_views=0.0)
     margin = MARGINS[cfg.margin]
     model.to(device).eval()
     torch.manual_seed(cfg.seed)
@@ -348,13 +351,12 @@ class _ForgetViews:
 
     def __call__(self, batch, f_idx: np.ndarray):
         x, y, nf, _ = batch
-        targets = self.term.forget_targets(f_idx).clone()
+        targets = self.term.forget_targets(f_idx)
         rows = np.flatnonzero(self.rng.random(nf) < self.share)
         if len(rows):
             views = np.stack([self.augment(image=self.inputs.images[f_idx[i]])["image"] for i in rows])
             x_views = self.inputs.fresh(views)
-            x = x.clone()
-            x[torch.from_numpy(rows).to(x.device)] = x_views.to(x.dtype)
+            x[torch.from_numpy(rows).to(x.device)] = x_views.to(x.dtype)  # x: _batch's own tensor
             targets[torch.from_numpy(rows).to(targets.device)] = self.term.view_targets(views, x_views)
         return x, y, nf, targets
 

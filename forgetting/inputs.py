@@ -7,7 +7,7 @@ convolution stages, frozen: two thirds of its forward FLOPs. GS-LoRA's adapters 
 augmentation, so an image's stem output cannot change during a task, while a task sees each
 forget image ~10 times. :class:`TaskInputs` keeps it (float16, within a memory budget; rows
 beyond the budget are computed per batch), and ``forward_features`` takes it in place of the
-image.
+image. Augmented views (GS-LoRA's ``forget_views``) are new images: :meth:`TaskInputs.fresh`.
 """
 
 from __future__ import annotations
@@ -41,9 +41,13 @@ class TaskInputs:
         return self.stem(x).contiguous()
 
     def fresh(self, images: np.ndarray) -> torch.Tensor:
-        """The model input for images not among ``self.images`` (augmented views): computed, not kept."""
+        """The model input for images not among ``self.images`` (augmented views): computed, not kept;
+        rounded as the kept rows are, so a view and a photo reach the blocks alike."""
         x = to_tensor(images).to(self.device)
-        return x if self.stem is None else self._stem(x)
+        if self.stem is None:
+            return x
+        x = self._stem(x)
+        return x if self.table is None else x.to(torch.float16).float()
 
     def __call__(self, index: np.ndarray) -> torch.Tensor:
         if self.stem is None:

@@ -26,8 +26,9 @@ class BeforeCache:
     """Pre-task embeddings of a task's images, computed once per image on first use.
 
     The "before" model is the task's model with its adapters bypassed, which never changes during
-    the task, and unlearning reads images without augmentation, so an image's pre-task embedding
-    is the same at every step: the forget images, seen many times per task, are embedded once.
+    the task, and unlearning reads its photos without augmentation, so an image's pre-task embedding
+    is the same at every step: the forget images, seen many times per task, are embedded once
+    (``forget_views``' augmented views are new images each step: :meth:`ForgetTerm.view_targets`).
     """
 
     def __init__(self, model, sizes: tuple[int, ...], device: torch.device):
@@ -84,6 +85,7 @@ class ForgetTerm:
                                        self.carry(self._start_embed(forget_inputs.images)))
 
     def _start_embed(self, images: np.ndarray) -> torch.Tensor:
+        """Unit embeddings of ``images`` under the starting model, on the task's device."""
         from facerec.recognition.pipeline import embed_images
 
         return torch.from_numpy(embed_images(self.reference, images, self.device)).to(self.device)
@@ -97,7 +99,7 @@ class ForgetTerm:
         model's (``reference_map``: ``objectives.procrustes``, ``linear_map`` or the default
         ``local_map``), as a function of starting-model embeddings; the identity with no replay."""
         if not len(self.retain_inputs):
-            return lambda z: F.normalize(z.float(), dim=1)
+            return lambda z: z
         everyone = np.arange(len(self.retain_inputs))
         source, target = self._start_embed(self.retain_inputs.images), self.cache.get(1, everyone, self.retain_inputs)
         cfg = self.cfg

@@ -186,3 +186,16 @@ def test_augmented_forget_views_carry_their_own_reference_targets(tiny_trained):
     before = near(model)
     unlearn(model, forget, retain, cfg, device=cpu, show_progress=False, reference=start)
     assert near(model) > before + 0.5 * (1 - before), (before, near(model))
+
+
+def test_forget_views_need_the_reference_objective():
+    import pytest
+
+    with pytest.raises(ValueError, match="forget_views needs objective=reference"):
+        GSLoRAConfig(objective="stranger", forget_views=0.5).check()
+    torch.manual_seed(0)
+    model = create_model("vit-face-test", 6).eval()
+    stats = unlearn(model, _data([0, 1]), _data([3, 4], seed=1),
+                    GSLoRAConfig(objective="reference", forget_views=0.5, steps=1, steps_per_person=0, batch_size=2),
+                    device=torch.device("cpu"), show_progress=False)  # no starting model: the stranger objective
+    assert stats["config"]["objective"] == "stranger" and stats["config"]["forget_views"] == 0.0

@@ -127,7 +127,7 @@ def test_reach_extrapolates_from_the_start_along_the_chord():
 
 
 def test_the_local_map_adds_what_the_fine_tune_did_around_a_face_and_carries_new_faces_the_same_way():
-    from forgetting.objectives import carry_local, fit_local_map, linear_map, local_map
+    from forgetting.objectives import carry_local, fit_local_map, linear_map
 
     g = torch.Generator().manual_seed(0)
     a = F.normalize(torch.randn(300, 16, generator=g), dim=1)
@@ -139,7 +139,6 @@ def test_the_local_map_adds_what_the_fine_tune_did_around_a_face_and_carries_new
     b = F.normalize(a @ q + near[:, None].float() * bump, dim=1)
     queries = F.normalize(centre + 0.05 * torch.randn(4, 16, generator=g), dim=1)
     fit = fit_local_map(a, b)
-    assert torch.allclose(carry_local(fit, queries, 8), local_map(a, b, queries, 8), atol=1e-6)
     expected = F.normalize(queries @ q + bump, dim=1)
     linear = F.normalize(queries @ linear_map(a, b), dim=1)
     local = carry_local(fit, queries, 8)

@@ -148,7 +148,7 @@ class FaceViT(VisionTransformer):
     def frozen_stem(self) -> nn.Module | None:
         """A hybrid's frozen SFace stem (None for other models, or when a recipe trains it).
         ``forward_features`` takes its output in place of images, so a loop over fixed images
-        (unlearning reads them without augmentation) can run it once per image."""
+        (unlearning reads its photos without augmentation) can run it once per image."""
         stem = getattr(self.patch_embed, "stem", None)
         return None if stem is None or any(p.requires_grad for p in stem.parameters()) else stem
 
