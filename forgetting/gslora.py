@@ -280,7 +280,7 @@ def unlearn(model, forget: Data, retain: Data, cfg: GSLoRAConfig, *, device: tor
     generator = torch.Generator().manual_seed(cfg.seed)
     forget_batches = batches(len(forget), cfg.batch_size, generator)
     retain_batches = batches(len(retain), cfg.replay_batch, generator) if len(retain) else None
-    views = _ForgetViews(term, inputs[0], cfg) if cfg.forget_views > 0 and cfg.objective == "reference" else None
+    views = _ForgetViews(term, inputs[0], cfg) if cfg.forget_views > 0 else None  # check(): reference only
     history = []
     t0 = time.perf_counter()
     with progress_bar(steps, cfg.method, enabled=show_progress, unit="step") as bar:

@@ -50,10 +50,8 @@ class TaskInputs:
         return x if self.table is None else x.to(torch.float16).float()
 
     def __call__(self, index: np.ndarray) -> torch.Tensor:
-        if self.stem is None:
-            return to_tensor(self.images[index]).to(self.device)
-        if self.table is None:
-            return self._stem(to_tensor(self.images[index]).to(self.device))
+        if self.stem is None or self.table is None:
+            return self.fresh(self.images[index])
         index_t = torch.from_numpy(np.asarray(index))
         missing = index_t[~self.known[index_t]].unique()
         if len(missing):

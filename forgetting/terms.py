@@ -41,11 +41,16 @@ class BeforeCache:
         index_t = torch.from_numpy(index)
         missing = index_t[~self.known[part][index_t]].unique()
         if len(missing):
-            x = inputs(missing.numpy())
-            with adapters_disabled(self.model):
-                self.table[part][missing] = self.model.forward_head(self.model.forward_features(x), pre_logits=True).float()
+            self.table[part][missing] = pre_task(self.model, inputs(missing.numpy()))
             self.known[part][missing] = True
         return self.table[part][index_t]
+
+
+@torch.no_grad()
+def pre_task(model, x: torch.Tensor) -> torch.Tensor:
+    """Embeddings (pre-logits, float) of model inputs ``x`` under ``model`` with its adapters bypassed."""
+    with adapters_disabled(model):
+        return model.forward_head(model.forward_features(x), pre_logits=True).float()
 
 
 class ForgetTerm:
@@ -117,11 +122,7 @@ class ForgetTerm:
     def view_targets(self, views: np.ndarray, x: torch.Tensor) -> torch.Tensor:
         """Reference targets of augmented views ``(N, H, W, 3)`` uint8 of forget images, ``x`` their
         model input: each view's own starting-model embedding, carried by the same map (``forget_views``)."""
-        def before() -> torch.Tensor:
-            with adapters_disabled(self.model):
-                return self.model.forward_head(self.model.forward_features(x), pre_logits=True).float()
-
-        return self._reach(before, self.carry(self._start_embed(views)))
+        return self._reach(lambda: pre_task(self.model, x), self.carry(self._start_embed(views)))
 
     def _before(self, f_idx: np.ndarray, r_idx: np.ndarray | None) -> torch.Tensor:
         before = self.cache.get(0, f_idx, self.forget_inputs)

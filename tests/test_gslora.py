@@ -94,28 +94,37 @@ def test_edit_retained_asks_the_replayed_faces_for_the_same_identity_edit_as_the
     assert torch.allclose(keeps[True], expected, atol=1e-5)
 
 
-def test_the_reference_objective_brings_forgotten_faces_to_the_starting_model_and_zeroes_their_rows(tiny_trained):
-    """The ``reference`` objective (issue 29): a forget image's target is its embedding under the
-    model the workspace started from, rotated into the task model's space; after the task the
-    faces are nearer those targets, the retained faces where they were, the people's rows zero."""
+def _reference_task(tiny_trained):
+    """``(model, starting model, forget set, retained set)``: the tiny workspace's model, a starting
+    model near it (the fine-tune's starting point: near, not the same), its first two people to forget."""
     import copy
 
     from facerec.workspace.workspace import Workspace
     from forgetting.evaluate import task_sets
-    from forgetting.objectives import procrustes
 
     ws = Workspace(tiny_trained[1])
     manifest = ws.manifest()
     rows = {n: i for i, n in enumerate(manifest["identities"])}
     names = list(rows)
     sets = task_sets(Path(manifest["data"]["root"]), ws.split(), rows, names[:2], names[2:])
-    forget, retain = sets["forget_train"], sets["retain_train"]
     model = ws.load_model(torch.device("cpu")).eval()
     torch.manual_seed(0)
     start = copy.deepcopy(model)
     with torch.no_grad():
         for p in start.parameters():
-            p.add_(0.3 * p.std() * torch.randn_like(p))  # the fine-tune's starting point: near, not the same
+            p.add_(0.3 * p.std() * torch.randn_like(p))
+    return model, start, sets["forget_train"], sets["retain_train"]
+
+
+def test_the_reference_objective_brings_forgotten_faces_to_the_starting_model_and_zeroes_their_rows(tiny_trained):
+    """The ``reference`` objective (issue 29): a forget image's target is its embedding under the
+    model the workspace started from, rotated into the task model's space; after the task the
+    faces are nearer those targets, the retained faces where they were, the people's rows zero."""
+    import copy
+
+    from forgetting.objectives import procrustes
+
+    model, start, forget, retain = _reference_task(tiny_trained)
 
     def embed(m, data):
         with torch.no_grad():
@@ -140,24 +149,9 @@ def test_augmented_forget_views_carry_their_own_reference_targets(tiny_trained):
     each with its own target (the view under the starting model, carried by the task's map), so the
     LoRA fits a function of the face rather than ~10 photos per person; a task with views still
     brings the forgotten faces to their targets."""
-    import copy
-
-    from facerec.workspace.workspace import Workspace
-    from forgetting.evaluate import task_sets
     from forgetting.gslora import _batch, _ForgetViews
 
-    ws = Workspace(tiny_trained[1])
-    manifest = ws.manifest()
-    rows = {n: i for i, n in enumerate(manifest["identities"])}
-    names = list(rows)
-    sets = task_sets(Path(manifest["data"]["root"]), ws.split(), rows, names[:2], names[2:])
-    forget, retain = sets["forget_train"], sets["retain_train"]
-    model = ws.load_model(torch.device("cpu")).eval()
-    torch.manual_seed(0)
-    start = copy.deepcopy(model)
-    with torch.no_grad():
-        for p in start.parameters():
-            p.add_(0.3 * p.std() * torch.randn_like(p))
+    model, start, forget, retain = _reference_task(tiny_trained)
     cpu = torch.device("cpu")
     for share, reach in ((1.0, 1.0), (0.5, 2.0)):
         cfg = GSLoRAConfig(objective="reference", forget_views=share, reference_reach=reach)
